@@ -1,0 +1,44 @@
+//! The crate's single error type. The bindings map each variant to a
+//! specific Python exception class (see `py/errors.rs`).
+
+use thiserror::Error;
+
+/// Every failure the runtime can report.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum RuntimeError {
+    /// The plan bytes are malformed, truncated, of another version or ill-typed.
+    #[error("invalid plan: {0}")]
+    Plan(String),
+    /// A step was given a parameter value it cannot work with.
+    #[error("invalid parameter: {0}")]
+    Parameter(String),
+    /// The data does not fit the step (NaN reaching a model, too few rows, ...).
+    #[error("{0}")]
+    Data(String),
+    /// A numerical routine failed (singular system, no convergence, ...).
+    #[error("numerical failure: {0}")]
+    Numerical(String),
+    /// The caller asked the run to stop (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+impl RuntimeError {
+    /// Builds a [`RuntimeError::Data`] from anything printable.
+    pub fn data(message: impl Into<String>) -> Self {
+        Self::Data(message.into())
+    }
+
+    /// Builds a [`RuntimeError::Parameter`] from anything printable.
+    pub fn parameter(message: impl Into<String>) -> Self {
+        Self::Parameter(message.into())
+    }
+
+    /// Builds a [`RuntimeError::Numerical`] from anything printable.
+    pub fn numerical(message: impl Into<String>) -> Self {
+        Self::Numerical(message.into())
+    }
+}

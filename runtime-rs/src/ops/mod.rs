@@ -1,0 +1,195 @@
+//! Native steps: what each estimator learns (`fit`) and how it is applied.
+
+pub mod impute;
+pub mod knn;
+pub mod linear;
+pub mod logistic;
+pub mod onehot;
+pub mod pca;
+pub mod poly;
+pub mod scale;
+pub mod select;
+
+use faer::MatRef;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, RuntimeError};
+use crate::value::{Matrix, Prediction, Value};
+
+/// A native step and its parameters, as named in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Estimator {
+    SimpleImputer {
+        strategy: impute::Strategy,
+        fill_value: f64,
+    },
+    StandardScaler {
+        with_mean: bool,
+        with_std: bool,
+    },
+    MinMaxScaler {
+        low: f64,
+        high: f64,
+        clip: bool,
+    },
+    MaxAbsScaler,
+    OneHotEncoder,
+    PolynomialFeatures {
+        degree: u32,
+        interaction_only: bool,
+        include_bias: bool,
+    },
+    Pca {
+        n_components: u32,
+        whiten: bool,
+    },
+    SelectKBest {
+        score_func: select::ScoreFunc,
+        k: u32,
+    },
+    LinearRegression {
+        fit_intercept: bool,
+    },
+    Ridge {
+        alpha: f64,
+        fit_intercept: bool,
+    },
+    LogisticRegression {
+        c: f64,
+        fit_intercept: bool,
+        max_iter: u32,
+        tol: f64,
+    },
+    KNeighbors {
+        n_neighbors: u32,
+        weights: knn::Weights,
+        classifier: bool,
+    },
+}
+
+/// What a fitted step remembers.
+#[derive(Debug, Clone)]
+pub enum Fitted {
+    Imputer(impute::Imputer),
+    Scaler(scale::Scaler),
+    OneHot(onehot::OneHot),
+    Poly(poly::Poly),
+    Pca(pca::Pca),
+    Select(select::Select),
+    Linear(linear::Linear),
+    Logistic(logistic::Logistic),
+    Knn(knn::Knn),
+}
+
+impl Estimator {
+    /// Whether `fit` needs the target vector.
+    pub fn needs_target(&self) -> bool {
+        matches!(
+            self,
+            Estimator::SelectKBest { .. }
+                | Estimator::LinearRegression { .. }
+                | Estimator::Ridge { .. }
+                | Estimator::LogisticRegression { .. }
+                | Estimator::KNeighbors { .. }
+        )
+    }
+
+    /// Whether applying the fitted step yields a prediction (a model) rather
+    /// than a matrix (a transformer).
+    pub fn is_model(&self) -> bool {
+        matches!(
+            self,
+            Estimator::LinearRegression { .. }
+                | Estimator::Ridge { .. }
+                | Estimator::LogisticRegression { .. }
+                | Estimator::KNeighbors { .. }
+        )
+    }
+
+    /// Learns the step's state from training rows.
+    pub fn fit(&self, x: MatRef<'_, f64>, y: Option<&[f64]>) -> Result<Fitted> {
+        let target = || y.ok_or_else(|| RuntimeError::Plan("this step needs a target".into()));
+        Ok(match self {
+            Estimator::SimpleImputer {
+                strategy,
+                fill_value,
+            } => Fitted::Imputer(impute::fit(x, *strategy, *fill_value)?),
+            Estimator::StandardScaler {
+                with_mean,
+                with_std,
+            } => Fitted::Scaler(scale::fit_standard(x, *with_mean, *with_std)?),
+            Estimator::MinMaxScaler { low, high, clip } => {
+                Fitted::Scaler(scale::fit_min_max(x, *low, *high, *clip)?)
+            }
+            Estimator::MaxAbsScaler => Fitted::Scaler(scale::fit_max_abs(x)?),
+            Estimator::OneHotEncoder => Fitted::OneHot(onehot::fit(x)?),
+            Estimator::PolynomialFeatures {
+                degree,
+                interaction_only,
+                include_bias,
+            } => Fitted::Poly(poly::fit(x, *degree, *interaction_only, *include_bias)?),
+            Estimator::Pca {
+                n_components,
+                whiten,
+            } => Fitted::Pca(pca::fit(x, *n_components as usize, *whiten)?),
+            Estimator::SelectKBest { score_func, k } => {
+                Fitted::Select(select::fit(x, target()?, *score_func, *k as usize)?)
+            }
+            Estimator::LinearRegression { fit_intercept } => {
+                let gram = linear::gram(x, target()?, *fit_intercept)?;
+                Fitted::Linear(linear::solve(&gram, 0.0)?)
+            }
+            Estimator::Ridge {
+                alpha,
+                fit_intercept,
+            } => {
+                let gram = linear::gram(x, target()?, *fit_intercept)?;
+                Fitted::Linear(linear::solve(&gram, *alpha)?)
+            }
+            Estimator::LogisticRegression {
+                c,
+                fit_intercept,
+                max_iter,
+                tol,
+            } => Fitted::Logistic(logistic::fit(
+                x,
+                target()?,
+                *c,
+                *fit_intercept,
+                *max_iter,
+                *tol,
+            )?),
+            Estimator::KNeighbors {
+                n_neighbors,
+                weights,
+                classifier,
+            } => Fitted::Knn(knn::fit(
+                x,
+                target()?,
+                *n_neighbors as usize,
+                *weights,
+                *classifier,
+            )?),
+        })
+    }
+}
+
+impl Fitted {
+    /// Applies the fitted step to a matrix.
+    pub fn apply(&self, x: MatRef<'_, f64>) -> Result<Value> {
+        let matrix = |m: Matrix| Value::Matrix(m.into());
+        let prediction = |p: Prediction| Value::Prediction(p.into());
+        Ok(match self {
+            Fitted::Imputer(s) => matrix(s.transform(x)?),
+            Fitted::Scaler(s) => matrix(s.transform(x)?),
+            Fitted::OneHot(s) => matrix(s.transform(x)?),
+            Fitted::Poly(s) => matrix(s.transform(x)?),
+            Fitted::Pca(s) => matrix(s.transform(x)?),
+            Fitted::Select(s) => matrix(s.transform(x)?),
+            Fitted::Linear(s) => prediction(s.predict(x)?),
+            Fitted::Logistic(s) => prediction(s.predict(x)?),
+            Fitted::Knn(s) => prediction(s.predict(x)?),
+        })
+    }
+}

@@ -1,0 +1,81 @@
+//! Values that flow along plan edges.
+
+use std::sync::Arc;
+
+use faer::Mat;
+
+use crate::ops::Fitted;
+
+/// Dense column-major matrix of `f64`; NaN marks a missing value.
+pub type Matrix = Mat<f64>;
+
+/// Output of a fitted model on a matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// One value per row: the regression output, or the predicted class code.
+    pub values: Vec<f64>,
+    /// Classifiers: the class codes seen while fitting, ascending; the columns
+    /// of `proba` follow this order. Empty for regressors.
+    pub classes: Vec<f64>,
+    /// Classifiers: class probabilities, `rows x classes.len()`.
+    pub proba: Option<Matrix>,
+    /// Binary classifiers with a decision function: the score of `classes[1]`.
+    pub decision: Option<Vec<f64>>,
+}
+
+/// Sufficient statistics of a (possibly centred) least-squares problem, shared
+/// by every Ridge / LinearRegression fit on the same design matrix and target.
+#[derive(Debug, Clone)]
+pub struct Gram {
+    /// `Xc^T Xc`, `p x p`, where `Xc` is `X` centred when fitting an intercept.
+    pub xtx: Matrix,
+    /// `Xc^T yc`, length `p`.
+    pub xty: Vec<f64>,
+    /// Column means of `X` (zeros without intercept).
+    pub x_mean: Vec<f64>,
+    /// Mean of `y` (zero without intercept).
+    pub y_mean: f64,
+    /// Eigen-decomposition of `xtx` (values ascending, vectors as columns),
+    /// computed once so every penalty is solved in `O(p^2)`.
+    pub eigenvalues: Vec<f64>,
+    /// Eigenvectors matching `eigenvalues`.
+    pub eigenvectors: Matrix,
+    /// Number of rows the statistics were built from.
+    pub n_rows: usize,
+}
+
+/// A value computed by one plan node.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Matrix(Arc<Matrix>),
+    Vector(Arc<Vec<f64>>),
+    Fitted(Arc<Fitted>),
+    Gram(Arc<Gram>),
+    Prediction(Arc<Prediction>),
+    Scalar(f64),
+}
+
+/// The static type of a [`Value`], used to type-check plans before running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Matrix,
+    Vector,
+    Fitted,
+    Gram,
+    Prediction,
+    Scalar,
+}
+
+impl Value {
+    /// The value's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::Matrix(_) => Kind::Matrix,
+            Value::Vector(_) => Kind::Vector,
+            Value::Fitted(_) => Kind::Fitted,
+            Value::Gram(_) => Kind::Gram,
+            Value::Prediction(_) => Kind::Prediction,
+            Value::Scalar(_) => Kind::Scalar,
+        }
+    }
+}
