@@ -60,7 +60,10 @@ pub enum Value {
 pub enum Kind {
     Matrix,
     Vector,
-    Fitted,
+    /// A fitted step whose application yields a matrix.
+    Transformer,
+    /// A fitted step whose application yields a prediction.
+    Model,
     Gram,
     Prediction,
     Scalar,
@@ -72,7 +75,8 @@ impl Value {
         match self {
             Value::Matrix(_) => Kind::Matrix,
             Value::Vector(_) => Kind::Vector,
-            Value::Fitted(_) => Kind::Fitted,
+            Value::Fitted(f) if f.is_model() => Kind::Model,
+            Value::Fitted(_) => Kind::Transformer,
             Value::Gram(_) => Kind::Gram,
             Value::Prediction(_) => Kind::Prediction,
             Value::Scalar(_) => Kind::Scalar,

@@ -176,6 +176,11 @@ impl Estimator {
 }
 
 impl Fitted {
+    /// Whether applying this step yields a prediction.
+    pub fn is_model(&self) -> bool {
+        matches!(self, Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_))
+    }
+
     /// Applies the fitted step to a matrix.
     pub fn apply(&self, x: MatRef<'_, f64>) -> Result<Value> {
         let matrix = |m: Matrix| Value::Matrix(m.into());

@@ -1,9 +1,22 @@
+//! `SelectKBest(score_func, k)` with `f_regression` (center=True,
+//! force_finite=True) or `f_classif` scores, following scikit-learn 1.9.1:
+//! `k > n_features` keeps every column (scikit-learn only warns), `k == 0`
+//! keeps none, and among tied scores the later columns win.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
+use super::scale::common::{build_matrix, columns, map_columns, pairwise_sum, parallel, Validator};
+
+const NAME: &str = "SelectKBest";
+
+/// Univariate score used to rank the columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScoreFunc {
@@ -11,15 +24,191 @@ pub enum ScoreFunc {
     FClassif,
 }
 
+/// A fitted selector: which training columns are kept.
 #[derive(Debug, Clone)]
-pub struct Select {}
+pub struct Select {
+    /// Number of columns seen while fitting.
+    n_features: usize,
+    /// Raw scores (scikit-learn's `scores_`), NaN included.
+    scores: Vec<f64>,
+    /// Kept column indices, ascending.
+    support: Vec<usize>,
+}
 
-pub fn fit(_x: MatRef<'_, f64>, _y: &[f64], _score_func: ScoreFunc, _k: usize) -> Result<Select> {
-    unimplemented!()
+/// Scores every column against `y` and keeps the `k` best. NaN or
+/// infinities in `X` or `y` are refused, like scikit-learn's `check_X_y`.
+pub fn fit(x: MatRef<'_, f64>, y: &[f64], score_func: ScoreFunc, k: usize) -> Result<Select> {
+    let cols = columns(x);
+    Validator::named(NAME, false).check(&cols, x.nrows(), x.ncols())?;
+    check_target(y, x.nrows())?;
+    let par = parallel(x.nrows(), x.ncols());
+    let scores = match score_func {
+        ScoreFunc::FRegression => f_regression(&cols, y, par),
+        ScoreFunc::FClassif => f_classif(&cols, y, par),
+    };
+    let support = top_k(&scores, k);
+    Ok(Select {
+        n_features: x.ncols(),
+        scores,
+        support,
+    })
+}
+
+/// `_check_y(y, multi_output=True)` then `check_consistent_length`.
+fn check_target(y: &[f64], n_rows: usize) -> Result<()> {
+    if y.iter().any(|v| v.is_nan()) {
+        return Err(RuntimeError::data("Input y contains NaN."));
+    }
+    if y.iter().any(|v| v.is_infinite()) {
+        return Err(RuntimeError::data(
+            "Input y contains infinity or a value too large for dtype('float64').",
+        ));
+    }
+    if y.is_empty() {
+        return Err(RuntimeError::data(format!(
+            "Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required by {NAME}."
+        )));
+    }
+    if y.len() != n_rows {
+        return Err(RuntimeError::data(format!(
+            "Found input variables with inconsistent numbers of samples: [{n_rows}, {}]",
+            y.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Sum of `f(i)` over `0..n` with numpy's pairwise summation.
+fn psum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let [s] = pairwise_sum(n, |i| [f(i)]);
+    s
+}
+
+/// `f_regression(X, y, center=True, force_finite=True)`: the F statistic of
+/// `r_regression`'s correlation, computed with the same formulas (moment
+/// based column norms, then `r^2 / (1 - r^2) * (n - 2)`). Dot products use
+/// pairwise summation where numpy calls BLAS, so scores agree to rounding.
+fn f_regression(cols: &[Cow<'_, [f64]>], y: &[f64], par: bool) -> Vec<f64> {
+    let n = y.len();
+    let n_f = n as f64;
+    let y_mean = psum(n, |i| y[i]) / n_f;
+    let yc: Vec<f64> = y.iter().map(|&v| v - y_mean).collect();
+    let y_norm = psum(n, |i| yc[i] * yc[i]).sqrt();
+    let dof = (n as i64 - 2) as f64;
+
+    map_columns(cols.len(), par, |j| {
+        let col = &cols[j];
+        let [sum, squares, dot] = pairwise_sum(n, |i| [col[i], col[i] * col[i], yc[i] * col[i]]);
+        let mean = (0.0 + sum) / n_f;
+        let x_norm = (squares - n_f * (mean * mean)).sqrt();
+        let mut corr = dot / x_norm / y_norm;
+        if corr.is_nan() {
+            corr = 0.0;
+        }
+        let r2 = corr * corr;
+        let f = r2 / (1.0 - r2) * dof;
+        if f.is_infinite() {
+            f64::MAX
+        } else if f.is_nan() {
+            0.0
+        } else {
+            f
+        }
+    })
+}
+
+/// `f_classif(X, y)`: one-way ANOVA F per column (scikit-learn's
+/// `f_oneway`), classes being the distinct values of `y` in ascending order.
+/// Per-class sums are accumulated row by row, as numpy does on the
+/// C-ordered `X[y == k]` blocks (pairwise when there is a single column).
+fn f_classif(cols: &[Cow<'_, [f64]>], y: &[f64], par: bool) -> Vec<f64> {
+    let n = y.len();
+    // Distinct classes, ascending; -0.0 and 0.0 are one class.
+    let mut classes: Vec<f64> = y.iter().map(|&v| v + 0.0).collect();
+    classes.sort_unstable_by(f64::total_cmp);
+    classes.dedup_by(|a, b| a.total_cmp(b).is_eq());
+    let n_classes = classes.len();
+    // Row indices grouped by class, ascending within each class.
+    let mut class_rows: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
+    for (i, &v) in y.iter().enumerate() {
+        // `y` holds no NaN (checked), so every value is found.
+        if let Ok(c) = classes.binary_search_by(|c| c.total_cmp(&(v + 0.0))) {
+            class_rows[c].push(i);
+        }
+    }
+    let single_column = cols.len() == 1;
+    let n_f = n as f64;
+    let dfbn = (n_classes as i64 - 1) as f64;
+    let dfwn = (n as i64 - n_classes as i64) as f64;
+
+    map_columns(cols.len(), par, |j| {
+        let col = &cols[j];
+        let mut ss_alldata = 0.0;
+        let mut sums_alldata = 0.0;
+        let mut ssbn = 0.0;
+        for rows in &class_rows {
+            let (sum, squares) = if single_column {
+                let [s, q] = pairwise_sum(rows.len(), |t| {
+                    let v = col[rows[t]];
+                    [v, v * v]
+                });
+                (s, q)
+            } else {
+                rows.iter().fold((0.0, 0.0), |(s, q), &r| {
+                    let v = col[r];
+                    (s + v, q + v * v)
+                })
+            };
+            ss_alldata += squares;
+            sums_alldata += sum;
+            ssbn += sum * sum / rows.len() as f64;
+        }
+        let square_of_sums_alldata = sums_alldata * sums_alldata;
+        let sstot = ss_alldata - square_of_sums_alldata / n_f;
+        ssbn -= square_of_sums_alldata / n_f;
+        let sswn = sstot - ssbn;
+        let msb = ssbn / dfbn;
+        let msw = sswn / dfwn;
+        msb / msw
+    })
+}
+
+/// scikit-learn's `_get_support_mask` for an integer `k`: NaN scores become
+/// the most negative float, a stable ascending sort ranks the columns and
+/// the last `k` are kept (so ties favour later columns). Returned ascending.
+fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+    let cleaned: Vec<f64> = scores
+        .iter()
+        .map(|&s| if s.is_nan() { f64::MIN } else { s })
+        .collect();
+    let mut order: Vec<usize> = (0..cleaned.len()).collect();
+    // Stable; no NaN is left, and -0.0 == 0.0 as in numpy.
+    order.sort_by(|&a, &b| cleaned[a].partial_cmp(&cleaned[b]).unwrap_or(Ordering::Equal));
+    let mut kept = order.split_off(order.len().saturating_sub(k));
+    kept.sort_unstable();
+    kept
 }
 
 impl Select {
-    pub fn transform(&self, _x: MatRef<'_, f64>) -> Result<Matrix> {
-        unimplemented!()
+    /// The univariate scores (scikit-learn's `scores_`), for inspection.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// Indices of the kept columns, ascending.
+    pub fn support(&self) -> &[usize] {
+        &self.support
+    }
+
+    /// Keeps the selected columns, in their original order.
+    pub fn transform(&self, x: MatRef<'_, f64>) -> Result<Matrix> {
+        let validator = Validator::named(NAME, false);
+        let cols = columns(x);
+        validator.check(&cols, x.nrows(), x.ncols())?;
+        validator.check_n_features(x.ncols(), self.n_features)?;
+        let par = parallel(x.nrows(), self.support.len());
+        Ok(build_matrix(x.nrows(), self.support.len(), par, |c, out| {
+            out.copy_from_slice(&cols[self.support[c]]);
+        }))
     }
 }

@@ -1,0 +1,62 @@
+# One command per task. Everything runs inside .venv, created on demand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: dev build test lint bench demo redis clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Dependencies are re-installed only when pyproject.toml changes; the package
+# itself is installed (editable) by maturin in `build`.
+$(VENV)/.deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+		print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(BIN)/pip install --quiet -r $(VENV)/requirements.txt
+	touch $@
+
+## make dev: venv in .venv, dependencies, the Rust extension built in place.
+dev: $(VENV)/.deps build
+
+build: | $(BIN)/python
+	$(BIN)/maturin develop --skip-install
+	$(BIN)/python -c "import academy_ml._runtime"
+
+## make test: everything CI runs.
+test: redis dev
+	cargo test --locked
+	$(BIN)/python -m pytest -q
+
+## make lint: ruff, mypy, rustfmt, clippy, stub check.
+lint: dev
+	$(BIN)/ruff check academy_ml tests benchmarks
+	$(BIN)/ruff format --check academy_ml tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest academy_ml._runtime
+	cargo fmt --all --check
+	cargo clippy --locked --all-targets -- -D warnings
+	cargo clippy --locked --all-targets --features python -- -D warnings
+
+## make bench: side-by-side benchmarks (release build).
+bench: $(VENV)/.deps
+	$(BIN)/maturin develop --quiet --release --skip-install
+	$(BIN)/python benchmarks/pipeline_search.py
+
+## make demo: the showcase on embedded defaults.
+demo: dev
+	$(BIN)/python -m academy_ml.demo
+
+## redis-server for the integration tests, installed through apt-get when absent.
+redis:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+clean:
+	rm -rf $(VENV) target

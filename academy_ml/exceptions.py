@@ -1,0 +1,40 @@
+"""Exceptions raised by academy_ml.
+
+The Rust runtime raises these same classes (it imports them from here), so
+callers catch one hierarchy whichever side detected the problem.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AcademyMLError",
+    "DataError",
+    "NumericalError",
+    "ParameterError",
+    "PlanError",
+    "UnsupportedStepError",
+]
+
+
+class AcademyMLError(Exception):
+    """Base class of every academy_ml error."""
+
+
+class PlanError(AcademyMLError, ValueError):
+    """A plan is malformed, truncated, of another version or ill-typed."""
+
+
+class ParameterError(AcademyMLError, ValueError):
+    """A step was given a parameter value it cannot work with."""
+
+
+class DataError(AcademyMLError, ValueError):
+    """The data does not fit a step (NaN reaching a model, too few rows...)."""
+
+
+class NumericalError(AcademyMLError, ArithmeticError):
+    """A numerical routine failed (singular system, no convergence...)."""
+
+
+class UnsupportedStepError(AcademyMLError, TypeError):
+    """An object given as a pipeline is not a scikit-learn estimator."""

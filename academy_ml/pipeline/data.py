@@ -1,0 +1,211 @@
+"""Feature tables and targets as the runtime reads them.
+
+``X`` (numpy, pandas or pyarrow) becomes one Fortran-ordered float64 matrix:
+NaN marks a missing value, and string/categorical columns hold
+order-preserving codes into one sorted vocabulary, so one-hot categories come
+out in the order scikit-learn sorts them. Everything is fingerprinted by
+content, which is what plan node keys are built from.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+__all__ = ["Table", "Target", "digest", "prepare_features", "prepare_target"]
+
+FloatArray = NDArray[np.float64]
+
+
+def digest(*parts: bytes | str) -> str:
+    """A short, stable content hash of the given parts."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Table:
+    """Features ready for the runtime.
+
+    Attributes:
+        matrix: ``n x p`` float64 in Fortran order.
+        columns: Column names (``"0"``, ``"1"``... for arrays).
+        categorical: Per column, whether it holds category codes.
+        vocabulary: Sorted category values; code ``i`` means ``vocabulary[i]``.
+        fingerprint: Content hash of all of the above.
+        original: The user's ``X`` (what the Python backend fits on when a
+            pipeline's first step is foreign).
+        named: Whether ``X`` had column names (a DataFrame or Table).
+        probe: A zero-row frame (or array) with X's columns and dtypes, on
+            which ColumnTransformer selectors are resolved.
+    """
+
+    matrix: FloatArray
+    columns: tuple[str, ...]
+    categorical: tuple[bool, ...]
+    vocabulary: tuple[Any, ...]
+    fingerprint: str
+    original: Any
+    named: bool
+    probe: Any
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.matrix.shape[0])
+
+    def code_of(self, value: Any) -> float:
+        """The code of a category value; unseen values get an order-preserving code."""
+        pos = bisect.bisect_left(self.vocabulary, value)
+        if pos < len(self.vocabulary) and self.vocabulary[pos] == value:
+            return float(pos)
+        return pos - 0.5
+
+
+@dataclass(frozen=True)
+class Target:
+    """The target as regressors (raw) and classifiers (codes) read it.
+
+    Attributes:
+        raw: ``y`` as float64, or None when ``y`` is not numeric.
+        codes: Class codes (index into ``classes``) as float64.
+        classes: Sorted distinct labels.
+        original: ``y`` as a 1-D numpy array (for the Python backend).
+    """
+
+    raw: FloatArray | None
+    codes: FloatArray
+    classes: NDArray[Any]
+    original: NDArray[Any]
+
+    def fingerprint(self, kind: str) -> str:
+        """Content hash of the raw values or of the codes."""
+        values = self.codes if kind == "codes" else self.raw
+        assert values is not None
+        return digest(kind, values.tobytes())
+
+
+def prepare_features(X: Any) -> Table:
+    """Converts ``X`` to a :class:`Table`.
+
+    Raises:
+        ValueError: If ``X`` is empty, not 2-D, or a column mixes numbers and
+            strings.
+    """
+    original = X
+    if _is_arrow(X):
+        X = X.to_pandas()
+    named = isinstance(X, pd.DataFrame)
+    if named:
+        columns = tuple(str(c) for c in X.columns)
+        series = [X.iloc[:, j] for j in range(X.shape[1])]
+        raw_columns: list[Any] = [s.to_numpy() for s in series]
+        cat_flags = [_is_categorical_series(s) for s in series]
+        probe: Any = X.iloc[:0]
+    else:
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-dimensional, got an array of shape {arr.shape}")
+        columns = tuple(str(j) for j in range(arr.shape[1]))
+        raw_columns = [arr[:, j] for j in range(arr.shape[1])]
+        cat_flags = [arr.dtype == object and _has_strings(c) for c in raw_columns]
+        probe = arr[:0]
+    n_rows = len(raw_columns[0]) if raw_columns else (len(X) if hasattr(X, "__len__") else 0)
+    if n_rows == 0 or not raw_columns:
+        raise ValueError(f"X is empty: {n_rows} rows and {len(raw_columns)} columns")
+    vocabulary = _vocabulary(
+        [c for c, cat in zip(raw_columns, cat_flags, strict=True) if cat], columns
+    )
+    matrix = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
+    for j, (col, cat) in enumerate(zip(raw_columns, cat_flags, strict=True)):
+        matrix[:, j] = _encode(col, vocabulary) if cat else _numeric(col, columns[j])
+    fingerprint = digest(
+        "table",
+        matrix.tobytes(order="F"),
+        repr(matrix.shape),
+        repr(columns),
+        repr(cat_flags),
+        repr(vocabulary),
+    )
+    return Table(
+        matrix, columns, tuple(cat_flags), tuple(vocabulary), fingerprint, original, named, probe
+    )
+
+
+def prepare_target(y: Any, n_rows: int) -> Target:
+    """Converts ``y`` to a :class:`Target`.
+
+    Raises:
+        ValueError: If ``y`` is not 1-D, is empty, or its length differs from X's.
+    """
+    arr = y.to_numpy() if _is_arrow(y) else np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"y must be 1-dimensional, got an array of shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise ValueError(f"X has {n_rows} rows but y has {arr.shape[0]} values")
+    raw: FloatArray | None = None
+    if arr.dtype.kind in "biuf":
+        raw = np.ascontiguousarray(arr, dtype=np.float64)
+    classes, inverse = np.unique(arr, return_inverse=True)
+    codes = np.ascontiguousarray(inverse, dtype=np.float64)
+    return Target(raw=raw, codes=codes, classes=classes, original=arr)
+
+
+def _is_arrow(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pyarrow") and hasattr(obj, "to_pandas")
+
+
+def _is_categorical_series(s: pd.Series[Any]) -> bool:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return not pd.api.types.is_numeric_dtype(s.dtype.categories.dtype)
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return False
+    return True
+
+
+def _has_strings(col: NDArray[Any]) -> bool:
+    return any(isinstance(v, str) for v in col)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _vocabulary(columns: Sequence[NDArray[Any]], names: Sequence[str]) -> list[Any]:
+    values: set[Any] = set()
+    for col in columns:
+        values.update(v for v in pd.unique(col) if not _is_missing(v))
+    try:
+        return sorted(values)
+    except TypeError as exc:
+        raise ValueError(
+            "categorical columns mix numbers and strings; encode them as one type "
+            f"(columns: {', '.join(names)}): {exc}"
+        ) from exc
+
+
+def _encode(col: NDArray[Any], vocabulary: Sequence[Any]) -> FloatArray:
+    codes = pd.Categorical(col, categories=list(vocabulary)).codes.astype(np.float64)
+    codes[codes < 0] = math.nan
+    return codes
+
+
+def _numeric(col: NDArray[Any], name: str) -> FloatArray:
+    try:
+        return np.asarray(col, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"column {name!r} cannot be read as numbers: {exc}") from exc

@@ -1,0 +1,284 @@
+"""The batch compiler: N pipelines in, one deduplicated plan out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+from sklearn.utils._indexing import _get_column_indices
+
+from academy_ml.exceptions import PlanError
+from academy_ml.pipeline.data import Table, Target, digest, prepare_features, prepare_target
+from academy_ml.pipeline.graph import Graph
+from academy_ml.pipeline.ir import PipelineIR
+from academy_ml.pipeline.lower import (
+    Binding,
+    CompileError,
+    Lowered,
+    Options,
+    ToPython,
+    lower,
+)
+from academy_ml.pipeline.scoring import check_scoring, is_native
+from academy_ml.pipeline.splits import Folds, describe_cv, make_folds
+from academy_ml.pipeline.translate import steps_of, translate
+
+__all__ = ["PLAN_VERSION", "Plan", "PlanStats", "compile_batch"]
+
+#: Version of the msgpack plan format (the runtime checks it).
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanStats:
+    """What compilation saved.
+
+    Attributes:
+        pipelines: Pipelines in the batch.
+        folds: Cross-validation folds.
+        naive_ops: Operations if every pipeline ran alone, fold by fold.
+        unique_ops: Operations in the compiled plan.
+        python_pipelines: Pipelines with at least one step on the Python backend.
+        shared_grams: Gram nodes, each shared by every linear fit on its design.
+        linear_solves: Ridge/LinearRegression solves reading those Gram nodes.
+    """
+
+    pipelines: int
+    folds: int
+    naive_ops: int
+    unique_ops: int
+    python_pipelines: int
+    shared_grams: int
+    linear_solves: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        """naive_ops / unique_ops."""
+        return self.naive_ops / max(self.unique_ops, 1)
+
+
+@dataclass
+class Entry:
+    """One pipeline of the batch and where its results come from.
+
+    Attributes:
+        ir: The translated pipeline.
+        scoring: The scoring name used for it.
+        folds: Its folds (None when compiled without data).
+        lowered: Its plan nodes, or None when it runs on Python from the start.
+        error: Why it cannot run, or None.
+        score_outputs: Per fold, the index of its score among the plan outputs.
+        matrix_outputs: Per fold, indices of the (train, test) matrices.
+    """
+
+    ir: PipelineIR
+    scoring: str
+    folds: Folds | None
+    lowered: Lowered | None = None
+    error: str | None = None
+    score_outputs: tuple[int, ...] = ()
+    matrix_outputs: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class Plan:
+    """A compiled batch.
+
+    Attributes:
+        nodes: Plan nodes in topological order.
+        outputs: Node ids whose values the runtime returns.
+        stats: Naive vs unique operation counts.
+        entries: One per pipeline, in order.
+        table: The bound features (None when compiled without data).
+        target: The bound target (None when compiled without data).
+        targets: Target arrays by the names the plan reads.
+        indices: Row-index arrays by the names the plan reads.
+    """
+
+    nodes: list[dict[str, Any]]
+    outputs: list[int]
+    stats: PlanStats
+    entries: list[Entry]
+    table: Table | None = None
+    target: Target | None = None
+    targets: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    indices: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> bool:
+        """Whether the plan was compiled against data and can run."""
+        return self.table is not None
+
+    def to_bytes(self) -> bytes:
+        """The versioned msgpack form the runtime reads.
+
+        Raises:
+            PlanError: If the plan was compiled without data.
+        """
+        if not self.bound:
+            raise PlanError("a plan compiled without X and y cannot run; pass X= and y=")
+        body = {"version": PLAN_VERSION, "nodes": self.nodes, "outputs": self.outputs}
+        return bytes(msgpack.packb(body, use_bin_type=True))
+
+    @property
+    def key(self) -> str:
+        """Content hash of the plan and its data binding (idempotency key)."""
+        salt = self.table.fingerprint if self.table is not None else "unbound"
+        return digest(self.to_bytes() if self.bound else repr(self.nodes), salt)
+
+
+def compile_batch(
+    pipelines: Sequence[Any],
+    cv: Any = 5,
+    *,
+    X: Any = None,
+    y: Any = None,
+    scoring: str | None = None,
+    options: Options | None = None,
+) -> Plan:
+    """Compiles a batch of scikit-learn pipelines into one plan.
+
+    Args:
+        pipelines: Estimators or Pipelines.
+        cv: Folds as ``cross_val_score`` takes them.
+        X: Features; without them the plan is symbolic (stats only).
+        y: Target; required with ``X``.
+        scoring: A scikit-learn scoring name; None scores each pipeline as its
+            ``score`` method would (accuracy for classifiers, r2 otherwise).
+        options: Compiler switches.
+    """
+    options = options or Options()
+    if scoring is not None:
+        check_scoring(scoring)
+    if (X is None) != (y is None):
+        raise ValueError("pass both X and y, or neither")
+    table = prepare_features(X) if X is not None else None
+    target = prepare_target(y, table.n_rows) if table is not None else None
+    irs = [_translate(p, scoring) for p in pipelines]
+    folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
+    entries: list[Entry] = []
+    graph = Graph(dedupe=options.cse)
+    for ir, score_name in irs:
+        entry = Entry(ir, score_name, folds.get(ir.classifier))
+        _lower_entry(entry, graph, _binding(table, target, entry.folds, cv, ir.classifier), options)
+        entries.append(entry)
+    outputs = _collect_outputs(entries)
+    naive = Graph(dedupe=False)
+    naive_options = Options(cse=False, hoist=False, share_gram=False)
+    for entry in entries:
+        if entry.lowered is not None:
+            bind = _binding(table, target, entry.folds, cv, entry.ir.classifier)
+            lower(entry.ir, naive, bind, entry.scoring, naive_options)
+    stats = PlanStats(
+        pipelines=len(entries),
+        folds=max((len(b) for b in folds.values()), default=_n_splits(cv)),
+        naive_ops=naive.op_count(),
+        unique_ops=graph.op_count(),
+        python_pipelines=sum(1 for e in entries if e.ir.tail or e.lowered is None),
+        shared_grams=sum(1 for n in graph.nodes if n["op"]["kind"] == "gram"),
+        linear_solves=sum(1 for n in graph.nodes if n["op"]["kind"] == "solve"),
+    )
+    plan = Plan(graph.nodes, outputs, stats, entries, table, target)
+    if table is not None and target is not None:
+        plan.targets = {"codes:" + target.fingerprint("codes"): target.codes}
+        if target.raw is not None:
+            plan.targets["raw:" + target.fingerprint("raw")] = target.raw
+        for f in folds.values():
+            plan.indices.update(f.arrays())
+    return plan
+
+
+def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:
+    ir = translate(pipeline)
+    name = scoring or ("accuracy" if ir.classifier else "r2")
+    if not is_native(name):
+        ir = translate(pipeline, native_model=False)
+    return ir, name
+
+
+def _folds(cv: Any, target: Target | None, kinds: set[bool]) -> dict[bool, Folds]:
+    if target is None:
+        return {}
+    return {c: make_folds(cv, target.original, classifier=c) for c in sorted(kinds)}
+
+
+def _n_splits(cv: Any) -> int:
+    if cv is None:
+        return 5
+    if isinstance(cv, int):
+        return cv
+    return int(cv.get_n_splits())
+
+
+def _binding(
+    table: Table | None, target: Target | None, folds: Folds | None, cv: Any, classifier: bool
+) -> Binding:
+    if table is None or target is None or folds is None:
+        desc = describe_cv(cv, classifier=classifier)
+        names = tuple(
+            (f"{desc}/fold{i}/train", f"{desc}/fold{i}/test") for i in range(_n_splits(cv))
+        )
+        return Binding(
+            x_salt="unbound",
+            folds=names,
+            target={"codes": "codes", "raw": "raw"},
+            columns=("*",),
+            kinds=None,
+            resolve=lambda sel: (repr(sel),),
+            fill_code=lambda value: repr(value),
+            classes=None,
+        )
+    targets = {"codes": "codes:" + target.fingerprint("codes")}
+    if target.raw is not None:
+        targets["raw"] = "raw:" + target.fingerprint("raw")
+    probe = table.probe
+
+    def resolve(selector: Any) -> list[int]:
+        if callable(selector):
+            selector = selector(probe)
+        return [int(i) for i in _get_column_indices(probe, selector)]
+
+    return Binding(
+        x_salt=table.fingerprint,
+        folds=tuple(zip(folds.train_names, folds.test_names, strict=True)),
+        target=targets,
+        columns=tuple(range(len(table.columns))),
+        kinds=tuple("cat" if c else "num" for c in table.categorical),
+        resolve=resolve,
+        fill_code=table.code_of,
+        classes=tuple(target.classes.tolist()),
+    )
+
+
+def _lower_entry(entry: Entry, graph: Graph, bind: Binding, options: Options) -> None:
+    mark = graph.mark()
+    try:
+        entry.lowered = lower(entry.ir, graph, bind, entry.scoring, options)
+    except ToPython:
+        graph.rollback(mark)
+        source = entry.ir.source
+        entry.ir = PipelineIR(source, entry.ir.classifier, tail=steps_of(source))
+    except CompileError as exc:
+        graph.rollback(mark)
+        entry.error = str(exc)
+
+
+def _collect_outputs(entries: list[Entry]) -> list[int]:
+    outputs: list[int] = []
+    position: dict[int, int] = {}
+
+    def out(node: int) -> int:
+        if node not in position:
+            position[node] = len(outputs)
+            outputs.append(node)
+        return position[node]
+
+    for entry in entries:
+        if entry.lowered is None:
+            continue
+        entry.score_outputs = tuple(out(n) for n in entry.lowered.scores)
+        entry.matrix_outputs = tuple((out(a), out(b)) for a, b in entry.lowered.matrices)
+    return outputs
