@@ -87,6 +87,9 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     }
     let name = if alpha == 0.0 { "LinearRegression" } else { "Ridge" };
     let lambda_max = gram.eigenvalues.iter().fold(0.0_f64, |m, &l| m.max(l));
+    // A computed eigenvalue of a symmetric matrix is only accurate to about
+    // p * eps * lambda_max (backward stability of the eigensolver).
+    let noise = p as f64 * f64::EPSILON * lambda_max;
     // Spectral filter applied to each eigen-direction.
     let filter: Vec<f64> = gram
         .eigenvalues
@@ -105,6 +108,12 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
                 } else {
                     0.0
                 }
+            } else if l <= noise {
+                // Numerically null direction: Xc^T yc has no component along
+                // an exact null vector of Xc, so the exact ridge solution has
+                // none either; keeping the rounding noise would divide it by
+                // a possibly tiny alpha.
+                0.0
             } else {
                 let d = l + alpha;
                 if d > 0.0 && d.is_finite() {
@@ -605,5 +614,84 @@ pub(crate) mod tests {
         let x = Mat::from_fn(5, 2, |i, j| (i + j) as f64 * 1e-300);
         let g = gram(x.as_ref(), &y, true).unwrap();
         let _ = solve(&g, 0.0).unwrap().predict(x.as_ref()).unwrap();
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod devtests {
+    use super::*;
+
+    pub(crate) fn read_f64(path: &str) -> Vec<f64> {
+        let b = std::fs::read(path).unwrap();
+        b.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+    }
+
+    pub(crate) fn read_mat(path: &str, n: usize, p: usize) -> Mat<f64> {
+        let v = read_f64(path);
+        Mat::from_fn(n, p, |i, j| v[j * n + i])
+    }
+
+    #[test]
+    #[ignore]
+    fn dev_measure_linear() {
+        for name in ["mr", "mrdup", "diab", "oh"] {
+            let base = format!("/tmp/lmp_ref/{name}");
+            let h = read_f64(&format!("{base}.hdr"));
+            let (n, p, nt) = (h[0] as usize, h[1] as usize, h[2] as usize);
+            let x = read_mat(&format!("{base}.X"), n, p);
+            let xt = read_mat(&format!("{base}.Xt"), nt, p);
+            let y = read_f64(&format!("{base}.y"));
+            let want = read_f64(&format!("{base}.pred"));
+            let g = gram(x.as_ref(), &y, true).unwrap();
+            let lmax = g.eigenvalues[p - 1];
+            println!("{name} smallest rel eigs {:?}", g.eigenvalues.iter().take(3).map(|l| l / lmax).collect::<Vec<_>>());
+            for (k, alpha) in [0.0, 1e-3, 1.0, 100.0].iter().enumerate() {
+                let got = solve(&g, *alpha).unwrap().predict(xt.as_ref()).unwrap().values;
+                let w = &want[k * nt..(k + 1) * nt];
+                let bytes: Vec<u8> = got.iter().flat_map(|v| v.to_le_bytes()).collect();
+                std::fs::write(format!("{base}.rust{k}"), bytes).unwrap();
+                let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let err = got.iter().zip(w).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+                println!("{name} alpha={alpha}: max abs err {err:.3e} (scale {scale:.3e})");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod devtime {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn dev_time_gram() {
+        let (n, p) = (200_000, 200);
+        let x = super::tests::lcg_matrix(5, n, p, -1.0, 1.0);
+        let y: Vec<f64> = (0..n).map(|i| x[(i, 0)] + 0.5 * x[(i, 3)]).collect();
+        let t = std::time::Instant::now();
+        let g = gram(x.as_ref(), &y, true).unwrap();
+        println!("gram {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let m = solve(&g, 1.0).unwrap();
+        println!("solve {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let _ = m.predict(x.as_ref()).unwrap();
+        println!("predict {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut a = Mat::<f64>::zeros(p, p);
+        triangular::matmul(a.as_mut(), BlockStructure::TriangularLower, Accum::Replace, x.transpose(), BlockStructure::Rectangular, x.as_ref(), BlockStructure::Rectangular, 1.0, Par::rayon(0));
+        println!("tri matmul {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        matmul(a.as_mut(), Accum::Replace, x.transpose(), x.as_ref(), 1.0, Par::rayon(0));
+        println!("full matmul {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let mut v = vec![0.0; n];
+        matmul(MatMut::from_column_major_slice_mut(&mut v, n, 1), Accum::Replace, x.as_ref(), MatRef::from_column_major_slice(&m.coef, p, 1), 1.0, Par::Seq);
+        println!("matvec seq {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let _ = column_means(x.as_ref());
+        println!("means {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        check_finite(x.as_ref(), "X").unwrap();
+        println!("check {:?}", t.elapsed());
     }
 }

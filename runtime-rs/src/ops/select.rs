@@ -212,3 +212,151 @@ impl Select {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use faer::Mat;
+
+    use super::super::scale::test_util::{assert_close, flat, mat, synth};
+    use super::*;
+
+    /// `S` of the reference script: synth(500, [0, 10, -5, 1e3, 0, 2]) with
+    /// column 4 set to 1.0 (constant) and column 5 a copy of column 2 (tie).
+    fn data() -> (Matrix, Vec<f64>, Vec<f64>) {
+        let base = synth(500, &[0.0, 10.0, -5.0, 1e3, 0.0, 2.0], None);
+        let x = Mat::from_fn(500, 6, |i, j| match j {
+            4 => 1.0,
+            5 => base[(i, 2)],
+            _ => base[(i, j)],
+        });
+        let y = (0..500)
+            .map(|i| ((i * 13) % 7) as f64 * 0.5 + x[(i, 0)] * 0.3 - x[(i, 3)] * 0.01)
+            .collect();
+        let classes = (0..500).map(|i| ((i * 13) % 3) as f64).collect();
+        (x, y, classes)
+    }
+
+    #[test]
+    fn f_regression_scores_and_support_match_sklearn() {
+        let (x, y, _) = data();
+        // SelectKBest(f_regression, k=3).fit(S, y).scores_
+        let sel = fit(x.as_ref(), &y, ScoreFunc::FRegression, 3).unwrap();
+        assert_close(
+            sel.scores(),
+            &[257.5792115940822, 123.49066208415094, 41.04533650776854, 9.379173142596036, 0.0, 41.04533650776854],
+        );
+        assert_eq!(sel.support(), &[0, 1, 5]);
+        for (k, want) in [(0, &[][..]), (1, &[0]), (2, &[0, 1]), (4, &[0, 1, 2, 5]), (10, &[0, 1, 2, 3, 4, 5])] {
+            let sel = fit(x.as_ref(), &y, ScoreFunc::FRegression, k).unwrap();
+            assert_eq!(sel.support(), want, "k={k}");
+        }
+    }
+
+    #[test]
+    fn f_classif_scores_and_support_match_sklearn() {
+        let (x, _, classes) = data();
+        // SelectKBest(f_classif, k=3).fit(S, yc).scores_ (constant column -> nan)
+        let sel = fit(x.as_ref(), &classes, ScoreFunc::FClassif, 3).unwrap();
+        assert_close(
+            sel.scores(),
+            &[0.08816567480869203, 0.096166446473105, 0.12552268780782969, 0.08618102702436989, f64::NAN, 0.12552268780782969],
+        );
+        assert_eq!(sel.support(), &[1, 2, 5]);
+        // Ties go to the later column; NaN ranks last.
+        for (k, want) in [(0, &[][..]), (1, &[5]), (2, &[2, 5]), (4, &[0, 1, 2, 5]), (10, &[0, 1, 2, 3, 4, 5])] {
+            let sel = fit(x.as_ref(), &classes, ScoreFunc::FClassif, k).unwrap();
+            assert_eq!(sel.support(), want, "k={k}");
+        }
+        // f_classif(S[:, :1], yc): a single column sums pairwise in numpy.
+        let one = Mat::from_fn(500, 1, |i, _| x[(i, 0)]);
+        let sel = fit(one.as_ref(), &classes, ScoreFunc::FClassif, 1).unwrap();
+        assert_close(sel.scores(), &[0.08816567480869188]);
+        // f_classif(S[:, :2], zeros): one class -> nan scores.
+        let sel = fit(x.as_ref(), &[0.0; 500], ScoreFunc::FClassif, 1).unwrap();
+        assert!(sel.scores().iter().all(|s| s.is_nan()));
+        assert_eq!(sel.support(), &[5]);
+    }
+
+    #[test]
+    fn f_regression_degenerate_sizes() {
+        // f_regression([[1, 2], [2, 2]], [1, 3]) -> [0.0, 0.0] (perfect fit with 0 dof, constant)
+        let x = mat(&[&[1.0, 2.0], &[2.0, 2.0]]);
+        let sel = fit(x.as_ref(), &[1.0, 3.0], ScoreFunc::FRegression, 1).unwrap();
+        assert_close(sel.scores(), &[0.0, 0.0]);
+        assert_eq!(sel.support(), &[1]);
+        // f_regression([[1, 2]], [1]) -> [-0.0, -0.0]
+        let x = mat(&[&[1.0, 2.0]]);
+        let sel = fit(x.as_ref(), &[1.0], ScoreFunc::FRegression, 2).unwrap();
+        assert_close(sel.scores(), &[0.0, 0.0]);
+        // Perfect correlation: r rounds to just above or below 1 (or exactly 1
+        // -> infinite F -> float max), as in sklearn's f_regression(X, y):
+        let cases: [(&[f64], &[f64], f64); 5] = [
+            (&[1.0, 2.0, 4.0], &[2.0, 4.0, 8.0], -2251799813685249.0),
+            (&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0], 4503599627370495.0),
+            (&[0.0, 1.0, 2.0], &[0.0, 1.0, 2.0], 4503599627370495.0),
+            (&[0.0, 1.0, 3.0], &[0.0, 2.0, 6.0], 2251799813685247.0),
+            (&[1.0, 2.0, 3.0, 5.0], &[-1.0, -2.0, -3.0, -5.0], f64::MAX),
+        ];
+        for (col, y, want) in cases {
+            let x = Mat::from_fn(col.len(), 1, |i, _| col[i]);
+            let sel = fit(x.as_ref(), y, ScoreFunc::FRegression, 1).unwrap();
+            assert_eq!(sel.scores(), &[want], "x={col:?}");
+        }
+    }
+
+    #[test]
+    fn transform_keeps_selected_columns_in_order() {
+        let (x, y, _) = data();
+        let sel = fit(x.as_ref(), &y, ScoreFunc::FRegression, 3).unwrap();
+        let xt = x.transpose().to_owned();
+        let out = sel.transform(xt.transpose()).unwrap();
+        assert_eq!((out.nrows(), out.ncols()), (500, 3));
+        for (c, &j) in [0usize, 1, 5].iter().enumerate() {
+            for i in 0..500 {
+                assert_eq!(out[(i, c)], x[(i, j)]);
+            }
+        }
+        let none = fit(x.as_ref(), &y, ScoreFunc::FRegression, 0).unwrap();
+        let out = none.transform(x.as_ref()).unwrap();
+        assert_eq!((out.nrows(), out.ncols()), (500, 0));
+        assert!(flat(&out).is_empty());
+    }
+
+    #[test]
+    fn validation_errors_match_sklearn() {
+        let x = mat(&[&[1.0, 2.0], &[3.0, 5.0], &[4.0, 4.0]]);
+        let msg = |r: Result<Select>| r.unwrap_err().to_string();
+        let nan = mat(&[&[1.0, f64::NAN]]);
+        assert!(msg(fit(nan.as_ref(), &[1.0], ScoreFunc::FRegression, 1))
+            .starts_with("Input X contains NaN.\nSelectKBest does not accept missing values"));
+        let inf = mat(&[&[1.0, f64::INFINITY]]);
+        assert_eq!(
+            msg(fit(inf.as_ref(), &[1.0], ScoreFunc::FClassif, 1)),
+            "Input X contains infinity or a value too large for dtype('float64')."
+        );
+        assert_eq!(
+            msg(fit(x.as_ref(), &[0.0, f64::NAN, 1.0], ScoreFunc::FRegression, 1)),
+            "Input y contains NaN."
+        );
+        assert_eq!(
+            msg(fit(x.as_ref(), &[0.0, f64::INFINITY, 1.0], ScoreFunc::FRegression, 1)),
+            "Input y contains infinity or a value too large for dtype('float64')."
+        );
+        assert_eq!(
+            msg(fit(x.as_ref(), &[0.0, 1.0], ScoreFunc::FClassif, 1)),
+            "Found input variables with inconsistent numbers of samples: [3, 2]"
+        );
+        assert_eq!(
+            msg(fit(Mat::<f64>::zeros(0, 3).as_ref(), &[], ScoreFunc::FRegression, 1)),
+            "Found array with 0 sample(s) (shape=(0, 3)) while a minimum of 1 is required by SelectKBest."
+        );
+        assert!(fit(Mat::<f64>::zeros(3, 0).as_ref(), &[1.0; 3], ScoreFunc::FClassif, 0).is_err());
+        let sel = fit(x.as_ref(), &[0.0, 1.0, 1.0], ScoreFunc::FClassif, 1).unwrap();
+        assert_eq!(
+            sel.transform(Mat::<f64>::zeros(2, 3).as_ref()).unwrap_err().to_string(),
+            "X has 3 features, but SelectKBest is expecting 2 features as input."
+        );
+        assert!(sel.transform(nan.as_ref()).is_err());
+        assert!(sel.transform(Mat::<f64>::zeros(0, 2).as_ref()).is_err());
+    }
+}

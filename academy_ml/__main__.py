@@ -1,0 +1,7 @@
+"""``python -m academy_ml`` runs the command line."""
+
+from __future__ import annotations
+
+from academy_ml.cli import main
+
+main()
