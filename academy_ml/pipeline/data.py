@@ -150,7 +150,8 @@ def prepare_target(y: Any, n_rows: int) -> Target:
     Raises:
         ValueError: If ``y`` is not 1-D, is empty, or its length differs from X's.
     """
-    arr = y.to_numpy() if _is_arrow(y) else np.asarray(y)
+    # zero_copy_only=False: string arrays and arrays with nulls need a copy.
+    arr = y.to_numpy(zero_copy_only=False) if _is_arrow(y) else np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -205,6 +206,9 @@ def _encode(col: NDArray[Any], vocabulary: Sequence[Any]) -> FloatArray:
 
 
 def _numeric(col: NDArray[Any], name: str) -> FloatArray:
+    if col.dtype == object:
+        # pandas nullable dtypes (e.g. "boolean") hold pd.NA, which float() refuses.
+        col = np.where(pd.isna(col), math.nan, col)
     try:
         return np.asarray(col, dtype=np.float64)
     except (TypeError, ValueError) as exc:

@@ -10,6 +10,7 @@ pipeline with the same design matrix reuses one factorisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Literal
 
 from academy_ml.pipeline.graph import Graph
@@ -210,6 +211,10 @@ class _Lowerer:
 
     def column_step(self, step: ColumnStep, stage: _Stage) -> _Stage:
         if stage.columns is None:
+            raise ToPython
+        if any(isinstance(b.columns, (str, Integral)) for b in step.branches):
+            # A scalar selector hands the branch 1-D data, which scikit-learn
+            # refuses; let it say so on the Python backend.
             raise ToPython
         parts: list[_Stage] = []
         claimed: set[int] = set()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import msgpack
 import numpy as np
 from sklearn.utils._indexing import _get_column_indices
+from sklearn.utils.multiclass import type_of_target
 
 from academy_ml.exceptions import PlanError
 from academy_ml.pipeline.data import Table, Target, digest, prepare_features, prepare_target
@@ -22,7 +24,7 @@ from academy_ml.pipeline.lower import (
     ToPython,
     lower,
 )
-from academy_ml.pipeline.scoring import check_scoring, is_native
+from academy_ml.pipeline.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
 from academy_ml.pipeline.splits import Folds, describe_cv, make_folds
 from academy_ml.pipeline.translate import steps_of, translate
 
@@ -151,6 +153,10 @@ def compile_batch(
         options: Compiler switches.
     """
     options = options or Options()
+    if cv is not None and not isinstance(cv, Integral) and not hasattr(cv, "split"):
+        # An iterable of (train, test) pairs may be a one-shot generator, and
+        # the folds are made once per estimator kind.
+        cv = list(cv)
     if scoring is not None:
         check_scoring(scoring)
     if (X is None) != (y is None):
@@ -161,9 +167,16 @@ def compile_batch(
     folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
     entries: list[Entry] = []
     graph = Graph(dedupe=options.cse)
+    discrete = target is None or type_of_target(target.original) in ("binary", "multiclass")
     for ir, score_name in irs:
         entry = Entry(ir, score_name, folds.get(ir.classifier))
-        _lower_entry(entry, graph, _binding(table, target, entry.folds, cv, ir.classifier), options)
+        if ir.classifier and not discrete:
+            # scikit-learn refuses to fit a classifier to these labels
+            # (continuous values...): let it say so on the Python backend.
+            entry.ir = PipelineIR(ir.source, ir.classifier, tail=steps_of(ir.source))
+        else:
+            bind = _binding(table, target, entry.folds, cv, ir.classifier)
+            _lower_entry(entry, graph, bind, options)
         entries.append(entry)
     outputs = _collect_outputs(entries)
     naive = Graph(dedupe=False)
@@ -174,7 +187,7 @@ def compile_batch(
             lower(entry.ir, naive, bind, entry.scoring, naive_options)
     stats = PlanStats(
         pipelines=len(entries),
-        folds=max((len(b) for b in folds.values()), default=_n_splits(cv)),
+        folds=max((len(b) for b in folds.values()), default=0) or _n_splits(cv),
         naive_ops=naive.op_count(),
         unique_ops=graph.op_count(),
         python_pipelines=sum(1 for e in entries if e.ir.tail or e.lowered is None),
@@ -194,7 +207,9 @@ def compile_batch(
 def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:
     ir = translate(pipeline)
     name = scoring or ("accuracy" if ir.classifier else "r2")
-    if not is_native(name):
+    # A native classifier predicts class codes, which only the classification
+    # metrics read as labels; a regression metric needs the labels themselves.
+    if not is_native(name) or (ir.classifier and name not in CLASSIFICATION_METRICS):
         ir = translate(pipeline, native_model=False)
     return ir, name
 
@@ -208,9 +223,11 @@ def _folds(cv: Any, target: Target | None, kinds: set[bool]) -> dict[bool, Folds
 def _n_splits(cv: Any) -> int:
     if cv is None:
         return 5
-    if isinstance(cv, int):
-        return cv
-    return int(cv.get_n_splits())
+    if isinstance(cv, Integral):
+        return int(cv)
+    if hasattr(cv, "get_n_splits"):
+        return int(cv.get_n_splits())
+    return len(cv)
 
 
 def _binding(

@@ -81,7 +81,12 @@ pub fn pool(threads: Option<usize>) -> Result<Arc<ThreadPool>> {
 
 /// Runs `plan` on `data` inside `pool`. Setting `cancel` makes the remaining
 /// nodes stop and the run return [`RuntimeError::Interrupted`].
-pub fn run(plan: &Plan, data: &Dataset<'_>, pool: &ThreadPool, cancel: &AtomicBool) -> Result<Report> {
+pub fn run(
+    plan: &Plan,
+    data: &Dataset<'_>,
+    pool: &ThreadPool,
+    cancel: &AtomicBool,
+) -> Result<Report> {
     plan.check()?;
     let indices = checked_indices(plan, data)?;
     let state = State::new(plan, data, indices, cancel);
@@ -98,7 +103,11 @@ pub fn run(plan: &Plan, data: &Dataset<'_>, pool: &ThreadPool, cancel: &AtomicBo
     if cancel.load(Ordering::Relaxed) {
         return Err(RuntimeError::Interrupted);
     }
-    let outputs = plan.outputs.iter().map(|&id| state.output(id as usize)).collect();
+    let outputs = plan
+        .outputs
+        .iter()
+        .map(|&id| state.output(id as usize))
+        .collect();
     Ok(Report {
         outputs,
         executed: state.executed.load(Ordering::Relaxed),
@@ -114,7 +123,9 @@ fn checked_indices(plan: &Plan, data: &Dataset<'_>) -> Result<HashMap<String, Ve
             Op::TakeRows { index } => index,
             Op::SourceY { target } => {
                 let y = data.targets.get(target).ok_or_else(|| {
-                    RuntimeError::Plan(format!("the plan reads target {target:?}, which was not supplied"))
+                    RuntimeError::Plan(format!(
+                        "the plan reads target {target:?}, which was not supplied"
+                    ))
                 })?;
                 if y.len() != n_rows {
                     return Err(RuntimeError::data(format!(
@@ -130,16 +141,21 @@ fn checked_indices(plan: &Plan, data: &Dataset<'_>) -> Result<HashMap<String, Ve
             continue;
         }
         let rows = data.indices.get(index).ok_or_else(|| {
-            RuntimeError::Plan(format!("the plan reads row index {index:?}, which was not supplied"))
+            RuntimeError::Plan(format!(
+                "the plan reads row index {index:?}, which was not supplied"
+            ))
         })?;
         let rows = rows
             .iter()
             .map(|&r| {
-                usize::try_from(r).ok().filter(|&r| r < n_rows).ok_or_else(|| {
-                    RuntimeError::data(format!(
-                        "row index {index:?} holds {r}, outside 0..{n_rows}"
-                    ))
-                })
+                usize::try_from(r)
+                    .ok()
+                    .filter(|&r| r < n_rows)
+                    .ok_or_else(|| {
+                        RuntimeError::data(format!(
+                            "row index {index:?} holds {r}, outside 0..{n_rows}"
+                        ))
+                    })
             })
             .collect::<Result<Vec<usize>>>()?;
         resolved.insert(index.clone(), rows);
@@ -323,7 +339,9 @@ impl<'p, 'a> State<'p, 'a> {
                 linear::gram(args[0].matrix(), args[1].vector(), *fit_intercept)?.into(),
             ),
             Op::Solve { alpha } => match args[0].value() {
-                Value::Gram(gram) => Value::Fitted(Fitted::Linear(linear::solve(gram, *alpha)?).into()),
+                Value::Gram(gram) => {
+                    Value::Fitted(Fitted::Linear(linear::solve(gram, *alpha)?).into())
+                }
                 _ => unreachable!("plan checked: gram input"),
             },
             Op::Score { metric, pos_label } => match args[1].value() {
@@ -338,7 +356,9 @@ impl<'p, 'a> State<'p, 'a> {
     fn output(&self, id: usize) -> Outcome {
         match self.plan.nodes[id].op {
             Op::SourceX => Ok(Value::Matrix(Arc::new(self.data.x.to_owned()))),
-            Op::SourceY { ref target } => Ok(Value::Vector(Arc::new(self.data.targets[target].to_vec()))),
+            Op::SourceY { ref target } => {
+                Ok(Value::Vector(Arc::new(self.data.targets[target].to_vec())))
+            }
             _ => lock(&self.slots[id])
                 .clone()
                 .expect("every scheduled node stores an outcome"),
@@ -369,7 +389,10 @@ pub fn take_rows(x: MatRef<'_, f64>, rows: &[usize]) -> Matrix {
         }
     };
     if rows.len() * x.ncols() >= PARALLEL_CELLS {
-        columns_mut(&mut out).into_par_iter().enumerate().for_each(fill);
+        columns_mut(&mut out)
+            .into_par_iter()
+            .enumerate()
+            .for_each(fill);
     } else {
         columns_mut(&mut out).into_iter().enumerate().for_each(fill);
     }
@@ -384,10 +407,7 @@ pub fn select_cols(x: MatRef<'_, f64>, cols: &[u32]) -> Result<Matrix> {
             x.ncols()
         )));
     }
-    let parts: Vec<MatRef<'_, f64>> = cols
-        .iter()
-        .map(|&c| x.subcols(c as usize, 1))
-        .collect();
+    let parts: Vec<MatRef<'_, f64>> = cols.iter().map(|&c| x.subcols(c as usize, 1)).collect();
     hstack(&parts)
 }
 
@@ -412,9 +432,15 @@ pub fn hstack(parts: &[MatRef<'_, f64>]) -> Result<Matrix> {
         }
     };
     if rows * sources.len() >= PARALLEL_CELLS {
-        columns_mut(&mut out).into_par_iter().zip(sources.par_iter()).for_each(fill);
+        columns_mut(&mut out)
+            .into_par_iter()
+            .zip(sources.par_iter())
+            .for_each(fill);
     } else {
-        columns_mut(&mut out).into_iter().zip(sources.iter()).for_each(fill);
+        columns_mut(&mut out)
+            .into_iter()
+            .zip(sources.iter())
+            .for_each(fill);
     }
     Ok(out)
 }
@@ -461,5 +487,180 @@ mod tests {
         let x = Mat::<f64>::zeros(0, 3);
         assert_eq!(take_rows(x.as_ref(), &[]).ncols(), 3);
         assert_eq!(hstack(&[x.as_ref()]).unwrap().nrows(), 0);
+    }
+
+    mod plans {
+        use super::*;
+        use crate::metrics::Metric;
+        use crate::ops::Estimator;
+        use crate::plan::{Node, PLAN_VERSION};
+
+        fn node(op: Op, inputs: &[u32]) -> Node {
+            Node {
+                op,
+                inputs: inputs.to_vec(),
+            }
+        }
+
+        fn rows(index: &str) -> Op {
+            Op::TakeRows {
+                index: index.into(),
+            }
+        }
+
+        fn ridge(alpha: f64) -> Op {
+            Op::Fit {
+                estimator: Estimator::Ridge {
+                    alpha,
+                    fit_intercept: true,
+                },
+            }
+        }
+
+        fn r2() -> Op {
+            Op::Score {
+                metric: Metric::R2,
+                pos_label: 1.0,
+            }
+        }
+
+        /// One healthy pipeline, one whose PCA asks for too many components,
+        /// and the same Ridge solved from a shared Gram and fitted directly.
+        fn batch() -> Plan {
+            let pca = Op::Fit {
+                estimator: Estimator::Pca {
+                    n_components: 50,
+                    whiten: false,
+                },
+            };
+            let scaler = Op::Fit {
+                estimator: Estimator::StandardScaler {
+                    with_mean: true,
+                    with_std: true,
+                },
+            };
+            let nodes = vec![
+                node(Op::SourceX, &[]),
+                node(Op::SourceY { target: "y".into() }, &[]),
+                node(rows("tr"), &[0]),
+                node(rows("tr"), &[1]),
+                node(rows("te"), &[0]),
+                node(rows("te"), &[1]),
+                node(scaler, &[2]),
+                node(Op::Apply, &[6, 2]),
+                node(Op::Apply, &[6, 4]),
+                node(
+                    Op::Gram {
+                        fit_intercept: true,
+                    },
+                    &[7, 3],
+                ),
+                node(Op::Solve { alpha: 1.0 }, &[9]),
+                node(Op::Apply, &[10, 8]),
+                node(r2(), &[5, 11]),
+                node(pca, &[7]),
+                node(Op::Apply, &[13, 7]),
+                node(Op::Apply, &[13, 8]),
+                node(ridge(1.0), &[14, 3]),
+                node(Op::Apply, &[16, 15]),
+                node(r2(), &[5, 17]),
+                node(ridge(1.0), &[7, 3]),
+                node(Op::Apply, &[19, 8]),
+                node(r2(), &[5, 20]),
+            ];
+            Plan {
+                version: PLAN_VERSION,
+                nodes,
+                outputs: vec![12, 18, 21, 8],
+            }
+        }
+
+        fn data() -> (Matrix, Vec<f64>, Vec<i64>, Vec<i64>) {
+            let x = Mat::from_fn(40, 3, |i, j| ((i * (j + 2)) % 7) as f64 + 0.1 * (i as f64));
+            let y = (0..40)
+                .map(|i| x[(i, 0)] - 2.0 * x[(i, 2)] + 0.01 * (i % 3) as f64)
+                .collect();
+            (x, y, (0..30).collect(), (30..40).collect())
+        }
+
+        fn run_batch(cancel: bool) -> Result<Report> {
+            let (x, y, tr, te) = data();
+            let dataset = Dataset {
+                x: x.as_ref(),
+                targets: HashMap::from([("y".to_string(), y.as_slice())]),
+                indices: HashMap::from([("tr".to_string(), &tr[..]), ("te".to_string(), &te[..])]),
+            };
+            let pool = pool(Some(2)).unwrap();
+            run(&batch(), &dataset, &pool, &AtomicBool::new(cancel))
+        }
+
+        fn scalar(outcome: &Outcome) -> f64 {
+            match outcome {
+                Ok(Value::Scalar(v)) => *v,
+                other => panic!("expected a score, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn failures_stay_with_their_pipeline() {
+            let report = run_batch(false).unwrap();
+            let healthy = scalar(&report.outputs[0]);
+            assert!(healthy > 0.9, "r2 {healthy}");
+            match &report.outputs[1] {
+                Err(Failure {
+                    node: 13,
+                    error: RuntimeError::Parameter(message),
+                }) => assert!(message.contains("n_components"), "{message}"),
+                other => panic!("expected the PCA failure, got {other:?}"),
+            }
+            // The two sources and the five nodes downstream of the failing PCA never ran.
+            assert_eq!(report.executed, 22 - 2 - 5);
+        }
+
+        #[test]
+        fn shared_gram_solve_equals_direct_fit() {
+            let report = run_batch(false).unwrap();
+            let shared = scalar(&report.outputs[0]);
+            let direct = scalar(&report.outputs[2]);
+            assert!((shared - direct).abs() < 1e-10, "{shared} vs {direct}");
+        }
+
+        #[test]
+        fn intermediate_outputs_are_returned() {
+            let report = run_batch(false).unwrap();
+            match &report.outputs[3] {
+                Ok(Value::Matrix(m)) => assert_eq!((m.nrows(), m.ncols()), (10, 3)),
+                other => panic!("expected the scaled test matrix, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn cancelling_stops_the_run() {
+            assert!(matches!(run_batch(true), Err(RuntimeError::Interrupted)));
+        }
+
+        #[test]
+        fn missing_names_are_plan_errors() {
+            let (x, y, tr, _) = data();
+            let dataset = Dataset {
+                x: x.as_ref(),
+                targets: HashMap::from([("y".to_string(), y.as_slice())]),
+                indices: HashMap::from([("tr".to_string(), &tr[..])]),
+            };
+            let pool = pool(Some(1)).unwrap();
+            let err = run(&batch(), &dataset, &pool, &AtomicBool::new(false)).unwrap_err();
+            assert!(matches!(err, RuntimeError::Plan(m) if m.contains("\"te\"")));
+            let bad_rows = [0i64, 99];
+            let dataset = Dataset {
+                x: x.as_ref(),
+                targets: HashMap::from([("y".to_string(), y.as_slice())]),
+                indices: HashMap::from([
+                    ("tr".to_string(), &bad_rows[..]),
+                    ("te".to_string(), &tr[..]),
+                ]),
+            };
+            let err = run(&batch(), &dataset, &pool, &AtomicBool::new(false)).unwrap_err();
+            assert!(matches!(err, RuntimeError::Data(m) if m.contains("99")));
+        }
     }
 }

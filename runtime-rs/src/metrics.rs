@@ -193,7 +193,11 @@ fn mse(y_true: &[f64], y_pred: &[f64]) -> Result<f64> {
 
 fn mae(y_true: &[f64], y_pred: &[f64]) -> Result<f64> {
     check_regression(y_true, y_pred)?;
-    let abs: Vec<f64> = y_true.iter().zip(y_pred).map(|(t, p)| (p - t).abs()).collect();
+    let abs: Vec<f64> = y_true
+        .iter()
+        .zip(y_pred)
+        .map(|(t, p)| (p - t).abs())
+        .collect();
     Ok(numpy_mean(&abs))
 }
 
@@ -472,7 +476,12 @@ fn log_loss(y_true: &[f64], pred: &Prediction) -> Result<f64> {
     let classes = &pred.classes;
     let undeclared = sorted_unique(y_true.iter().copied().filter(|v| !classes.contains(v)));
     if !undeclared.is_empty() {
-        let list = |v: &[f64]| v.iter().map(|&x| py_float(x)).collect::<Vec<_>>().join(", ");
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|&x| py_float(x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         return Err(RuntimeError::data(format!(
             "y_true contains values {{{}}} not belonging to the passed labels [{}].",
             list(&undeclared),
@@ -554,8 +563,14 @@ mod tests {
         // / mean_absolute_error (YT, YP); scorers negate the losses.
         let p = values(&YP);
         assert_eq!(s(Metric::R2, &YT, &p), 0.971431247658299);
-        assert_eq!(s(Metric::NegMeanSquaredError, &YT, &p), -0.18299999999999997);
-        assert_eq!(s(Metric::NegRootMeanSquaredError, &YT, &p), -0.4277849927241487);
+        assert_eq!(
+            s(Metric::NegMeanSquaredError, &YT, &p),
+            -0.18299999999999997
+        );
+        assert_eq!(
+            s(Metric::NegRootMeanSquaredError, &YT, &p),
+            -0.4277849927241487
+        );
         assert_eq!(s(Metric::NegMeanAbsoluteError, &YT, &p), -0.37);
     }
 
@@ -563,8 +578,12 @@ mod tests {
     fn regression_long_vectors_use_pairwise_sums() {
         // a[i] = ((i*7919) % 1000)/37 - 13, b[i] = ((i*104729) % 997)/41 - 12,
         // i < 1000; r2_score(a, b), mean_squared_error(a, b), mean_absolute_error(a, b).
-        let a: Vec<f64> = (0..1000u64).map(|i| ((i * 7919) % 1000) as f64 / 37.0 - 13.0).collect();
-        let b: Vec<f64> = (0..1000u64).map(|i| ((i * 104729) % 997) as f64 / 41.0 - 12.0).collect();
+        let a: Vec<f64> = (0..1000u64)
+            .map(|i| ((i * 7919) % 1000) as f64 / 37.0 - 13.0)
+            .collect();
+        let b: Vec<f64> = (0..1000u64)
+            .map(|i| ((i * 104729) % 997) as f64 / 41.0 - 12.0)
+            .collect();
         let p = values(&b);
         assert_eq!(s(Metric::R2, &a, &p), -0.8289002942328345);
         assert_eq!(s(Metric::NegMeanSquaredError, &a, &p), -111.32812669421354);
@@ -574,7 +593,10 @@ mod tests {
     #[test]
     fn r2_edge_cases() {
         // r2_score([0.1]*3, [0]*3): the mean of y_true is not exactly 0.1.
-        assert_eq!(s(Metric::R2, &[0.1; 3], &values(&[0.0; 3])), -5.192296858534829e31);
+        assert_eq!(
+            s(Metric::R2, &[0.1; 3], &values(&[0.0; 3])),
+            -5.192296858534829e31
+        );
         // r2_score([2]*3, [2]*3) == 1.0; r2_score([2]*3, [2, 2, 2.5]) == 0.0.
         assert_eq!(s(Metric::R2, &[2.0; 3], &values(&[2.0; 3])), 1.0);
         assert_eq!(s(Metric::R2, &[2.0; 3], &values(&[2.0, 2.0, 2.5])), 0.0);
@@ -592,7 +614,10 @@ mod tests {
         // balanced_accuracy_score([0,0,1,1,1], [0,2,1,2,1]): class 2 has no
         // true sample and is dropped.
         let p = values(&[0.0, 2.0, 1.0, 2.0, 1.0]);
-        assert_eq!(s(Metric::BalancedAccuracy, &[0.0, 0.0, 1.0, 1.0, 1.0], &p), 0.5833333333333333);
+        assert_eq!(
+            s(Metric::BalancedAccuracy, &[0.0, 0.0, 1.0, 1.0, 1.0], &p),
+            0.5833333333333333
+        );
     }
 
     #[test]
@@ -600,13 +625,25 @@ mod tests {
         let bt = [0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         let bp = values(&[0.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0]);
         // f1_score(bt, bp) and f1_score(bt, bp, pos_label=0).
-        assert_eq!(score(Metric::F1, &bt, &bp, 1.0).unwrap(), 0.7272727272727273);
-        assert_eq!(score(Metric::F1, &bt, &bp, 0.0).unwrap(), 0.6666666666666666);
+        assert_eq!(
+            score(Metric::F1, &bt, &bp, 1.0).unwrap(),
+            0.7272727272727273
+        );
+        assert_eq!(
+            score(Metric::F1, &bt, &bp, 0.0).unwrap(),
+            0.6666666666666666
+        );
         // f1_score([0,1,1,0], [0,0,0,0]) == 0.0 (no positive prediction).
         let p = values(&[0.0; 4]);
-        assert_eq!(score(Metric::F1, &[0.0, 1.0, 1.0, 0.0], &p, 1.0).unwrap(), 0.0);
+        assert_eq!(
+            score(Metric::F1, &[0.0, 1.0, 1.0, 0.0], &p, 1.0).unwrap(),
+            0.0
+        );
         // f1_score([0,0,0], [0,0,0]) == 0.0 (zero_division).
-        assert_eq!(score(Metric::F1, &[0.0; 3], &values(&[0.0; 3]), 1.0).unwrap(), 0.0);
+        assert_eq!(
+            score(Metric::F1, &[0.0; 3], &values(&[0.0; 3]), 1.0).unwrap(),
+            0.0
+        );
         let err = score(Metric::F1, &[0.0, 1.0, 2.0], &values(&[0.0, 1.0, 1.0]), 1.0).unwrap_err();
         assert!(matches!(err, RuntimeError::Data(m) if m.starts_with("Target is multiclass")));
         let err = score(Metric::F1, &[0.0, 0.0], &values(&[2.0, 2.0]), 1.0).unwrap_err();
@@ -638,33 +675,62 @@ mod tests {
         assert!(s(Metric::RocAuc, &[1.0; 3], &proba(&[0.1, 0.2, 0.3])).is_nan());
         let err = score(Metric::RocAuc, &bt, &values(&bt), 1.0).unwrap_err();
         assert!(matches!(err, RuntimeError::Data(_)));
-        let err = score(Metric::RocAuc, &[0.0, 1.0, 2.0], &proba(&[0.1, 0.2, 0.3]), 1.0).unwrap_err();
-        assert_eq!(err, RuntimeError::data("multi_class must be in ('ovo', 'ovr')"));
+        let err = score(
+            Metric::RocAuc,
+            &[0.0, 1.0, 2.0],
+            &proba(&[0.1, 0.2, 0.3]),
+            1.0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RuntimeError::data("multi_class must be in ('ovo', 'ovr')")
+        );
     }
 
     #[test]
     fn log_loss_scores() {
         // log_loss([0,1,1,1,1,0], P, labels=[0,1]) (contains exact 0 and 1).
         let p = with_proba(
-            &[&[0.9, 0.1], &[0.2, 0.8], &[0.6, 0.4], &[0.0, 1.0], &[1.0, 0.0], &[0.3, 0.7]],
+            &[
+                &[0.9, 0.1],
+                &[0.2, 0.8],
+                &[0.6, 0.4],
+                &[0.0, 1.0],
+                &[1.0, 0.0],
+                &[0.3, 0.7],
+            ],
             &[0.0, 1.0],
         );
         let yt = [0.0, 1.0, 1.0, 1.0, 1.0, 0.0];
         assert_eq!(s(Metric::NegLogLoss, &yt, &p), -6.4154034987148805);
         let p3 = with_proba(
-            &[&[0.2, 0.5, 0.3], &[0.1, 0.1, 0.8], &[0.7, 0.2, 0.1], &[0.25, 0.25, 0.5]],
+            &[
+                &[0.2, 0.5, 0.3],
+                &[0.1, 0.1, 0.8],
+                &[0.7, 0.2, 0.1],
+                &[0.25, 0.25, 0.5],
+            ],
             &[0.0, 1.0, 2.0],
         );
         // log_loss([1,2,0,0], P3, labels=[0,1,2]) and log_loss([2,2,0,0], ...).
-        assert_eq!(s(Metric::NegLogLoss, &[1.0, 2.0, 0.0, 0.0], &p3), -0.6648150092331946);
-        assert_eq!(s(Metric::NegLogLoss, &[2.0, 2.0, 0.0, 0.0], &p3), -0.7925214151746922);
+        assert_eq!(
+            s(Metric::NegLogLoss, &[1.0, 2.0, 0.0, 0.0], &p3),
+            -0.6648150092331946
+        );
+        assert_eq!(
+            s(Metric::NegLogLoss, &[2.0, 2.0, 0.0, 0.0], &p3),
+            -0.7925214151746922
+        );
         // log_loss([0,1], [[.2,.3],[.3,.9]], labels=[0,1]): rows are not renormalised.
         let p = with_proba(&[&[0.2, 0.3], &[0.3, 0.9]], &[0.0, 1.0]);
         assert_eq!(s(Metric::NegLogLoss, &[0.0, 1.0], &p), -0.8573992140459633);
         let err = score(Metric::NegLogLoss, &[0.0, 3.0], &p, 1.0).unwrap_err();
         assert_eq!(
             err,
-            RuntimeError::data("y_true contains values {3.0} not belonging to the passed labels [0.0, 1.0].")
+            RuntimeError::data(
+                "y_true contains values {3.0} not belonging to the passed labels [0.0, 1.0]."
+            )
         );
         let err = score(Metric::NegLogLoss, &[0.0, 1.0], &values(&[0.0, 1.0]), 1.0).unwrap_err();
         assert!(matches!(err, RuntimeError::Data(_)));
@@ -675,16 +741,26 @@ mod tests {
         let err = score(Metric::R2, &[1.0, 2.0], &values(&[1.0]), 1.0).unwrap_err();
         assert_eq!(
             err,
-            RuntimeError::data("Found input variables with inconsistent numbers of samples: [2, 1]")
+            RuntimeError::data(
+                "Found input variables with inconsistent numbers of samples: [2, 1]"
+            )
         );
         let err = score(Metric::NegMeanSquaredError, &[], &values(&[]), 1.0).unwrap_err();
         assert_eq!(
             err,
-            RuntimeError::data("Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required.")
+            RuntimeError::data(
+                "Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required."
+            )
         );
         let err = score(Metric::Accuracy, &[], &values(&[]), 1.0).unwrap_err();
         assert!(matches!(err, RuntimeError::Data(m) if m.starts_with("Found empty input array")));
-        let err = score(Metric::Accuracy, &[0.0, 1.0], &values(&[0.0, f64::NAN]), 1.0).unwrap_err();
+        let err = score(
+            Metric::Accuracy,
+            &[0.0, 1.0],
+            &values(&[0.0, f64::NAN]),
+            1.0,
+        )
+        .unwrap_err();
         assert_eq!(err, RuntimeError::data("Input y_pred contains NaN."));
         let err = score(Metric::R2, &[0.0, f64::NAN], &values(&[0.0, 1.0]), 1.0).unwrap_err();
         assert_eq!(err, RuntimeError::data("Input contains NaN."));
@@ -694,7 +770,17 @@ mod tests {
     fn numpy_sum_matches_pairwise_blocks() {
         // np.sum of [1e16, 1, -1e16, 1, ...] depends on the summation order;
         // np.sum(np.array(v)) == 9.0 where a left-to-right sum gives 0.0.
-        let v: Vec<f64> = (0..300).map(|i| if i % 3 == 0 { 1e16 } else if i % 3 == 1 { 1.0 } else { -1e16 }).collect();
+        let v: Vec<f64> = (0..300)
+            .map(|i| {
+                if i % 3 == 0 {
+                    1e16
+                } else if i % 3 == 1 {
+                    1.0
+                } else {
+                    -1e16
+                }
+            })
+            .collect();
         assert_eq!(numpy_sum(&v), 9.0);
     }
 }

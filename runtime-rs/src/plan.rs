@@ -101,10 +101,9 @@ impl Plan {
         let mut kinds: Vec<Kind> = Vec::with_capacity(self.nodes.len());
         for (id, node) in self.nodes.iter().enumerate() {
             let inputs = node_input_kinds(id, node, &kinds)?;
-            let kind = node
-                .op
-                .output_kind(&inputs)
-                .map_err(|why| RuntimeError::Plan(format!("node {id} ({}): {why}", node.op.name())))?;
+            let kind = node.op.output_kind(&inputs).map_err(|why| {
+                RuntimeError::Plan(format!("node {id} ({}): {why}", node.op.name()))
+            })?;
             kinds.push(kind);
         }
         for &out in &self.outputs {
@@ -209,12 +208,7 @@ mod tests {
             version: PLAN_VERSION,
             nodes: vec![
                 node(Op::SourceX, &[]),
-                node(
-                    Op::SourceY {
-                        target: "y".into(),
-                    },
-                    &[],
-                ),
+                node(Op::SourceY { target: "y".into() }, &[]),
                 node(
                     Op::TakeRows {
                         index: "train0".into(),
@@ -272,7 +266,9 @@ mod tests {
     fn rejects_forward_references_and_bad_outputs() {
         let mut plan = ridge_plan();
         plan.nodes[2].inputs = vec![5];
-        assert!(matches!(plan.check(), Err(RuntimeError::Plan(m)) if m.contains("does not come before")));
+        assert!(
+            matches!(plan.check(), Err(RuntimeError::Plan(m)) if m.contains("does not come before"))
+        );
         let mut plan = ridge_plan();
         plan.outputs = vec![99];
         assert!(matches!(plan.check(), Err(RuntimeError::Plan(m)) if m.contains("names no node")));

@@ -17,9 +17,13 @@ const NAME: &str = "SimpleImputer";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// Mean of the observed values.
     Mean,
+    /// Median of the observed values.
     Median,
+    /// Most frequent observed value, the smallest among ties.
     MostFrequent,
+    /// The given `fill_value`.
     Constant,
 }
 
@@ -195,10 +199,7 @@ mod tests {
         let imp = fit(x.as_ref(), Strategy::Constant, -7.5).unwrap();
         let out = imp.transform(x.as_ref()).unwrap();
         assert_eq!((out.nrows(), out.ncols()), (6, 3));
-        assert_close(
-            &flat(&out)[..6],
-            &[1.0, -7.5, 3.0, 3.0, 1.0, 7.0],
-        );
+        assert_close(&flat(&out)[..6], &[1.0, -7.5, 3.0, 3.0, 1.0, 7.0]);
         assert_eq!(out[(5, 2)], -7.5);
         // fill_value=NaN marks every column as dropped (sklearn returns shape (n, 0)).
         let imp = fit(x.as_ref(), Strategy::Constant, NAN).unwrap();
@@ -212,7 +213,10 @@ mod tests {
         let x = synth(1000, &[1e6, -3.0, 0.0], Some(11));
         let stats = |s| fit(x.as_ref(), s, 0.0).unwrap().statistics;
         let mean = stats(Strategy::Mean);
-        assert_close(&mean, &[1000003.6912075822, 0.6882457476516882, 3.6862147753236862]);
+        assert_close(
+            &mean,
+            &[1000003.6912075822, 0.6882457476516882, 3.6862147753236862],
+        );
         assert_eq!(mean[0], 1000003.6912075822);
         assert_close(
             &stats(Strategy::Median),
@@ -256,7 +260,9 @@ mod tests {
         assert!(fit(Mat::<f64>::zeros(2, 0).as_ref(), Strategy::Constant, 0.0).is_err());
         let imp = fit(small().as_ref(), Strategy::Mean, 0.0).unwrap();
         assert_eq!(
-            imp.transform(Mat::<f64>::zeros(1, 5).as_ref()).unwrap_err().to_string(),
+            imp.transform(Mat::<f64>::zeros(1, 5).as_ref())
+                .unwrap_err()
+                .to_string(),
             "X has 5 features, but SimpleImputer is expecting 4 features as input."
         );
         assert!(imp.transform(Mat::<f64>::zeros(0, 4).as_ref()).is_err());

@@ -41,6 +41,8 @@ pub struct Knn {
     norm_hi: Vec<f64>,
     /// Relative error bound of the tiled distance formula.
     tol: f64,
+    /// Largest of `norm_hi` (overflow guard).
+    max_norm: f64,
     /// Regressor: the targets. Classifier: the class index of each row.
     targets: Vec<f64>,
     /// Classifier: sorted class codes seen in fit.
@@ -51,8 +53,10 @@ pub struct Knn {
 const TINY: f64 = 1e-300;
 /// Maximum number of test rows per tile.
 const MAX_BLOCK_ROWS: usize = 128;
-/// Maximum number of doubles in a tile or a centred training chunk (2 MB).
-const TILE_DOUBLES: usize = 1 << 18;
+/// Maximum number of test rows sharing one centred copy of a training chunk.
+const MAX_GROUP_ROWS: usize = 1024;
+/// Maximum number of doubles in a tile or a centred training chunk (512 kB).
+const TILE_DOUBLES: usize = 1 << 16;
 
 fn estimator_name(classifier: bool) -> &'static str {
     if classifier {
@@ -94,7 +98,13 @@ fn check_x(x: MatRef<'_, f64>, name: &str) -> Result<()> {
 }
 
 /// Learns a k-nearest-neighbours model (stores the training data).
-pub fn fit(x: MatRef<'_, f64>, y: &[f64], n_neighbors: usize, weights: Weights, classifier: bool) -> Result<Knn> {
+pub fn fit(
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    n_neighbors: usize,
+    weights: Weights,
+    classifier: bool,
+) -> Result<Knn> {
     let name = estimator_name(classifier);
     if n_neighbors == 0 {
         return Err(RuntimeError::parameter(format!(
@@ -142,7 +152,8 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], n_neighbors: usize, weights: Weights, 
         .map(|row| row.iter().zip(&mean).map(|(v, m)| (v - m) * (v - m)).sum())
         .collect();
     let norm_lo = norms.iter().map(|s| (1.0 - tol) * s).collect();
-    let norm_hi = norms.iter().map(|s| (1.0 + tol) * s).collect();
+    let norm_hi: Vec<f64> = norms.iter().map(|s| (1.0 + tol) * s).collect();
+    let max_norm = norm_hi.iter().fold(0.0, |a: f64, &b| a.max(b));
 
     let (targets, classes) = if classifier {
         let mut classes = y.to_vec();
@@ -168,6 +179,7 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], n_neighbors: usize, weights: Weights, 
         norm_lo,
         norm_hi,
         tol,
+        max_norm,
         targets,
         classes,
     })
@@ -193,6 +205,12 @@ fn key(v: f64) -> f64 {
     }
 }
 
+/// Whether a lower bound does not exclude a row (NaN bounds never exclude).
+#[inline]
+fn within(lower: f64, threshold: f64) -> bool {
+    lower <= threshold || lower.is_nan()
+}
+
 /// Exact squared Euclidean distance (sum of squared differences).
 fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
     let mut s = 0.0;
@@ -201,6 +219,33 @@ fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
         s += d * d;
     }
     s
+}
+
+/// Entries per pre-filter block of a tile column.
+const SCAN_BLOCK: usize = 64;
+
+/// Smallest lower bound `lo + norm_lo[j] + tile[j]` over a block whose length
+/// is a multiple of 8, with 8 independent lanes (vectorisable). Only used when
+/// no bound can be NaN.
+#[inline]
+fn min_lower(lo: f64, tile: &[f64], norm_lo: &[f64]) -> f64 {
+    let mut acc = [f64::INFINITY; 8];
+    for (g, l) in tile.chunks_exact(8).zip(norm_lo.chunks_exact(8)) {
+        let (Ok(g), Ok(l)) = (<&[f64; 8]>::try_from(g), <&[f64; 8]>::try_from(l)) else {
+            return f64::NEG_INFINITY;
+        };
+        for q in 0..8 {
+            let v = lo + l[q] + g[q];
+            acc[q] = if v < acc[q] { v } else { acc[q] };
+        }
+    }
+    let m4 = [
+        acc[0].min(acc[4]),
+        acc[1].min(acc[5]),
+        acc[2].min(acc[6]),
+        acc[3].min(acc[7]),
+    ];
+    m4[0].min(m4[2]).min(m4[1].min(m4[3]))
 }
 
 /// Candidate set of one test row.
@@ -244,12 +289,19 @@ impl RowState {
     fn prune(&mut self, k: usize, scratch: &mut Vec<f64>) {
         let t = self.kth_upper(k, scratch);
         self.threshold = t;
-        self.candidates.retain(|c| !(c.lower > t));
+        self.candidates.retain(|c| within(c.lower, t));
     }
 
     /// Tightens the threshold and drops hopeless candidates; switches to
     /// exact distances when bounds alone do not shrink the set enough.
-    fn compact(&mut self, k: usize, test_row: &[f64], train: &[f64], p: usize, scratch: &mut Vec<f64>) {
+    fn compact(
+        &mut self,
+        k: usize,
+        test_row: &[f64],
+        train: &[f64],
+        p: usize,
+        scratch: &mut Vec<f64>,
+    ) {
         self.prune(k, scratch);
         if 2 * self.candidates.len() > self.capacity {
             self.make_exact(test_row, train, p);
@@ -262,10 +314,20 @@ impl RowState {
     }
 
     /// Writes the `k` nearest (by exact distance, then index).
-    fn finish(&mut self, test_row: &[f64], train: &[f64], p: usize, index: &mut [usize], dist: &mut [f64]) {
+    fn finish(
+        &mut self,
+        test_row: &[f64],
+        train: &[f64],
+        p: usize,
+        index: &mut [usize],
+        dist: &mut [f64],
+    ) {
         self.make_exact(test_row, train, p);
-        self.candidates
-            .sort_unstable_by(|a, b| key(a.lower).total_cmp(&key(b.lower)).then(a.index.cmp(&b.index)));
+        self.candidates.sort_unstable_by(|a, b| {
+            key(a.lower)
+                .total_cmp(&key(b.lower))
+                .then(a.index.cmp(&b.index))
+        });
         for (slot, c) in self.candidates.iter().take(index.len()).enumerate() {
             index[slot] = c.index;
             dist[slot] = c.lower;
@@ -307,30 +369,43 @@ impl Knn {
         let nq = x.nrows();
         let k = self.n_neighbors;
         let threads = rayon::current_num_threads().max(1);
-        let block = nq.div_ceil(4 * threads).clamp(8, MAX_BLOCK_ROWS);
+        // Bound the candidate sets of a group (a few tens of MB) for large k.
+        let group_cap = ((1 << 20) / (2 * k + 64)).max(8);
+        let group = nq
+            .div_ceil(4 * threads)
+            .clamp(8, MAX_GROUP_ROWS)
+            .min(group_cap);
         let mut index = vec![0usize; nq * k];
         let mut dist = vec![f64::INFINITY; nq * k];
         index
-            .par_chunks_mut(block * k)
-            .zip(dist.par_chunks_mut(block * k))
+            .par_chunks_mut(group * k)
+            .zip(dist.par_chunks_mut(group * k))
             .enumerate()
             .for_each(|(b, (idx, d))| {
-                let r0 = b * block;
-                let r1 = (r0 + block).min(nq);
-                self.search_block(x, r0, r1, idx, d);
+                let r0 = b * group;
+                let r1 = (r0 + group).min(nq);
+                self.search_group(x, r0, r1, idx, d);
             });
         (index, dist)
     }
 
-    /// Nearest neighbours of test rows `r0..r1`.
-    fn search_block(&self, x: MatRef<'_, f64>, r0: usize, r1: usize, index: &mut [usize], dist: &mut [f64]) {
+    /// Nearest neighbours of test rows `r0..r1`: for each chunk of training
+    /// rows (centred once), one tile product per block of test rows.
+    fn search_group(
+        &self,
+        x: MatRef<'_, f64>,
+        r0: usize,
+        r1: usize,
+        index: &mut [usize],
+        dist: &mut [f64],
+    ) {
         let (p, n, k) = (self.n_features, self.n_samples, self.n_neighbors);
-        let bt = r1 - r0;
-        // Test rows, row-major: original and centred (the latter is also the
-        // column-major `p x bt` right-hand side of the tile product).
-        let mut raw = vec![0.0; bt * p];
+        let rows = r1 - r0;
+        // Test rows, row-major: original and centred (a block of the latter
+        // is the column-major `p x bt` right-hand side of a tile product).
+        let mut raw = vec![0.0; rows * p];
         for j in 0..p {
-            for i in 0..bt {
+            for i in 0..rows {
                 raw[i * p + j] = x[(r0 + i, j)];
             }
         }
@@ -338,65 +413,89 @@ impl Knn {
             .chunks_exact(p)
             .flat_map(|row| row.iter().zip(&self.mean).map(|(v, m)| v - m))
             .collect();
-        let norms: Vec<f64> = centred.chunks_exact(p).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        let lo_base: Vec<f64> = centred
+            .chunks_exact(p)
+            .map(|r| (1.0 - self.tol) * r.iter().map(|v| v * v).sum::<f64>() - TINY)
+            .collect();
+        let hi_base: Vec<f64> = centred
+            .chunks_exact(p)
+            .map(|r| (1.0 + self.tol) * r.iter().map(|v| v * v).sum::<f64>() + TINY)
+            .collect();
 
-        let chunk = (TILE_DOUBLES / bt.max(p)).clamp(32, 4096).min(n);
+        // Without overflow no lower bound is NaN and the fast pre-filter is
+        // exact; otherwise every entry goes through the NaN-aware test.
+        let max_test = hi_base.iter().fold(0.0, |a: f64, &b| a.max(b));
+        let finite = (4.0 * (max_test + self.max_norm)).is_finite();
+        let bt_max = rows.min(MAX_BLOCK_ROWS);
+        let chunk = (TILE_DOUBLES / bt_max.max(p)).clamp(32, 4096).min(n);
         let mut lhs = vec![0.0; chunk * p];
-        let mut tile = vec![0.0; chunk * bt];
-        let mut states: Vec<RowState> = (0..bt).map(|_| RowState::new(k)).collect();
+        let mut tile = vec![0.0; chunk * bt_max];
+        let mut states: Vec<RowState> = (0..rows).map(|_| RowState::new(k)).collect();
         let mut scratch = Vec::new();
-        let rhs = MatRef::from_column_major_slice(&centred, p, bt);
 
         let mut c0 = 0;
         while c0 < n {
             let c1 = (c0 + chunk).min(n);
             let bc = c1 - c0;
-            for jj in 0..bc {
-                let row = &self.train[(c0 + jj) * p..(c0 + jj + 1) * p];
-                for (f, (v, m)) in row.iter().zip(&self.mean).enumerate() {
-                    lhs[f * bc + jj] = v - m;
+            // Centred training chunk, row-major `bc x p`.
+            for (dst, src) in lhs
+                .chunks_exact_mut(p)
+                .zip(self.train[c0 * p..c1 * p].chunks_exact(p))
+            {
+                for ((d, v), m) in dst.iter_mut().zip(src).zip(&self.mean) {
+                    *d = v - m;
                 }
             }
-            let lhs_ref = MatRef::from_column_major_slice(&lhs[..bc * p], bc, p);
-            let dst = MatMut::from_column_major_slice_mut(&mut tile[..bc * bt], bc, bt);
-            // tile = -2 * B' A'^T: column i holds -2 a'_i . b'_j over the chunk.
-            matmul(dst, Accum::Replace, lhs_ref, rhs, -2.0, Par::Seq);
-
+            let lhs_ref = MatRef::from_row_major_slice(&lhs[..bc * p], bc, p);
             let norm_lo = &self.norm_lo[c0..c1];
             let norm_hi = &self.norm_hi[c0..c1];
-            for (i, state) in states.iter_mut().enumerate() {
-                let col = &tile[i * bc..(i + 1) * bc];
-                let test_row = &raw[i * p..(i + 1) * p];
-                let lo_base = (1.0 - self.tol) * norms[i] - TINY;
-                let hi_base = (1.0 + self.tol) * norms[i] + TINY;
-                for (g8, (l8, j8)) in col
-                    .chunks(8)
-                    .zip(norm_lo.chunks(8).zip((c0..c1).step_by(8)))
-                {
-                    let t = state.threshold;
-                    let mut hit = false;
-                    for (g, l) in g8.iter().zip(l8) {
-                        hit |= !(lo_base + l + g > t);
-                    }
-                    if !hit {
-                        continue;
-                    }
-                    for (q, (g, l)) in g8.iter().zip(l8).enumerate() {
-                        let lower = lo_base + l + g;
-                        if !(lower > state.threshold) {
-                            let j = j8 + q;
-                            state.candidates.push(Candidate {
-                                lower,
-                                upper: hi_base + norm_hi[j - c0] + g,
-                                index: j,
-                                exact: false,
-                            });
-                            if state.candidates.len() >= state.capacity {
-                                state.compact(k, test_row, &self.train, p, &mut scratch);
+
+            let mut b0 = 0;
+            while b0 < rows {
+                let b1 = (b0 + MAX_BLOCK_ROWS).min(rows);
+                let bt = b1 - b0;
+                let rhs = MatRef::from_column_major_slice(&centred[b0 * p..b1 * p], p, bt);
+                let dst = MatMut::from_column_major_slice_mut(&mut tile[..bc * bt], bc, bt);
+                // tile = -2 B' A'^T: column i holds -2 a'_i . b'_j over the chunk.
+                matmul(dst, Accum::Replace, lhs_ref, rhs, -2.0, Par::Seq);
+                for i in b0..b1 {
+                    let col = &tile[(i - b0) * bc..(i - b0 + 1) * bc];
+                    let test_row = &raw[i * p..(i + 1) * p];
+                    let state = &mut states[i];
+                    let (lo, hi) = (lo_base[i], hi_base[i]);
+                    let full = bc - bc % 8;
+                    let mut start = 0;
+                    while start < bc {
+                        let end = if start < full {
+                            (start + SCAN_BLOCK).min(full)
+                        } else {
+                            bc
+                        };
+                        if start >= full
+                            || !finite
+                            || min_lower(lo, &col[start..end], &norm_lo[start..end])
+                                <= state.threshold
+                        {
+                            for jj in start..end {
+                                let g = col[jj];
+                                let lower = lo + norm_lo[jj] + g;
+                                if within(lower, state.threshold) {
+                                    state.candidates.push(Candidate {
+                                        lower,
+                                        upper: hi + norm_hi[jj] + g,
+                                        index: c0 + jj,
+                                        exact: false,
+                                    });
+                                    if state.candidates.len() >= state.capacity {
+                                        state.compact(k, test_row, &self.train, p, &mut scratch);
+                                    }
+                                }
                             }
                         }
+                        start = end;
                     }
                 }
+                b0 = b1;
             }
             c0 = c1;
         }
@@ -417,7 +516,9 @@ impl Knn {
     fn distance_weights(sq_dist: &[f64]) -> Vec<f64> {
         let w: Vec<f64> = sq_dist.iter().map(|s| 1.0 / s.sqrt()).collect();
         if w.iter().any(|v| v.is_infinite()) {
-            w.iter().map(|v| if v.is_infinite() { 1.0 } else { 0.0 }).collect()
+            w.iter()
+                .map(|v| if v.is_infinite() { 1.0 } else { 0.0 })
+                .collect()
         } else {
             w
         }
@@ -456,7 +557,11 @@ impl Knn {
         let mut values = Vec::with_capacity(nq);
         let mut scores = vec![0.0; n_classes];
         let mut template = vec![0.0; k];
-        for (r, (idx, d)) in index.chunks_exact(k).zip(sq_dist.chunks_exact(k)).enumerate() {
+        for (r, (idx, d)) in index
+            .chunks_exact(k)
+            .zip(sq_dist.chunks_exact(k))
+            .enumerate()
+        {
             let labels: Vec<usize> = idx.iter().map(|&j| self.targets[j] as usize).collect();
             scores.iter_mut().for_each(|s| *s = 0.0);
             let best = match self.weights {
@@ -535,8 +640,17 @@ mod tests {
         [-0.7, -0.2],
     ];
     const Y_CLASS: [f64; 12] = [0.0, 1.0, 1.0, 0.0, 2.0, 2.0, 1.0, 0.0, 2.0, 0.0, 1.0, 2.0];
-    const Y_REG: [f64; 12] = [0.5, 1.25, -2.0, 3.5, 10.0, 10.0, -1.5, 0.75, 2.25, 4.0, -3.25, 6.5];
-    const TEST: [[f64; 2]; 6] = [[2.0, 2.0], [0.4, 0.3], [1.2, 0.9], [-0.5, 1.7], [3.3, 0.4], [1.0, 1.0]];
+    const Y_REG: [f64; 12] = [
+        0.5, 1.25, -2.0, 3.5, 10.0, 10.0, -1.5, 0.75, 2.25, 4.0, -3.25, 6.5,
+    ];
+    const TEST: [[f64; 2]; 6] = [
+        [2.0, 2.0],
+        [0.4, 0.3],
+        [1.2, 0.9],
+        [-0.5, 1.7],
+        [3.3, 0.4],
+        [1.0, 1.0],
+    ];
 
     fn mat(rows: &[[f64; 2]]) -> Mat<f64> {
         Mat::from_fn(rows.len(), 2, |i, j| rows[i][j])
@@ -553,14 +667,224 @@ mod tests {
     /// (e.g. k=4: rows 0 and 1, k=3: row 3).
     #[allow(clippy::type_complexity)]
     const REFERENCE: [(usize, Weights, &[f64], &[f64], &[f64]); 8] = [
-        (3, Weights::Uniform, &[2.0, 1.0, 1.0, 0.0, 0.0, 1.0], &[0.0, 0.3333333333333333, 0.6666666666666666, 0.3333333333333333, 0.6666666666666666, 0.0, 0.3333333333333333, 0.6666666666666666, 0.0, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.6666666666666666, 0.0], &[5.583333333333333, -0.08333333333333333, 0.5, 0.3333333333333333, 4.166666666666667, 0.5]),
-        (3, Weights::Distance, &[2.0, 1.0, 0.0, 1.0, 1.0, 0.0], &[0.0, 0.0, 1.0, 0.44852896539772275, 0.5514710346022771, 0.0, 0.6345705299218292, 0.36542947007817084, 0.0, 0.2921360201714353, 0.45620589009663065, 0.2516580897319339, 0.25644928270924705, 0.5429679135205, 0.20058280377025284, 1.0, 0.0, 0.0], &[10.0, 0.12304407625637613, 1.7259278974413719, -0.12707906316783346, 2.2171732982587664, 3.5]),
-        (4, Weights::Uniform, &[1.0, 0.0, 1.0, 0.0, 2.0, 1.0], &[0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.25, 0.75, 0.0, 0.5, 0.25, 0.25, 0.25, 0.25, 0.5, 0.25, 0.75, 0.0], &[3.8125, 0.8125, -0.125, 1.125, 5.625, -0.125]),
-        (4, Weights::Distance, &[2.0, 0.0, 0.0, 0.0, 1.0, 0.0], &[0.0, 0.0, 1.0, 0.5495491028322796, 0.4504508971677203, 0.0, 0.5679336622212399, 0.43206633777876013, 0.0, 0.42262889441132456, 0.3721055268343354, 0.20526557875433998, 0.21360399457988735, 0.4522536153403077, 0.33414239007980495, 1.0, 0.0, 0.0], &[10.0, 0.7416451089888629, 1.3346645899658092, 0.5415634805066225, 3.5174594561071366, 3.5]),
-        (5, Weights::Uniform, &[1.0, 0.0, 1.0, 0.0, 1.0, 1.0], &[0.2, 0.4, 0.4, 0.4, 0.4, 0.2, 0.2, 0.6, 0.2, 0.6, 0.2, 0.2, 0.2, 0.4, 0.4, 0.4, 0.6, 0.0], &[3.75, 1.95, 1.9, 1.0, 3.85, 0.0]),
-        (5, Weights::Distance, &[2.0, 0.0, 0.0, 0.0, 1.0, 0.0], &[0.0, 0.0, 1.0, 0.4821573060759446, 0.3952116198143725, 0.12263107410968291, 0.5194351839646592, 0.395170197820779, 0.08539461821456189, 0.5068508134887776, 0.31782598068808093, 0.17532320582314131, 0.18362317321070265, 0.529133668760644, 0.2872431580286533, 1.0, 0.0, 0.0], &[10.0, 1.4477983543783046, 2.074637599006803, 0.5355005583099238, 2.567598974912502, 3.5]),
-        (9, Weights::Uniform, &[1.0, 0.0, 1.0, 0.0, 1.0, 1.0], &[0.3333333333333333, 0.4444444444444444, 0.2222222222222222, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.4444444444444444, 0.2222222222222222, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.3333333333333333, 0.4444444444444444, 0.2222222222222222, 0.3333333333333333, 0.4444444444444444, 0.2222222222222222], &[2.138888888888889, 2.1666666666666665, 2.138888888888889, 2.1666666666666665, 2.5, 2.138888888888889]),
-        (9, Weights::Distance, &[2.0, 0.0, 0.0, 1.0, 1.0, 0.0], &[0.0, 0.0, 1.0, 0.4138543056322816, 0.3662463350157136, 0.21989935935200475, 0.5136570622260184, 0.35451754900975246, 0.13182538876422914, 0.34141276137506843, 0.3788705521114453, 0.27971668651348636, 0.27877666281512375, 0.5203318922266345, 0.20089144495824174, 1.0, 0.0, 0.0], &[10.0, 1.5631668310852993, 2.255401031647873, 1.4681993908741886, 2.1199913835610826, 3.5]),
+        (
+            3,
+            Weights::Uniform,
+            &[2.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+            &[
+                0.0,
+                0.3333333333333333,
+                0.6666666666666666,
+                0.3333333333333333,
+                0.6666666666666666,
+                0.0,
+                0.3333333333333333,
+                0.6666666666666666,
+                0.0,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.6666666666666666,
+                0.0,
+            ],
+            &[
+                5.583333333333333,
+                -0.08333333333333333,
+                0.5,
+                0.3333333333333333,
+                4.166666666666667,
+                0.5,
+            ],
+        ),
+        (
+            3,
+            Weights::Distance,
+            &[2.0, 1.0, 0.0, 1.0, 1.0, 0.0],
+            &[
+                0.0,
+                0.0,
+                1.0,
+                0.44852896539772275,
+                0.5514710346022771,
+                0.0,
+                0.6345705299218292,
+                0.36542947007817084,
+                0.0,
+                0.2921360201714353,
+                0.45620589009663065,
+                0.2516580897319339,
+                0.25644928270924705,
+                0.5429679135205,
+                0.20058280377025284,
+                1.0,
+                0.0,
+                0.0,
+            ],
+            &[
+                10.0,
+                0.12304407625637613,
+                1.7259278974413719,
+                -0.12707906316783346,
+                2.2171732982587664,
+                3.5,
+            ],
+        ),
+        (
+            4,
+            Weights::Uniform,
+            &[1.0, 0.0, 1.0, 0.0, 2.0, 1.0],
+            &[
+                0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.25, 0.75, 0.0, 0.5, 0.25, 0.25, 0.25, 0.25, 0.5,
+                0.25, 0.75, 0.0,
+            ],
+            &[3.8125, 0.8125, -0.125, 1.125, 5.625, -0.125],
+        ),
+        (
+            4,
+            Weights::Distance,
+            &[2.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            &[
+                0.0,
+                0.0,
+                1.0,
+                0.5495491028322796,
+                0.4504508971677203,
+                0.0,
+                0.5679336622212399,
+                0.43206633777876013,
+                0.0,
+                0.42262889441132456,
+                0.3721055268343354,
+                0.20526557875433998,
+                0.21360399457988735,
+                0.4522536153403077,
+                0.33414239007980495,
+                1.0,
+                0.0,
+                0.0,
+            ],
+            &[
+                10.0,
+                0.7416451089888629,
+                1.3346645899658092,
+                0.5415634805066225,
+                3.5174594561071366,
+                3.5,
+            ],
+        ),
+        (
+            5,
+            Weights::Uniform,
+            &[1.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+            &[
+                0.2, 0.4, 0.4, 0.4, 0.4, 0.2, 0.2, 0.6, 0.2, 0.6, 0.2, 0.2, 0.2, 0.4, 0.4, 0.4,
+                0.6, 0.0,
+            ],
+            &[3.75, 1.95, 1.9, 1.0, 3.85, 0.0],
+        ),
+        (
+            5,
+            Weights::Distance,
+            &[2.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            &[
+                0.0,
+                0.0,
+                1.0,
+                0.4821573060759446,
+                0.3952116198143725,
+                0.12263107410968291,
+                0.5194351839646592,
+                0.395170197820779,
+                0.08539461821456189,
+                0.5068508134887776,
+                0.31782598068808093,
+                0.17532320582314131,
+                0.18362317321070265,
+                0.529133668760644,
+                0.2872431580286533,
+                1.0,
+                0.0,
+                0.0,
+            ],
+            &[
+                10.0,
+                1.4477983543783046,
+                2.074637599006803,
+                0.5355005583099238,
+                2.567598974912502,
+                3.5,
+            ],
+        ),
+        (
+            9,
+            Weights::Uniform,
+            &[1.0, 0.0, 1.0, 0.0, 1.0, 1.0],
+            &[
+                0.3333333333333333,
+                0.4444444444444444,
+                0.2222222222222222,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.4444444444444444,
+                0.2222222222222222,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.3333333333333333,
+                0.4444444444444444,
+                0.2222222222222222,
+                0.3333333333333333,
+                0.4444444444444444,
+                0.2222222222222222,
+            ],
+            &[
+                2.138888888888889,
+                2.1666666666666665,
+                2.138888888888889,
+                2.1666666666666665,
+                2.5,
+                2.138888888888889,
+            ],
+        ),
+        (
+            9,
+            Weights::Distance,
+            &[2.0, 0.0, 0.0, 1.0, 1.0, 0.0],
+            &[
+                0.0,
+                0.0,
+                1.0,
+                0.4138543056322816,
+                0.3662463350157136,
+                0.21989935935200475,
+                0.5136570622260184,
+                0.35451754900975246,
+                0.13182538876422914,
+                0.34141276137506843,
+                0.3788705521114453,
+                0.27971668651348636,
+                0.27877666281512375,
+                0.5203318922266345,
+                0.20089144495824174,
+                1.0,
+                0.0,
+                0.0,
+            ],
+            &[
+                10.0,
+                1.5631668310852993,
+                2.255401031647873,
+                1.4681993908741886,
+                2.1199913835610826,
+                3.5,
+            ],
+        ),
     ];
 
     fn close(a: f64, b: f64) -> bool {
@@ -581,7 +905,10 @@ mod tests {
             for i in 0..6 {
                 for c in 0..3 {
                     let (got, want) = (proba[(i, c)], class_proba[i * 3 + c]);
-                    assert!(close(got, want), "k={k} {w:?} proba[{i},{c}] {got} vs {want}");
+                    assert!(
+                        close(got, want),
+                        "k={k} {w:?} proba[{i},{c}] {got} vs {want}"
+                    );
                 }
             }
             let reg = fit(x.as_ref(), &Y_REG, k, w, false).unwrap();
@@ -608,6 +935,11 @@ mod tests {
 
     #[test]
     fn neighbour_ties_prefer_lower_index() {
+        // 500 identical training points: every one ties, the first k win.
+        let same = Mat::from_fn(500, 3, |_, j| j as f64);
+        let m = fit(same.as_ref(), &[0.0; 500], 3, Weights::Uniform, false).unwrap();
+        let (idx, _) = m.kneighbors(Mat::from_fn(2, 3, |i, j| (i + j) as f64).as_ref());
+        assert_eq!(idx, vec![0, 1, 2, 0, 1, 2]);
         // Four training points at distance 1 from the origin.
         let x = mat(&[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [3.0, 3.0]]);
         let y = [10.0, 20.0, 30.0, 40.0, 50.0];
@@ -616,47 +948,85 @@ mod tests {
         assert_eq!(idx, vec![0, 1]);
         assert_eq!(d, vec![1.0, 1.0]);
         // Vote tie (one neighbour of class 1, one of class 0): smallest code.
-        let m = fit(x.as_ref(), &[1.0, 0.0, 1.0, 0.0, 1.0], 2, Weights::Uniform, true).unwrap();
-        assert_eq!(m.predict(mat(&[[0.0, 0.0]]).as_ref()).unwrap().values, vec![0.0]);
+        let m = fit(
+            x.as_ref(),
+            &[1.0, 0.0, 1.0, 0.0, 1.0],
+            2,
+            Weights::Uniform,
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            m.predict(mat(&[[0.0, 0.0]]).as_ref()).unwrap().values,
+            vec![0.0]
+        );
     }
 
     #[test]
     fn zero_distance_takes_all_weight() {
         let x = mat(&[[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]);
-        let reg = fit(x.as_ref(), &[1.0, 2.0, 100.0, 100.0], 4, Weights::Distance, false).unwrap();
-        assert_eq!(reg.predict(mat(&[[0.0, 0.0]]).as_ref()).unwrap().values, vec![1.5]);
-        let clf = fit(x.as_ref(), &[0.0, 1.0, 2.0, 2.0], 4, Weights::Distance, true).unwrap();
+        let reg = fit(
+            x.as_ref(),
+            &[1.0, 2.0, 100.0, 100.0],
+            4,
+            Weights::Distance,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            reg.predict(mat(&[[0.0, 0.0]]).as_ref()).unwrap().values,
+            vec![1.5]
+        );
+        let clf = fit(
+            x.as_ref(),
+            &[0.0, 1.0, 2.0, 2.0],
+            4,
+            Weights::Distance,
+            true,
+        )
+        .unwrap();
         let p = clf.predict(mat(&[[0.0, 0.0]]).as_ref()).unwrap();
         assert_eq!(p.values, vec![0.0]);
         let proba = p.proba.unwrap();
-        assert_eq!([proba[(0, 0)], proba[(0, 1)], proba[(0, 2)]], [0.5, 0.5, 0.0]);
+        assert_eq!(
+            [proba[(0, 0)], proba[(0, 1)], proba[(0, 2)]],
+            [0.5, 0.5, 0.0]
+        );
     }
 
     /// Deterministic pseudo-random numbers in [0, 1).
     fn lcg(state: &mut u64) -> f64 {
-        *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (*state >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The tiled search returns exactly the brute-force answer (full sort on
     /// exact distances, ties by index), also with a large offset, many
-    /// duplicates, more rows than one tile and a strided input.
+    /// duplicates, ragged tiles, several tile blocks and a row-major input.
     #[test]
     fn tiled_search_is_exact() {
         let mut s = 7u64;
         for &(n, nq, p, k, offset, grid) in &[
-            (5000usize, 300usize, 7usize, 5usize, 0.0, false),
-            (3000, 257, 3, 8, 1e6, false),
-            (2000, 100, 4, 6, 0.0, true),
-            (40, 9, 2, 40, 1e3, true),
+            (5003usize, 300usize, 7usize, 5usize, 0.0, false),
+            (2999, 257, 3, 8, 1e6, false),
+            (2001, 1500, 4, 6, 0.0, true),
+            (37, 9, 2, 37, 1e3, true),
+            (301, 20, 1, 3, 0.0, true),
         ] {
             let gen = |s: &mut u64| {
                 let v = lcg(s);
-                offset + if grid { (v * 4.0).floor() } else { v * 10.0 - 5.0 }
+                offset
+                    + if grid {
+                        (v * 4.0).floor()
+                    } else {
+                        v * 10.0 - 5.0
+                    }
             };
-            // Strided input: every other row of a larger matrix.
-            let big = Mat::from_fn(2 * n, p, |_, _| gen(&mut s));
-            let x = big.as_ref().subrows(0, n);
+            // Row-major input (column stride 1): columns are not contiguous.
+            let xt = Mat::from_fn(p, n, |_, _| gen(&mut s));
+            let x = xt.transpose();
             let q = Mat::from_fn(nq, p, |_, _| gen(&mut s));
             let y: Vec<f64> = (0..n).map(|i| i as f64).collect();
             let m = fit(x, &y, k, Weights::Uniform, false).unwrap();
@@ -683,14 +1053,23 @@ mod tests {
         let err = fit(x.as_ref(), &Y_REG[..5], 3, Weights::Uniform, false).unwrap_err();
         assert_eq!(
             err,
-            RuntimeError::data("Found input variables with inconsistent numbers of samples: [12, 5]")
+            RuntimeError::data(
+                "Found input variables with inconsistent numbers of samples: [12, 5]"
+            )
         );
         let mut bad = x.clone();
         bad[(3, 1)] = f64::NAN;
         let err = fit(bad.as_ref(), &Y_REG, 3, Weights::Uniform, false).unwrap_err();
         assert_eq!(err, RuntimeError::data("Input X contains NaN."));
 
-        let small = fit(x.as_ref().subrows(0, 5), &Y_REG[..5], 6, Weights::Uniform, true).unwrap();
+        let small = fit(
+            x.as_ref().subrows(0, 5),
+            &Y_REG[..5],
+            6,
+            Weights::Uniform,
+            true,
+        )
+        .unwrap();
         let err = small.predict(mat(&TEST[..3]).as_ref()).unwrap_err();
         assert_eq!(
             err,
@@ -702,110 +1081,27 @@ mod tests {
         let err = m.predict(Mat::<f64>::zeros(2, 3).as_ref()).unwrap_err();
         assert_eq!(
             err,
-            RuntimeError::data("X has 3 features, but KNeighborsRegressor is expecting 2 features as input.")
+            RuntimeError::data(
+                "X has 3 features, but KNeighborsRegressor is expecting 2 features as input."
+            )
         );
         let mut bad = mat(&TEST);
         bad[(0, 0)] = f64::NAN;
-        assert_eq!(m.predict(bad.as_ref()).unwrap_err(), RuntimeError::data("Input X contains NaN."));
+        assert_eq!(
+            m.predict(bad.as_ref()).unwrap_err(),
+            RuntimeError::data("Input X contains NaN.")
+        );
         assert!(m.predict(Mat::<f64>::zeros(0, 2).as_ref()).is_err());
         // Overflowing distances do not panic.
         let huge = Mat::from_fn(4, 2, |i, _| if i % 2 == 0 { 1e300 } else { -1e300 });
-        let m = fit(huge.as_ref(), &[0.0, 1.0, 0.0, 1.0], 2, Weights::Uniform, true).unwrap();
+        let m = fit(
+            huge.as_ref(),
+            &[0.0, 1.0, 0.0, 1.0],
+            2,
+            Weights::Uniform,
+            true,
+        )
+        .unwrap();
         assert!(m.predict(huge.as_ref()).is_ok());
-    }
-}
-
-#[cfg(test)]
-mod scratch_compare {
-    use super::*;
-    fn load(name: &str) -> Vec<f64> {
-        let b = std::fs::read(format!("/tmp/knnref/{name}")).unwrap();
-        b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-    }
-    #[test]
-    #[ignore]
-    fn scratch_big_compare() {
-        let (n, nq, p) = (20000, 5000, 20);
-        let xv = load("X.bin");
-        let qv = load("Q.bin");
-        let x = Mat::from_fn(n, p, |i, j| xv[i * p + j]);
-        let q = Mat::from_fn(nq, p, |i, j| qv[i * p + j]);
-        let (yc, yr, r) = (load("yc.bin"), load("yr.bin"), load("ref.bin"));
-        let mut off = 0;
-        for k in [5, 10] {
-            for w in [Weights::Uniform, Weights::Distance] {
-                let t = std::time::Instant::now();
-                let c = fit(x.as_ref(), &yc, k, w, true).unwrap().predict(q.as_ref()).unwrap();
-                let reg = fit(x.as_ref(), &yr, k, w, false).unwrap().predict(q.as_ref()).unwrap();
-                let el = t.elapsed();
-                let pred = &r[off..off + nq];
-                off += nq;
-                let proba = &r[off..off + nq * 4];
-                off += nq * 4;
-                let rp = &r[off..off + nq];
-                off += nq;
-                let pm = c.proba.unwrap();
-                let mism = c.values.iter().zip(pred).filter(|(a, b)| a != b).count();
-                let mut pmax: f64 = 0.0;
-                let mut pexact = 0;
-                for i in 0..nq {
-                    for cc in 0..4 {
-                        let d = (pm[(i, cc)] - proba[i * 4 + cc]).abs();
-                        let d = if i < 50 { 0.0 } else { d };
-                        pmax = pmax.max(d);
-                        pexact += (d == 0.0) as usize;
-                    }
-                }
-                let mut rmax: f64 = 0.0;
-                let mut rexact = 0;
-                for (a, b) in reg.values.iter().zip(rp).skip(50) {
-                    rmax = rmax.max((a - b).abs());
-                    rexact += (a == b) as usize;
-                }
-                println!("k={k} {w:?}: {el:?} class mismatches {mism}, proba maxdiff {pmax:e} exact {pexact}/{}, reg maxdiff {rmax:e} exact {rexact}/{nq}", nq * 4);
-            }
-        }
-    }
-    #[test]
-    #[ignore]
-    fn scratch_perf() {
-        let (n, nq, p) = (160_000, 40_000, 40);
-        let mut st = 1u64;
-        let mut r = || {
-            st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (st >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let x = Mat::from_fn(n, p, |_, _| r());
-        let q = Mat::from_fn(nq, p, |_, _| r());
-        let y: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
-        let m = fit(x.as_ref(), &y, 5, Weights::Distance, true).unwrap();
-        let t = std::time::Instant::now();
-        let pr = m.predict(q.as_ref()).unwrap();
-        println!("perf: {:?} {}", t.elapsed(), pr.values.len());
-    }
-    #[test]
-    #[ignore]
-    fn scratch_gemm() {
-        for &(bc, bt) in &[(2048usize, 128usize), (512, 128), (256, 128), (1024, 64), (4096, 256), (512, 256)] {
-            let p = 40;
-            let lhs = vec![0.5; bc * p];
-            let rhs = vec![0.25; p * bt];
-            let mut out = vec![0.0; bc * bt];
-            let reps = (160_000 / bc) * (40_000 / bt) / 2;
-            let t = std::time::Instant::now();
-            for _ in 0..reps {
-                matmul(
-                    MatMut::from_column_major_slice_mut(&mut out, bc, bt),
-                    Accum::Replace,
-                    MatRef::from_column_major_slice(&lhs, bc, p),
-                    MatRef::from_column_major_slice(&rhs, p, bt),
-                    -2.0,
-                    Par::Seq,
-                );
-            }
-            let el = t.elapsed();
-            let flops = 2.0 * (reps * bc * bt * p) as f64;
-            println!("gemm bc={bc} bt={bt}: {el:?} for half the work (1 core) -> {:.1} GFLOPS", flops / el.as_secs_f64() / 1e9);
-        }
     }
 }

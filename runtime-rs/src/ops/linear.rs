@@ -5,8 +5,8 @@
 //! The module also hosts small helpers (input checks, centred Gram) that the
 //! PCA and logistic kernels reuse.
 
-use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rayon::prelude::*;
 
@@ -36,7 +36,7 @@ pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> 
     check_finite(x, "X")?;
     check_targets(x, y)?;
     if y.iter().any(|v| !v.is_finite()) {
-        return Err(non_finite_error(y.iter().copied(), "y"));
+        return Err(non_finite_error(y.iter().any(|v| v.is_nan()), "y"));
     }
     let (n, p) = x.shape();
     let x_mean = if fit_intercept {
@@ -51,8 +51,12 @@ pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> 
     };
     let (xtx, xty) = centred_gram(x, &x_mean, Some((y, y_mean)));
     let xty = xty.unwrap_or_default();
-    if xtx.col_iter().any(|c| c.iter().any(|v| !v.is_finite())) || xty.iter().any(|v| !v.is_finite()) {
-        return Err(RuntimeError::numerical("X^T X overflowed (values too large)"));
+    if xtx.col_iter().any(|c| c.iter().any(|v| !v.is_finite()))
+        || xty.iter().any(|v| !v.is_finite())
+    {
+        return Err(RuntimeError::numerical(
+            "X^T X overflowed (values too large)",
+        ));
     }
     let (eigenvalues, eigenvectors) = symmetric_eigen(xtx.as_ref())?;
     Ok(Gram {
@@ -73,7 +77,7 @@ pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> 
 pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     if alpha.is_nan() || alpha < 0.0 {
         return Err(RuntimeError::parameter(format!(
-            "The 'alpha' parameter of Ridge must be a float in the range [0.0, inf). Got {alpha} instead."
+            "The 'alpha' parameter of Ridge must be a float in the range [0.0, inf) or an array-like. Got {alpha} instead."
         )));
     }
     let p = gram.xty.len();
@@ -85,7 +89,11 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     {
         return Err(RuntimeError::data("malformed Gram statistics"));
     }
-    let name = if alpha == 0.0 { "LinearRegression" } else { "Ridge" };
+    let name = if alpha == 0.0 {
+        "LinearRegression"
+    } else {
+        "Ridge"
+    };
     let lambda_max = gram.eigenvalues.iter().fold(0.0_f64, |m, &l| m.max(l));
     // A computed eigenvalue of a symmetric matrix is only accurate to about
     // p * eps * lambda_max (backward stability of the eigensolver).
@@ -163,9 +171,17 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     if refined.iter().all(|w| w.is_finite()) {
         coef = refined;
     }
-    let intercept = gram.y_mean - gram.x_mean.iter().zip(&coef).map(|(m, w)| m * w).sum::<f64>();
+    let intercept = gram.y_mean
+        - gram
+            .x_mean
+            .iter()
+            .zip(&coef)
+            .map(|(m, w)| m * w)
+            .sum::<f64>();
     if !intercept.is_finite() || coef.iter().any(|w| !w.is_finite()) {
-        return Err(RuntimeError::numerical(format!("{name}: non-finite coefficients")));
+        return Err(RuntimeError::numerical(format!(
+            "{name}: non-finite coefficients"
+        )));
     }
     Ok(Linear {
         coef,
@@ -184,7 +200,8 @@ impl Linear {
         if n > 0 && !self.coef.is_empty() {
             let w = MatRef::from_column_major_slice(&self.coef, self.coef.len(), 1);
             let dst = MatMut::from_column_major_slice_mut(&mut values, n, 1);
-            matmul(dst, Accum::Add, x, w, 1.0, par_for(n * self.coef.len()));
+            // A matrix-vector product is memory bound: one thread saturates it.
+            matmul(dst, Accum::Add, x, w, 1.0, Par::Seq);
         }
         Ok(Prediction {
             values,
@@ -198,15 +215,6 @@ impl Linear {
 // ---------------------------------------------------------------------------
 // Helpers shared with `pca` and `logistic`.
 // ---------------------------------------------------------------------------
-
-/// Parallelism for a kernel touching `work` numbers.
-pub(crate) fn par_for(work: usize) -> Par {
-    if work >= 1 << 16 {
-        Par::rayon(0)
-    } else {
-        Par::Seq
-    }
-}
 
 /// sklearn's `check_array` minimum-size checks.
 pub(crate) fn check_shape(x: MatRef<'_, f64>, min_samples: usize, name: &str) -> Result<()> {
@@ -247,15 +255,8 @@ pub(crate) fn check_targets(x: MatRef<'_, f64>, y: &[f64]) -> Result<()> {
     Ok(())
 }
 
-fn non_finite_error(values: impl Iterator<Item = f64>, what: &str) -> RuntimeError {
-    let mut nan = false;
-    for v in values {
-        if v.is_nan() {
-            nan = true;
-            break;
-        }
-    }
-    if nan {
+fn non_finite_error(has_nan: bool, what: &str) -> RuntimeError {
+    if has_nan {
         RuntimeError::data(format!("Input {what} contains NaN."))
     } else {
         RuntimeError::data(format!(
@@ -266,32 +267,26 @@ fn non_finite_error(values: impl Iterator<Item = f64>, what: &str) -> RuntimeErr
 
 /// Rejects NaN / infinite entries with sklearn's messages.
 pub(crate) fn check_finite(x: MatRef<'_, f64>, what: &str) -> Result<()> {
-    let bad = (0..x.ncols())
-        .into_par_iter()
-        .map(|j| {
-            let mut nan = false;
-            let mut inf = false;
-            for &v in x.col(j).iter() {
-                if !v.is_finite() {
-                    if v.is_nan() {
-                        nan = true;
-                    } else {
-                        inf = true;
-                    }
-                }
-            }
-            (nan, inf)
-        })
-        .reduce(|| (false, false), |a, b| (a.0 || b.0, a.1 || b.1));
-    if bad.0 {
-        Err(RuntimeError::data(format!("Input {what} contains NaN.")))
-    } else if bad.1 {
-        Err(RuntimeError::data(format!(
-            "Input {what} contains infinity or a value too large for dtype('float64')."
-        )))
+    // `v * 0.0` is NaN exactly for NaN and +-inf, so one vectorisable sum per
+    // column detects any non-finite value.
+    let col_ok = |j: usize| -> bool {
+        let col = x.col(j);
+        let acc = match col.try_as_col_major() {
+            Some(c) => c.as_slice().iter().fold(0.0, |a, &v| a + v * 0.0),
+            None => col.iter().fold(0.0, |a, &v| a + v * 0.0),
+        };
+        acc == 0.0
+    };
+    let all_ok = if x.nrows() * x.ncols() >= 1 << 16 {
+        (0..x.ncols()).into_par_iter().all(col_ok)
     } else {
-        Ok(())
+        (0..x.ncols()).all(col_ok)
+    };
+    if all_ok {
+        return Ok(());
     }
+    let has_nan = (0..x.ncols()).any(|j| x.col(j).iter().any(|v| v.is_nan()));
+    Err(non_finite_error(has_nan, what))
 }
 
 /// Sum of a slice in blocks (more accurate than one running sum).
@@ -318,8 +313,13 @@ pub(crate) fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
 }
 
 /// `(X - 1 mean^T)^T (X - 1 mean^T)` (full symmetric) and, when `y` is given
-/// with its mean, `(X - 1 mean^T)^T (y - y_mean)`. Rows are centred in blocks
-/// so memory stays bounded while the products run through faer's matmul.
+/// with its mean, `(X - 1 mean^T)^T (y - y_mean)`.
+///
+/// Rows are split into a fixed number of contiguous groups (independent of
+/// the thread count, so results are reproducible); each group centres its
+/// rows block by block into a small buffer and accumulates a sequential
+/// faer product, and the group results are added in order. On tall-skinny
+/// data this is several times faster than faer's own parallel matmul.
 pub(crate) fn centred_gram(
     x: MatRef<'_, f64>,
     mean: &[f64],
@@ -331,49 +331,67 @@ pub(crate) fn centred_gram(
     if n == 0 || p == 0 {
         return (xtx, xty);
     }
-    let par = par_for(n * p * p);
     let block = ((1usize << 21) / p).max(256).min(n);
-    let mut buf = Mat::<f64>::zeros(block.min(n), p);
-    let mut ybuf = vec![0.0; block.min(n)];
-    let mut first = true;
-    let mut start = 0;
-    while start < n {
-        let len = block.min(n - start);
-        let xs = x.subrows(start, len);
-        {
-            let b = buf.as_mut().subrows_mut(0, len);
-            b.par_col_chunks_mut(1).enumerate().for_each(|(j, col)| {
-                let src = xs.col(j);
-                let m = mean[j];
-                let mut dst = col.col_mut(0);
-                for i in 0..len {
-                    dst[i] = src[i] - m;
+    // At most 16 partial Grams, and at most ~256 MB of them.
+    let by_memory = ((1usize << 25) / (p * p)).max(1);
+    let groups = n.div_ceil(block).min(16).min(by_memory);
+    let group_rows = n.div_ceil(groups);
+    let partials: Vec<(Mat<f64>, Vec<f64>)> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let lo = (g * group_rows).min(n);
+            let hi = ((g + 1) * group_rows).min(n);
+            let mut acc = Mat::<f64>::zeros(p, p);
+            let mut acc_y = vec![0.0; if y.is_some() { p } else { 0 }];
+            let mut buf = Mat::<f64>::zeros(block.min(hi - lo), p);
+            let mut ybuf = vec![0.0; block.min(hi - lo)];
+            let mut start = lo;
+            while start < hi {
+                let len = block.min(hi - start);
+                let xs = x.subrows(start, len);
+                for (j, &m) in mean.iter().enumerate() {
+                    let src = xs.col(j);
+                    let mut dst = buf.col_mut(j);
+                    for i in 0..len {
+                        dst[i] = src[i] - m;
+                    }
                 }
-            });
-        }
-        let b = buf.as_ref().subrows(0, len);
-        let accum = if first { Accum::Replace } else { Accum::Add };
-        triangular::matmul(
-            xtx.as_mut(),
-            BlockStructure::TriangularLower,
-            accum,
-            b.transpose(),
-            BlockStructure::Rectangular,
-            b,
-            BlockStructure::Rectangular,
-            1.0,
-            par,
-        );
-        if let (Some((yv, ym)), Some(acc)) = (y, xty.as_mut()) {
-            for (d, s) in ybuf[..len].iter_mut().zip(&yv[start..start + len]) {
-                *d = s - ym;
+                let b = buf.as_ref().subrows(0, len);
+                triangular::matmul(
+                    acc.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Add,
+                    b.transpose(),
+                    BlockStructure::Rectangular,
+                    b,
+                    BlockStructure::Rectangular,
+                    1.0,
+                    Par::Seq,
+                );
+                if let Some((yv, ym)) = y {
+                    for (d, s) in ybuf[..len].iter_mut().zip(&yv[start..start + len]) {
+                        *d = s - ym;
+                    }
+                    let yc = MatRef::from_column_major_slice(&ybuf[..len], len, 1);
+                    let dst = MatMut::from_column_major_slice_mut(&mut acc_y, p, 1);
+                    matmul(dst, Accum::Add, b.transpose(), yc, 1.0, Par::Seq);
+                }
+                start += len;
             }
-            let yc = MatRef::from_column_major_slice(&ybuf[..len], len, 1);
-            let dst = MatMut::from_column_major_slice_mut(acc.as_mut_slice(), p, 1);
-            matmul(dst, accum, b.transpose(), yc, 1.0, par_for(len * p));
+            (acc, acc_y)
+        })
+        .collect();
+    for (acc, acc_y) in partials {
+        for j in 0..p {
+            for i in j..p {
+                xtx[(i, j)] += acc[(i, j)];
+            }
         }
-        first = false;
-        start += len;
+        if let Some(t) = xty.as_mut() {
+            for (a, b) in t.iter_mut().zip(&acc_y) {
+                *a += b;
+            }
+        }
     }
     for j in 0..p {
         for i in 0..j {
@@ -381,6 +399,77 @@ pub(crate) fn centred_gram(
         }
     }
     (xtx, xty)
+}
+
+/// Rows per block in the blocked products below.
+const PRODUCT_ROWS: usize = 4096;
+
+/// `x w`, with row blocks multiplied in parallel (faer's parallel matmul is
+/// slow on tall-skinny products). A single column is memory bound and runs
+/// sequentially.
+pub(crate) fn mul_rows(x: MatRef<'_, f64>, w: MatRef<'_, f64>) -> Mat<f64> {
+    let (n, p) = x.shape();
+    let m = w.ncols();
+    let mut z = Mat::<f64>::zeros(n, m);
+    if n == 0 || m == 0 || p == 0 {
+        return z;
+    }
+    if m == 1 || n * p * m < 1 << 18 {
+        matmul(z.as_mut(), Accum::Replace, x, w, 1.0, Par::Seq);
+        return z;
+    }
+    z.as_mut()
+        .par_row_chunks_mut(PRODUCT_ROWS)
+        .enumerate()
+        .for_each(|(b, zb)| {
+            let rows = zb.nrows();
+            let xb = x.subrows(b * PRODUCT_ROWS, rows);
+            matmul(zb, Accum::Replace, xb, w, 1.0, Par::Seq);
+        });
+    z
+}
+
+/// `alpha x^T u` (`p x m`), with row blocks in parallel and the partial
+/// products added in order (reproducible whatever the thread count).
+pub(crate) fn mul_t_rows(x: MatRef<'_, f64>, u: MatRef<'_, f64>, alpha: f64) -> Mat<f64> {
+    let (n, p) = x.shape();
+    let m = u.ncols();
+    let mut out = Mat::<f64>::zeros(p, m);
+    if n == 0 || m == 0 || p == 0 {
+        return out;
+    }
+    if m == 1 || n * p * m < 1 << 18 {
+        matmul(
+            out.as_mut(),
+            Accum::Replace,
+            x.transpose(),
+            u,
+            alpha,
+            Par::Seq,
+        );
+        return out;
+    }
+    let parts: Vec<Mat<f64>> = u
+        .par_row_chunks(PRODUCT_ROWS)
+        .enumerate()
+        .map(|(b, ub)| {
+            let xb = x.subrows(b * PRODUCT_ROWS, ub.nrows());
+            let mut part = Mat::<f64>::zeros(p, m);
+            matmul(
+                part.as_mut(),
+                Accum::Replace,
+                xb.transpose(),
+                ub,
+                alpha,
+                Par::Seq,
+            );
+            part
+        })
+        .collect();
+    for part in parts {
+        out += part;
+    }
+    out
 }
 
 /// Eigendecomposition of a symmetric matrix: ascending values, vectors as columns.
@@ -395,7 +484,9 @@ pub(crate) fn symmetric_eigen(a: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)
     let values: Vec<f64> = evd.S().column_vector().iter().copied().collect();
     let vectors = evd.U().to_owned();
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(RuntimeError::numerical("eigendecomposition produced non-finite values"));
+        return Err(RuntimeError::numerical(
+            "eigendecomposition produced non-finite values",
+        ));
     }
     Ok((values, vectors))
 }
@@ -436,32 +527,88 @@ pub(crate) mod tests {
     pub(crate) fn assert_close(got: &[f64], want: &[f64], tol: f64) {
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want) {
-            assert!((g - w).abs() <= tol * (1.0 + w.abs()), "got {got:?}\nwant {want:?}");
+            assert!(
+                (g - w).abs() <= tol * (1.0 + w.abs()),
+                "got {got:?}\nwant {want:?}"
+            );
         }
     }
 
     // Reference values: /work/main/.venv/bin/python with sklearn 1.9.1 on the
     // data built by `design` / `rank_deficient` / `one_hot` below.
     // LinearRegression().fit(X, y).predict(Xt)
-    const LR_PRED: [f64; 4] = [10.682620308100795, 20.524820074410872, 28.347032611641154, 22.403578700570158];
+    const LR_PRED: [f64; 4] = [
+        10.682620308100795,
+        20.524820074410872,
+        28.347032611641154,
+        22.403578700570158,
+    ];
     // LinearRegression(fit_intercept=False).fit(X, y).predict(Xt)
-    const LR_NOINT_PRED: [f64; 4] = [10.285941673300355, 21.170088908587882, 29.39978220751885, 23.481308906147618];
+    const LR_NOINT_PRED: [f64; 4] = [
+        10.285941673300355,
+        21.170088908587882,
+        29.39978220751885,
+        23.481308906147618,
+    ];
     // Ridge(alpha=0.5).fit(X, y).predict(Xt)
-    const RIDGE_05_PRED: [f64; 4] = [10.724947729148465, 20.518472107273382, 28.291558122018994, 22.390557844836582];
+    const RIDGE_05_PRED: [f64; 4] = [
+        10.724947729148465,
+        20.518472107273382,
+        28.291558122018994,
+        22.390557844836582,
+    ];
     // Ridge(alpha=10.0).fit(X, y).predict(Xt)
-    const RIDGE_10_PRED: [f64; 4] = [11.307617107620072, 20.349464538066623, 27.434664550105825, 22.11772731800477];
+    const RIDGE_10_PRED: [f64; 4] = [
+        11.307617107620072,
+        20.349464538066623,
+        27.434664550105825,
+        22.11772731800477,
+    ];
     // Ridge(alpha=10.0, fit_intercept=False).fit(X, y).predict(Xt)
-    const RIDGE_10_NOINT_PRED: [f64; 4] = [10.859788932231794, 21.07946233002061, 28.573169372698633, 23.320023885258827];
+    const RIDGE_10_NOINT_PRED: [f64; 4] = [
+        10.859788932231794,
+        21.07946233002061,
+        28.573169372698633,
+        23.320023885258827,
+    ];
     // LinearRegression().fit(aug(X), y) (rank 5 of 7): predict(aug(Xt)),
     // predict on rows breaking the dependence, coef_ and intercept_.
-    const LR_DEF_PRED: [f64; 4] = [10.682620308100809, 20.524820074410886, 28.347032611641144, 22.403578700570154];
-    const LR_DEF_BROKEN_PRED: [f64; 4] = [12.418337303479193, 22.26053706978927, 30.082749607019526, 24.13929569594854];
-    const LR_DEF_COEF: [f64; 7] = [0.7354192160511499, -1.4976648310284162, 0.9975159413647974, 2.999562712680868, -1.0003382622842394, 0.7354192160511508, -0.5001488896636168];
+    const LR_DEF_PRED: [f64; 4] = [
+        10.682620308100809,
+        20.524820074410886,
+        28.347032611641144,
+        22.403578700570154,
+    ];
+    const LR_DEF_BROKEN_PRED: [f64; 4] = [
+        12.418337303479193,
+        22.26053706978927,
+        30.082749607019526,
+        24.13929569594854,
+    ];
+    const LR_DEF_COEF: [f64; 7] = [
+        0.7354192160511499,
+        -1.4976648310284162,
+        0.9975159413647974,
+        2.999562712680868,
+        -1.0003382622842394,
+        0.7354192160511508,
+        -0.5001488896636168,
+    ];
     const LR_DEF_INTERCEPT: f64 = 4.0088224667929815;
     // LinearRegression() / Ridge(alpha=1.0) on one-hot(3 categories) + 2
     // numeric columns; the last test row has an unknown (all-zero) category.
-    const LR_ONEHOT_PRED: [f64; 4] = [15.066341575934107, 16.299874157365046, 16.29080392583884, 15.802035078717427];
-    const RIDGE_ONEHOT_PRED: [f64; 4] = [15.109321495193921, 16.341821272422557, 16.287013950645164, 15.836899569760682];
+    const LR_ONEHOT_PRED: [f64; 4] = [
+        15.066341575934107,
+        16.299874157365046,
+        16.29080392583884,
+        15.802035078717427,
+    ];
+    const RIDGE_ONEHOT_PRED: [f64; 4] = [
+        15.109321495193921,
+        16.341821272422557,
+        16.287013950645164,
+        15.836899569760682,
+    ];
 
     fn design(seed: u64, n: usize) -> Mat<f64> {
         let mut x = lcg_matrix(seed, n, 5, -1.0, 1.0);
@@ -509,10 +656,26 @@ pub(crate) mod tests {
         let (x, xt) = (design(1, 60), design(3, 4));
         let y = target(&x);
         assert_close(&predict(&fit(&x, &y, true, 0.0), &xt), &LR_PRED, 1e-10);
-        assert_close(&predict(&fit(&x, &y, false, 0.0), &xt), &LR_NOINT_PRED, 1e-10);
-        assert_close(&predict(&fit(&x, &y, true, 0.5), &xt), &RIDGE_05_PRED, 1e-10);
-        assert_close(&predict(&fit(&x, &y, true, 10.0), &xt), &RIDGE_10_PRED, 1e-10);
-        assert_close(&predict(&fit(&x, &y, false, 10.0), &xt), &RIDGE_10_NOINT_PRED, 1e-10);
+        assert_close(
+            &predict(&fit(&x, &y, false, 0.0), &xt),
+            &LR_NOINT_PRED,
+            1e-10,
+        );
+        assert_close(
+            &predict(&fit(&x, &y, true, 0.5), &xt),
+            &RIDGE_05_PRED,
+            1e-10,
+        );
+        assert_close(
+            &predict(&fit(&x, &y, true, 10.0), &xt),
+            &RIDGE_10_PRED,
+            1e-10,
+        );
+        assert_close(
+            &predict(&fit(&x, &y, false, 10.0), &xt),
+            &RIDGE_10_NOINT_PRED,
+            1e-10,
+        );
         let p = fit(&x, &y, true, 0.0).predict(xt.as_ref()).unwrap();
         assert!(p.classes.is_empty() && p.proba.is_none() && p.decision.is_none());
     }
@@ -527,8 +690,16 @@ pub(crate) mod tests {
             let direct = predict(&fit(&x, &y, true, alpha), &xt);
             assert_close(&shared, &direct, 1e-14);
         }
-        assert_close(&predict(&solve(&g, 0.5).unwrap(), &xt), &RIDGE_05_PRED, 1e-10);
-        assert_close(&predict(&solve(&g, 10.0).unwrap(), &xt), &RIDGE_10_PRED, 1e-10);
+        assert_close(
+            &predict(&solve(&g, 0.5).unwrap(), &xt),
+            &RIDGE_05_PRED,
+            1e-10,
+        );
+        assert_close(
+            &predict(&solve(&g, 10.0).unwrap(), &xt),
+            &RIDGE_10_PRED,
+            1e-10,
+        );
     }
 
     #[test]
@@ -560,8 +731,16 @@ pub(crate) mod tests {
             .collect();
         let xo = one_hot(&cats, &x);
         let xto = one_hot(&[0, 1, 2, -1], &xt);
-        assert_close(&predict(&fit(&xo, &y, true, 0.0), &xto), &LR_ONEHOT_PRED, 1e-9);
-        assert_close(&predict(&fit(&xo, &y, true, 1.0), &xto), &RIDGE_ONEHOT_PRED, 1e-10);
+        assert_close(
+            &predict(&fit(&xo, &y, true, 0.0), &xto),
+            &LR_ONEHOT_PRED,
+            1e-9,
+        );
+        assert_close(
+            &predict(&fit(&xo, &y, true, 1.0), &xto),
+            &RIDGE_ONEHOT_PRED,
+            1e-10,
+        );
     }
 
     #[test]
@@ -575,20 +754,38 @@ pub(crate) mod tests {
             RuntimeError::Data("Input X contains NaN.".into())
         );
         bad[(3, 2)] = f64::INFINITY;
-        assert!(matches!(gram(bad.as_ref(), &y, true), Err(RuntimeError::Data(_))));
+        assert!(matches!(
+            gram(bad.as_ref(), &y, true),
+            Err(RuntimeError::Data(_))
+        ));
         let mut ybad = y.clone();
         ybad[0] = f64::NAN;
         assert_eq!(
             gram(x.as_ref(), &ybad, true).unwrap_err(),
             RuntimeError::Data("Input y contains NaN.".into())
         );
-        assert!(matches!(gram(x.as_ref(), &y[..9], true), Err(RuntimeError::Data(_))));
+        assert!(matches!(
+            gram(x.as_ref(), &y[..9], true),
+            Err(RuntimeError::Data(_))
+        ));
         let g = gram(x.as_ref(), &y, true).unwrap();
         assert!(matches!(solve(&g, -1.0), Err(RuntimeError::Parameter(_))));
-        assert!(matches!(solve(&g, f64::NAN), Err(RuntimeError::Parameter(_))));
+        assert!(matches!(
+            solve(&g, f64::NAN),
+            Err(RuntimeError::Parameter(_))
+        ));
         let m = solve(&g, 1.0).unwrap();
-        assert!(matches!(m.predict(Mat::<f64>::zeros(3, 4).as_ref()), Err(RuntimeError::Data(_))));
-        assert_eq!(m.predict(Mat::<f64>::zeros(0, 5).as_ref()).unwrap().values.len(), 0);
+        assert!(matches!(
+            m.predict(Mat::<f64>::zeros(3, 4).as_ref()),
+            Err(RuntimeError::Data(_))
+        ));
+        assert_eq!(
+            m.predict(Mat::<f64>::zeros(0, 5).as_ref())
+                .unwrap()
+                .values
+                .len(),
+            0
+        );
     }
 
     #[test]
@@ -597,7 +794,10 @@ pub(crate) mod tests {
         assert!(gram(Mat::<f64>::zeros(4, 0).as_ref(), &[1.0; 4], true).is_err());
         // One row: everything centres to zero; the model predicts the mean.
         let m = fit(&Mat::from_fn(1, 2, |_, j| j as f64), &[3.0], true, 0.0);
-        assert_eq!(predict(&m, &Mat::from_fn(2, 2, |i, j| (i * j) as f64)), vec![3.0, 3.0]);
+        assert_eq!(
+            predict(&m, &Mat::from_fn(2, 2, |i, j| (i * j) as f64)),
+            vec![3.0, 3.0]
+        );
         // Constant columns, huge values and alpha = inf.
         let x = Mat::from_fn(5, 2, |i, j| if j == 0 { 7.0 } else { i as f64 * 1e150 });
         let y = [1.0, 2.0, 3.0, 4.0, 5.0];
@@ -614,84 +814,5 @@ pub(crate) mod tests {
         let x = Mat::from_fn(5, 2, |i, j| (i + j) as f64 * 1e-300);
         let g = gram(x.as_ref(), &y, true).unwrap();
         let _ = solve(&g, 0.0).unwrap().predict(x.as_ref()).unwrap();
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod devtests {
-    use super::*;
-
-    pub(crate) fn read_f64(path: &str) -> Vec<f64> {
-        let b = std::fs::read(path).unwrap();
-        b.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-    }
-
-    pub(crate) fn read_mat(path: &str, n: usize, p: usize) -> Mat<f64> {
-        let v = read_f64(path);
-        Mat::from_fn(n, p, |i, j| v[j * n + i])
-    }
-
-    #[test]
-    #[ignore]
-    fn dev_measure_linear() {
-        for name in ["mr", "mrdup", "diab", "oh"] {
-            let base = format!("/tmp/lmp_ref/{name}");
-            let h = read_f64(&format!("{base}.hdr"));
-            let (n, p, nt) = (h[0] as usize, h[1] as usize, h[2] as usize);
-            let x = read_mat(&format!("{base}.X"), n, p);
-            let xt = read_mat(&format!("{base}.Xt"), nt, p);
-            let y = read_f64(&format!("{base}.y"));
-            let want = read_f64(&format!("{base}.pred"));
-            let g = gram(x.as_ref(), &y, true).unwrap();
-            let lmax = g.eigenvalues[p - 1];
-            println!("{name} smallest rel eigs {:?}", g.eigenvalues.iter().take(3).map(|l| l / lmax).collect::<Vec<_>>());
-            for (k, alpha) in [0.0, 1e-3, 1.0, 100.0].iter().enumerate() {
-                let got = solve(&g, *alpha).unwrap().predict(xt.as_ref()).unwrap().values;
-                let w = &want[k * nt..(k + 1) * nt];
-                let bytes: Vec<u8> = got.iter().flat_map(|v| v.to_le_bytes()).collect();
-                std::fs::write(format!("{base}.rust{k}"), bytes).unwrap();
-                let scale = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-                let err = got.iter().zip(w).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-                println!("{name} alpha={alpha}: max abs err {err:.3e} (scale {scale:.3e})");
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod devtime {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn dev_time_gram() {
-        let (n, p) = (200_000, 200);
-        let x = super::tests::lcg_matrix(5, n, p, -1.0, 1.0);
-        let y: Vec<f64> = (0..n).map(|i| x[(i, 0)] + 0.5 * x[(i, 3)]).collect();
-        let t = std::time::Instant::now();
-        let g = gram(x.as_ref(), &y, true).unwrap();
-        println!("gram {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let m = solve(&g, 1.0).unwrap();
-        println!("solve {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let _ = m.predict(x.as_ref()).unwrap();
-        println!("predict {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut a = Mat::<f64>::zeros(p, p);
-        triangular::matmul(a.as_mut(), BlockStructure::TriangularLower, Accum::Replace, x.transpose(), BlockStructure::Rectangular, x.as_ref(), BlockStructure::Rectangular, 1.0, Par::rayon(0));
-        println!("tri matmul {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        matmul(a.as_mut(), Accum::Replace, x.transpose(), x.as_ref(), 1.0, Par::rayon(0));
-        println!("full matmul {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let mut v = vec![0.0; n];
-        matmul(MatMut::from_column_major_slice_mut(&mut v, n, 1), Accum::Replace, x.as_ref(), MatRef::from_column_major_slice(&m.coef, p, 1), 1.0, Par::Seq);
-        println!("matvec seq {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let _ = column_means(x.as_ref());
-        println!("means {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        check_finite(x.as_ref(), "X").unwrap();
-        println!("check {:?}", t.elapsed());
     }
 }

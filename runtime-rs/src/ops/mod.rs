@@ -178,7 +178,10 @@ impl Estimator {
 impl Fitted {
     /// Whether applying this step yields a prediction.
     pub fn is_model(&self) -> bool {
-        matches!(self, Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_))
+        matches!(
+            self,
+            Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_)
+        )
     }
 
     /// Applies the fitted step to a matrix.

@@ -101,7 +101,9 @@ impl OneHot {
             }
             targets.extend((0..width as u32).map(|t| (j, t)));
         }
-        if n.checked_mul(targets.len()).is_none_or(|e| e > isize::MAX as usize / 8) {
+        if n.checked_mul(targets.len())
+            .is_none_or(|e| e > isize::MAX as usize / 8)
+        {
             return Err(RuntimeError::data(format!(
                 "the one-hot output ({n} x {}) is too large to allocate",
                 targets.len()
@@ -202,7 +204,9 @@ mod tests {
         );
         let enc = fit(train().as_ref()).unwrap();
         assert_eq!(
-            enc.transform(Mat::<f64>::zeros(2, 3).as_ref()).unwrap_err().to_string(),
+            enc.transform(Mat::<f64>::zeros(2, 3).as_ref())
+                .unwrap_err()
+                .to_string(),
             "X has 3 features, but OneHotEncoder is expecting 2 features as input."
         );
         assert!(enc.transform(Mat::<f64>::zeros(0, 2).as_ref()).is_err());

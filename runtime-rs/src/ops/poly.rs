@@ -34,7 +34,12 @@ enum Term {
 /// Checks the parameters and records the output columns: bias, `x0..xn`,
 /// then `x0*x0, x0*x1, ..., x1*x1, ...` (squares left out when
 /// `interaction_only`). Only degrees 1 and 2 are supported natively.
-pub fn fit(x: MatRef<'_, f64>, degree: u32, interaction_only: bool, include_bias: bool) -> Result<Poly> {
+pub fn fit(
+    x: MatRef<'_, f64>,
+    degree: u32,
+    interaction_only: bool,
+    include_bias: bool,
+) -> Result<Poly> {
     if !(1..=2).contains(&degree) {
         return Err(RuntimeError::parameter(format!(
             "PolynomialFeatures degree={degree} is not supported natively; degree must be 1 or 2"
@@ -86,7 +91,9 @@ impl Poly {
         validator.check(&cols, x.nrows(), x.ncols())?;
         validator.check_n_features(x.ncols(), self.n_features)?;
         let n = x.nrows();
-        if n.checked_mul(self.terms.len()).is_none_or(|e| e > isize::MAX as usize / 8) {
+        if n.checked_mul(self.terms.len())
+            .is_none_or(|e| e > isize::MAX as usize / 8)
+        {
             return Err(RuntimeError::data(format!(
                 "the polynomial output ({n} x {}) is too large to allocate",
                 self.terms.len()
@@ -94,15 +101,20 @@ impl Poly {
         }
 
         let par = parallel(n, self.terms.len());
-        Ok(build_matrix(n, self.terms.len(), par, |c, out| match self.terms[c] {
-            Term::Bias => out.fill(1.0),
-            Term::Linear(i) => out.copy_from_slice(&cols[i]),
-            Term::Product(i, j) => {
-                for ((o, &a), &b) in out.iter_mut().zip(cols[i].iter()).zip(cols[j].iter()) {
-                    *o = b * a;
+        Ok(build_matrix(
+            n,
+            self.terms.len(),
+            par,
+            |c, out| match self.terms[c] {
+                Term::Bias => out.fill(1.0),
+                Term::Linear(i) => out.copy_from_slice(&cols[i]),
+                Term::Product(i, j) => {
+                    for ((o, &a), &b) in out.iter_mut().zip(cols[i].iter()).zip(cols[j].iter()) {
+                        *o = b * a;
+                    }
                 }
-            }
-        }))
+            },
+        ))
     }
 }
 
@@ -163,7 +175,12 @@ mod tests {
     fn nan_inf_and_shapes_are_refused_like_sklearn() {
         let nan = mat(&[&[1.0, f64::NAN]]);
         let err = fit(nan.as_ref(), 2, false, true).unwrap_err().to_string();
-        assert!(err.starts_with("Input X contains NaN.\nPolynomialFeatures does not accept missing values"), "{err}");
+        assert!(
+            err.starts_with(
+                "Input X contains NaN.\nPolynomialFeatures does not accept missing values"
+            ),
+            "{err}"
+        );
         let inf = mat(&[&[1.0, f64::INFINITY]]);
         assert_eq!(
             fit(inf.as_ref(), 2, false, true).unwrap_err().to_string(),
@@ -176,7 +193,9 @@ mod tests {
         assert!(fit(Mat::<f64>::zeros(3, 0).as_ref(), 2, true, false).is_err());
         let poly = fit(data().as_ref(), 2, false, true).unwrap();
         assert_eq!(
-            poly.transform(Mat::<f64>::zeros(1, 4).as_ref()).unwrap_err().to_string(),
+            poly.transform(Mat::<f64>::zeros(1, 4).as_ref())
+                .unwrap_err()
+                .to_string(),
             "X has 4 features, but PolynomialFeatures is expecting 3 features as input."
         );
         assert!(poly.transform(nan.as_ref()).is_err());
@@ -186,7 +205,10 @@ mod tests {
     #[test]
     fn single_feature_interaction_only_and_large_strided_input() {
         let one = mat(&[&[2.0], &[-3.0]]);
-        let out = fit(one.as_ref(), 2, true, false).unwrap().transform(one.as_ref()).unwrap();
+        let out = fit(one.as_ref(), 2, true, false)
+            .unwrap()
+            .transform(one.as_ref())
+            .unwrap();
         assert_close(&flat(&out), &[2.0, -3.0]);
 
         let x = Mat::from_fn(20_000, 4, |i, j| (i as f64 - 7.0) * 0.25 + j as f64);

@@ -335,7 +335,10 @@ pub(crate) mod common {
     /// `K` sequences at once, element `i` of each given by `f(i)`, preceded by
     /// the reduction's initial `0.0`. Bit-identical to `np.sum` over a
     /// contiguous axis (e.g. `X.sum(axis=0)` for Fortran-ordered `X`).
-    pub(crate) fn pairwise_sum<const K: usize>(n: usize, f: impl Fn(usize) -> [f64; K]) -> [f64; K] {
+    pub(crate) fn pairwise_sum<const K: usize>(
+        n: usize,
+        f: impl Fn(usize) -> [f64; K],
+    ) -> [f64; K] {
         let s = pairwise_block(0, n, &f);
         s.map(|v| 0.0 + v)
     }
@@ -420,7 +423,12 @@ pub(crate) mod common {
 
         /// Finite check, then minimum samples, then minimum features, in
         /// `check_array`'s order and with its messages.
-        pub(crate) fn check(&self, cols: &[Cow<'_, [f64]>], nrows: usize, ncols: usize) -> Result<()> {
+        pub(crate) fn check(
+            &self,
+            cols: &[Cow<'_, [f64]>],
+            nrows: usize,
+            ncols: usize,
+        ) -> Result<()> {
             let par = parallel(nrows, ncols);
             let flags = map_columns(cols.len(), par, |j| {
                 let (mut nan, mut inf) = (false, false);
@@ -533,7 +541,10 @@ pub(crate) mod test_util {
             } else {
                 (g - w).abs() <= 1e-12 * w.abs().max(f64::MIN_POSITIVE)
             };
-            assert!(ok, "element {k}: got {g:?}, want {w:?}\n got {got:?}\nwant {want:?}");
+            assert!(
+                ok,
+                "element {k}: got {g:?}, want {w:?}\n got {got:?}\nwant {want:?}"
+            );
         }
     }
 }
@@ -563,8 +574,14 @@ mod tests {
         let x = synth(1000, &[1e6, -3.0, 0.0], Some(11));
         let s = fit_standard(x.as_ref(), true, true).unwrap();
         let (mean, scale) = standard_stats(&s);
-        assert_close(&mean, &[1000003.6912075822, 0.6882457476516882, 3.6862147753236862]);
-        assert_close(&scale, &[2.157591754693789, 2.1540599171998847, 2.154381479777834]);
+        assert_close(
+            &mean,
+            &[1000003.6912075822, 0.6882457476516882, 3.6862147753236862],
+        );
+        assert_close(
+            &scale,
+            &[2.157591754693789, 2.1540599171998847, 2.154381479777834],
+        );
         // Pairwise summation makes the mean bit-identical to numpy's.
         assert_eq!(mean[0], 1000003.6912075822);
 
@@ -592,10 +609,19 @@ mod tests {
         let out = s.transform(x.as_ref()).unwrap();
         assert_close(
             &flat(&out),
-            &[e, e, e, NAN, -0.8164965809277261, 0.0, 1.6329931618554523, -0.8164965809277261]
-                .into_iter()
-                .chain([NAN; 4])
-                .collect::<Vec<_>>(),
+            &[
+                e,
+                e,
+                e,
+                NAN,
+                -0.8164965809277261,
+                0.0,
+                1.6329931618554523,
+                -0.8164965809277261,
+            ]
+            .into_iter()
+            .chain([NAN; 4])
+            .collect::<Vec<_>>(),
         );
         // StandardScaler(with_mean=False).fit(C).transform(C)
         let out = fit_standard(x.as_ref(), false, true)
@@ -648,7 +674,10 @@ mod tests {
         assert_close(&flat(&out), &[0.0, NAN, 1.2, 0.8, NAN, NAN, 2.5, -1.25]);
         // Zero maximum -> scale 1.
         let z = mat(&[&[0.0], &[0.0]]);
-        let out = fit_max_abs(z.as_ref()).unwrap().transform(z.as_ref()).unwrap();
+        let out = fit_max_abs(z.as_ref())
+            .unwrap()
+            .transform(z.as_ref())
+            .unwrap();
         assert_close(&flat(&out), &[0.0, 0.0]);
     }
 
@@ -682,7 +711,9 @@ mod tests {
             msg(fit_max_abs(inf.as_ref())),
             "Input X contains infinity or a value too large for dtype('float64')."
         );
-        let err = fitted.transform(Mat::<f64>::zeros(2, 3).as_ref()).unwrap_err();
+        let err = fitted
+            .transform(Mat::<f64>::zeros(2, 3).as_ref())
+            .unwrap_err();
         assert_eq!(
             err,
             RuntimeError::Data(

@@ -56,8 +56,9 @@ fn run_plan<'py>(
     };
     let pool = exec::pool(threads).map_err(errors::to_py)?;
     let cancel = AtomicBool::new(false);
-    let report = gil::detach_interruptible(py, &cancel, || exec::run(&plan, &data, &pool, &cancel))?
-        .map_err(errors::to_py)?;
+    let report =
+        gil::detach_interruptible(py, &cancel, || exec::run(&plan, &data, &pool, &cancel))?
+            .map_err(errors::to_py)?;
     let outputs = report
         .outputs
         .into_iter()
@@ -116,7 +117,15 @@ fn outcome_to_py(py: Python<'_>, outcome: Outcome) -> PyResult<Bound<'_, PyAny>>
                 | RuntimeError::Plan(m) => m,
                 RuntimeError::Interrupted => "interrupted".into(),
             };
-            Ok(PyTuple::new(py, [node.into_pyobject(py)?.into_any(), kind.into_pyobject(py)?.into_any(), message.into_pyobject(py)?.into_any()])?.into_any())
+            Ok(PyTuple::new(
+                py,
+                [
+                    node.into_pyobject(py)?.into_any(),
+                    kind.into_pyobject(py)?.into_any(),
+                    message.into_pyobject(py)?.into_any(),
+                ],
+            )?
+            .into_any())
         }
     }
 }
