@@ -37,6 +37,7 @@ class Options:
     cse: bool = True
     hoist: bool = True
     share_gram: bool = True
+    share_neighbors: bool = True
 
 
 @dataclass(frozen=True)
@@ -273,17 +274,36 @@ class _Lowerer:
             )
         y_kind = "codes" if classifier else "raw"
         y_train = self.target(y_kind, fold, train=True)
-        if spec["name"] in ("ridge", "linear_regression") and self.options.share_gram:
+        predicted = self.predict(spec, label, fold, train, test, y_train)
+        y_test = self.target(y_kind, fold, train=False)
+        score = {"kind": "score", "metric": metric, "pos_label": self.pos_label(metric)}
+        return self.node(score, [y_test, predicted], f"scoring {self.scoring!r}", fold)
+
+    def predict(
+        self, spec: dict[str, Any], label: str, fold: int, train: int, test: int, y_train: int
+    ) -> int:
+        """The prediction node of a native model, through the shared rewrites:
+        linear fits solve from one Gram node, KNN variants read one neighbour
+        search."""
+        name = spec["name"]
+        if name in ("ridge", "linear_regression") and self.options.share_gram:
             gram_op = {"kind": "gram", "fit_intercept": spec["fit_intercept"]}
             gram = self.node(gram_op, [train, y_train], label, fold)
             alpha = float(spec.get("alpha", 0.0))
             fitted = self.node({"kind": "solve", "alpha": alpha}, [gram], label, fold)
+        elif name == "k_neighbors" and self.options.share_neighbors:
+            # The compiler sets the search's k to the largest n_neighbors reading it.
+            found = self.node({"kind": "neighbors"}, [train, test], label, fold)
+            knn_op = {
+                "kind": "knn_predict",
+                "k": spec["n_neighbors"],
+                "weights": spec["weights"],
+                "classifier": spec["classifier"],
+            }
+            return self.node(knn_op, [found, y_train], label, fold)
         else:
             fitted = self.node({"kind": "fit", "estimator": spec}, [train, y_train], label, fold)
-        predicted = self.node({"kind": "apply"}, [fitted, test], label, fold)
-        y_test = self.target(y_kind, fold, train=False)
-        score = {"kind": "score", "metric": metric, "pos_label": self.pos_label(metric)}
-        return self.node(score, [y_test, predicted], f"scoring {self.scoring!r}", fold)
+        return self.node({"kind": "apply"}, [fitted, test], label, fold)
 
     def pos_label(self, metric: str) -> float:
         """The code of scikit-learn's default positive label (1) for f1."""

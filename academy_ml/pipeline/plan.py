@@ -46,6 +46,9 @@ class PlanStats:
         python_pipelines: Pipelines with at least one step on the Python backend.
         shared_grams: Gram nodes, each shared by every linear fit on its design.
         linear_solves: Ridge/LinearRegression solves reading those Gram nodes.
+        neighbor_searches: Neighbour searches, each shared by the KNN variants
+            on its train/test matrices.
+        knn_predictions: KNN predictions reading those searches.
     """
 
     pipelines: int
@@ -55,6 +58,8 @@ class PlanStats:
     python_pipelines: int
     shared_grams: int
     linear_solves: int
+    neighbor_searches: int
+    knn_predictions: int
 
     @property
     def dedup_ratio(self) -> float:
@@ -179,8 +184,10 @@ def compile_batch(
             _lower_entry(entry, graph, bind, options)
         entries.append(entry)
     outputs = _collect_outputs(entries)
+    _size_neighbor_searches(graph)
     naive = Graph(dedupe=False)
-    naive_options = Options(cse=False, hoist=False, share_gram=False)
+    # Rewrites stay on so a fit counts the same (gram + solve) in both graphs.
+    naive_options = Options(cse=False, hoist=False)
     for entry in entries:
         if entry.lowered is not None:
             bind = _binding(table, target, entry.folds, cv, entry.ir.classifier)
@@ -191,8 +198,10 @@ def compile_batch(
         naive_ops=naive.op_count(),
         unique_ops=graph.op_count(),
         python_pipelines=sum(1 for e in entries if e.ir.tail or e.lowered is None),
-        shared_grams=sum(1 for n in graph.nodes if n["op"]["kind"] == "gram"),
-        linear_solves=sum(1 for n in graph.nodes if n["op"]["kind"] == "solve"),
+        shared_grams=_count(graph, "gram"),
+        linear_solves=_count(graph, "solve"),
+        neighbor_searches=_count(graph, "neighbors"),
+        knn_predictions=_count(graph, "knn_predict"),
     )
     plan = Plan(graph.nodes, outputs, stats, entries, table, target)
     if table is not None and target is not None:
@@ -202,6 +211,19 @@ def compile_batch(
         for f in folds.values():
             plan.indices.update(f.arrays())
     return plan
+
+
+def _count(graph: Graph, kind: str) -> int:
+    return sum(1 for n in graph.nodes if n["op"]["kind"] == kind)
+
+
+def _size_neighbor_searches(graph: Graph) -> None:
+    """Sets each neighbour search's k to the largest k of the predictions
+    reading it (k is not part of the node key, so variants share one search)."""
+    for node in graph.nodes:
+        if node["op"]["kind"] == "knn_predict":
+            search = graph.nodes[node["inputs"][0]]["op"]
+            search["k"] = max(search.get("k", 0), node["op"]["k"])
 
 
 def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:

@@ -14,7 +14,7 @@ use rayon::{Scope, ThreadPool};
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics;
-use crate::ops::linear;
+use crate::ops::{knn, linear};
 use crate::ops::Fitted;
 use crate::plan::{Op, Plan};
 use crate::value::{Matrix, Value};
@@ -343,6 +343,20 @@ impl<'p, 'a> State<'p, 'a> {
                     Value::Fitted(Fitted::Linear(linear::solve(gram, *alpha)?).into())
                 }
                 _ => unreachable!("plan checked: gram input"),
+            },
+            Op::Neighbors { k } => Value::Neighbors(
+                knn::neighbors(args[0].matrix(), args[1].matrix(), *k as usize)?.into(),
+            ),
+            Op::KnnPredict {
+                k,
+                weights,
+                classifier,
+            } => match args[0].value() {
+                Value::Neighbors(found) => Value::Prediction(
+                    knn::predict_neighbors(found, args[1].vector(), *k as usize, *weights, *classifier)?
+                        .into(),
+                ),
+                _ => unreachable!("plan checked: neighbors input"),
             },
             Op::Score { metric, pos_label } => match args[1].value() {
                 Value::Prediction(pred) => {

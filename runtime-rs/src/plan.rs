@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics::Metric;
+use crate::ops::knn::Weights;
 use crate::ops::Estimator;
 use crate::value::Kind;
 
@@ -65,6 +66,15 @@ pub enum Op {
     Gram { fit_intercept: bool },
     /// A Ridge (alpha > 0) or least-squares (alpha = 0) model from `[gram]`.
     Solve { alpha: f64 },
+    /// The `k` nearest training rows of each test row, `[train X, test X]`;
+    /// one node serves every KNN variant on the same matrices.
+    Neighbors { k: u32 },
+    /// A KNN prediction from `[neighbors, train y]` using the first `k`.
+    KnnPredict {
+        k: u32,
+        weights: Weights,
+        classifier: bool,
+    },
     /// A scorer's value from `[y_true, prediction]`.
     Score { metric: Metric, pos_label: f64 },
 }
@@ -150,6 +160,8 @@ impl Op {
             Op::Apply => "apply",
             Op::Gram { .. } => "gram",
             Op::Solve { .. } => "solve",
+            Op::Neighbors { .. } => "neighbors",
+            Op::KnnPredict { .. } => "knn_predict",
             Op::Score { .. } => "score",
         }
     }
@@ -177,6 +189,8 @@ impl Op {
             (Op::Apply, [Model, Matrix]) => Ok(Prediction),
             (Op::Gram { .. }, [Matrix, Vector]) => Ok(Gram),
             (Op::Solve { .. }, [Gram]) => Ok(Model),
+            (Op::Neighbors { .. }, [Matrix, Matrix]) => Ok(Neighbors),
+            (Op::KnnPredict { .. }, [Neighbors, Vector]) => Ok(Prediction),
             (Op::Score { .. }, [Vector, Prediction]) => Ok(Scalar),
             (_, got) => Err(format!("inputs of kinds {got:?} do not fit this op")),
         }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use faer::Mat;
 
+use crate::ops::knn::Neighbors;
 use crate::ops::Fitted;
 
 /// Dense column-major matrix of `f64`; NaN marks a missing value.
@@ -52,6 +53,8 @@ pub enum Value {
     Fitted(Arc<Fitted>),
     Gram(Arc<Gram>),
     Prediction(Arc<Prediction>),
+    /// Nearest training rows of every test row, shared by KNN variants.
+    Neighbors(Arc<Neighbors>),
     Scalar(f64),
 }
 
@@ -66,6 +69,7 @@ pub enum Kind {
     Model,
     Gram,
     Prediction,
+    Neighbors,
     Scalar,
 }
 
@@ -79,6 +83,7 @@ impl Value {
             Value::Fitted(_) => Kind::Transformer,
             Value::Gram(_) => Kind::Gram,
             Value::Prediction(_) => Kind::Prediction,
+            Value::Neighbors(_) => Kind::Neighbors,
             Value::Scalar(_) => Kind::Scalar,
         }
     }

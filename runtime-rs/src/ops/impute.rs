@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::value::Matrix;
 
-use super::scale::common::{build_matrix, columns, map_columns, pairwise_sum, parallel, Validator};
+use super::check::Validator;
+use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 const NAME: &str = "SimpleImputer";
 
@@ -153,7 +154,7 @@ impl Imputer {
 mod tests {
     use faer::Mat;
 
-    use super::super::scale::test_util::{assert_close, flat, mat, synth};
+    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
     use crate::error::RuntimeError;
 
@@ -259,13 +260,7 @@ mod tests {
         );
         assert!(fit(Mat::<f64>::zeros(2, 0).as_ref(), Strategy::Constant, 0.0).is_err());
         let imp = fit(small().as_ref(), Strategy::Mean, 0.0).unwrap();
-        assert_eq!(
-            imp.transform(Mat::<f64>::zeros(1, 5).as_ref())
-                .unwrap_err()
-                .to_string(),
-            "X has 5 features, but SimpleImputer is expecting 4 features as input."
-        );
-        assert!(imp.transform(Mat::<f64>::zeros(0, 4).as_ref()).is_err());
+        assert_rejects_shapes(|x| imp.transform(x), (1, 5), 4, NAME);
     }
 
     #[test]

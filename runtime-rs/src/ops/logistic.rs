@@ -2,26 +2,19 @@
 //! classes, multinomial (softmax) model for three or more.
 //!
 //! sklearn minimises `mean_i loss_i + ||W||^2 / (2 C n)` (intercepts are not
-//! penalised) with scipy's L-BFGS-B (`maxiter=max_iter`, `gtol=tol`,
-//! `ftol=64 eps`, `maxls=50`, 10 corrections) and stops well before the exact
-//! optimum: on StandardScaler'ed breast_cancer / wine / digits its
-//! probabilities differ from the optimum's by up to 6e-3 / 2e-3 / 0.14.
-//! [`fit`] therefore replays that L-BFGS-B iteration (quasi-Newton direction,
-//! Moré-Thuente line search, stopping rules), so results follow sklearn's and
-//! not merely the optimum. [`fit_exact`] instead solves the problem to machine
-//! precision with a preconditioned Newton-CG method (the point sklearn's
-//! `newton-cg` / `newton-cholesky` solvers converge to). Loss and gradient
-//! passes run through faer matmuls and rayon.
-
-use std::collections::VecDeque;
+//! penalised) with scipy's L-BFGS-B and stops well before the exact optimum:
+//! on StandardScaler'ed breast_cancer / wine / digits its probabilities
+//! differ from the optimum's by up to 6e-3 / 2e-3 / 0.14. [`fit`] therefore
+//! runs the same iteration ([`super::lbfgsb`]) on the same loss and
+//! gradient, so results follow sklearn's and not merely the optimum. Loss
+//! and gradient passes run through faer matmuls and rayon.
 
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
-use super::linear::{
-    centred_gram, check_finite, check_n_features, check_shape, check_targets, column_means,
-    mul_rows, mul_t_rows, symmetric_eigen,
-};
+use super::check::{check_finite, check_n_features, check_x_y};
+use super::lbfgsb;
+use super::linalg::{dot, mul_rows, mul_t_rows};
 use crate::error::{Result, RuntimeError};
 use crate::value::{Matrix, Prediction};
 
@@ -54,24 +47,13 @@ pub fn fit(
     tol: f64,
 ) -> Result<Logistic> {
     let (classes, labels) = validate(x, y, c, tol)?;
-    let problem = Problem::new(x, labels, classes.len(), fit_intercept, c, false)?;
-    let (w, n_iter, converged) = problem.lbfgsb(max_iter as usize, tol);
-    problem.finish(classes, w, n_iter, converged)
-}
-
-/// Like [`fit`], but solves the penalised problem to machine precision with at
-/// most `max_iter` Newton steps (`tol` is only validated).
-pub fn fit_exact(
-    x: MatRef<'_, f64>,
-    y: &[f64],
-    c: f64,
-    fit_intercept: bool,
-    max_iter: u32,
-    tol: f64,
-) -> Result<Logistic> {
-    let (classes, labels) = validate(x, y, c, tol)?;
-    let problem = Problem::new(x, labels, classes.len(), fit_intercept, c, true)?;
-    let (w, n_iter, converged) = problem.newton(max_iter.max(1) as usize);
+    let problem = Problem::new(x, labels, classes.len(), fit_intercept, c);
+    let (w, n_iter, converged) = lbfgsb::minimize(
+        problem.dim(),
+        |w| problem.value_grad(w),
+        max_iter as usize,
+        tol,
+    );
     problem.finish(classes, w, n_iter, converged)
 }
 
@@ -89,17 +71,7 @@ fn validate(x: MatRef<'_, f64>, y: &[f64], c: f64, tol: f64) -> Result<(Vec<f64>
             "The 'tol' parameter of {NAME} must be a float in the range [0.0, inf). Got {tol} instead."
         )));
     }
-    check_shape(x, 1, NAME)?;
-    check_finite(x, "X")?;
-    check_targets(x, y)?;
-    if y.iter().any(|v| v.is_nan()) {
-        return Err(RuntimeError::data("Input y contains NaN."));
-    }
-    if y.iter().any(|v| !v.is_finite()) {
-        return Err(RuntimeError::data(
-            "Input y contains infinity or a value too large for dtype('float64').",
-        ));
-    }
+    check_x_y(x, y, NAME)?;
     let mut classes = y.to_vec();
     classes.sort_by(f64::total_cmp);
     classes.dedup();
@@ -128,7 +100,7 @@ fn format_class(c: f64) -> String {
 impl Logistic {
     /// Class probabilities, predicted classes and (binary) decision values.
     pub fn predict(&self, x: MatRef<'_, f64>) -> Result<Prediction> {
-        check_n_features(x, self.coef.nrows(), "LogisticRegression")?;
+        check_n_features(x.ncols(), self.coef.nrows(), "LogisticRegression")?;
         check_finite(x, "X")?;
         let n = x.nrows();
         let m = self.coef.ncols();
@@ -213,19 +185,7 @@ fn binomial_loss_grad(y: f64, raw: f64) -> (f64, f64) {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn norm2(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
-}
-
-fn norm_inf(a: &[f64]) -> f64 {
-    a.iter().fold(0.0, |m: f64, v| m.max(v.abs()))
-}
-
-/// The penalised objective and everything the solvers need about it.
+/// The penalised objective the solver minimises.
 ///
 /// Parameters are stored flat: the `p x m` coefficient block column by
 /// column, then (with an intercept) the `m` intercepts.
@@ -239,30 +199,6 @@ struct Problem<'a> {
     fit_intercept: bool,
     /// `1 / (C n)`: penalty weight of the averaged objective.
     reg: f64,
-    /// Only built for the Newton solver.
-    pre: Option<Preconditioner>,
-}
-
-/// Böhning bound of the Hessian, in coordinates where the intercept is
-/// decoupled from centred features: `c * blockdiag(Xc^T Xc / n, 1) + reg`.
-struct Preconditioner {
-    /// Column means (zeros without intercept: the Gram is then uncentred).
-    mean: Vec<f64>,
-    /// Eigenvectors of the (centred) Gram `/ n`.
-    q: Mat<f64>,
-    /// `1 / (c * lambda + reg)` per eigen-direction.
-    inv: Vec<f64>,
-    /// Curvature bound `c` (1/4 binomial, 1/2 multinomial).
-    c: f64,
-}
-
-/// Objective value at a point with per-sample probabilities and residuals.
-struct Eval {
-    f: f64,
-    /// `n x m`: P(classes[1]) (binomial) or softmax probabilities.
-    prob: Mat<f64>,
-    /// `n x m`: derivative of each sample's loss in its raw scores.
-    resid: Mat<f64>,
 }
 
 impl<'a> Problem<'a> {
@@ -272,17 +208,11 @@ impl<'a> Problem<'a> {
         n_classes: usize,
         fit_intercept: bool,
         c: f64,
-        precondition: bool,
-    ) -> Result<Self> {
+    ) -> Self {
         let (n, p) = x.shape();
         let m = if n_classes == 2 { 1 } else { n_classes };
         let reg = 1.0 / (c * n as f64);
-        let pre = if precondition {
-            Some(Preconditioner::new(x, fit_intercept, m, reg)?)
-        } else {
-            None
-        };
-        Ok(Problem {
+        Problem {
             x,
             labels,
             n,
@@ -290,8 +220,7 @@ impl<'a> Problem<'a> {
             m,
             fit_intercept,
             reg,
-            pre,
-        })
+        }
     }
 
     /// Unpacks a solution into a [`Logistic`].
@@ -335,11 +264,6 @@ impl<'a> Problem<'a> {
         )
     }
 
-    /// `X coef` (the intercept is added by the per-sample passes).
-    fn scores(&self, coef: MatRef<'_, f64>) -> Mat<f64> {
-        mul_rows(self.x, coef)
-    }
-
     /// `X^T u / n` for the coefficient block and column sums of `u` over `n`
     /// for the intercepts, as a flat parameter-shaped vector.
     fn back(&self, u: &Mat<f64>) -> Vec<f64> {
@@ -359,14 +283,16 @@ impl<'a> Problem<'a> {
         out
     }
 
-    /// Objective, probabilities and residuals at `w`.
-    fn eval(&self, w: &[f64]) -> Eval {
+    /// Objective at `w` and the derivative of each sample's loss in its raw
+    /// scores (`n x m`).
+    fn eval(&self, w: &[f64]) -> (f64, Mat<f64>) {
         let (coef, b) = self.split(w);
-        let mut prob = self.scores(coef);
+        // `X coef`; the per-sample passes add the intercepts.
+        let mut scores = mul_rows(self.x, coef);
         let mut resid = Mat::<f64>::zeros(self.n, self.m);
         let m = self.m;
         let bias = |k: usize| b.get(k).copied().unwrap_or(0.0);
-        let losses: Vec<f64> = prob
+        let losses: Vec<f64> = scores
             .as_mut()
             .par_row_chunks_mut(ROW_BLOCK)
             .zip(resid.as_mut().par_row_chunks_mut(ROW_BLOCK))
@@ -380,7 +306,6 @@ impl<'a> Problem<'a> {
                         let t = f64::from(l == 1);
                         let (li, gi) = binomial_loss_grad(t, raw);
                         loss += li;
-                        pz[(i, 0)] = expit(raw);
                         r[(i, 0)] = gi;
                     } else {
                         // sklearn's HalfMultinomialLoss.loss_gradient.
@@ -400,7 +325,6 @@ impl<'a> Problem<'a> {
                         loss += sum.ln() + mx - row[l as usize];
                         for k in 0..m {
                             let pr = pz[(i, k)] / sum;
-                            pz[(i, k)] = pr;
                             r[(i, k)] = pr - f64::from(k == l as usize);
                         }
                     }
@@ -410,679 +334,18 @@ impl<'a> Problem<'a> {
             .collect();
         let coef_sq = dot(&w[..self.p * m], &w[..self.p * m]);
         let f = losses.iter().sum::<f64>() / self.n as f64 + 0.5 * self.reg * coef_sq;
-        Eval { f, prob, resid }
-    }
-
-    /// Gradient of the objective at `w` given its evaluation.
-    fn gradient(&self, w: &[f64], e: &Eval) -> Vec<f64> {
-        let mut g = self.back(&e.resid);
-        for (gi, wi) in g.iter_mut().zip(&w[..self.p * self.m]) {
-            *gi += self.reg * wi;
-        }
-        g
+        (f, resid)
     }
 
     /// Objective and gradient at `w`.
     fn value_grad(&self, w: &[f64]) -> (f64, Vec<f64>) {
-        let e = self.eval(w);
-        let g = self.gradient(w, &e);
-        (e.f, g)
+        let (f, resid) = self.eval(w);
+        let mut g = self.back(&resid);
+        for (gi, wi) in g.iter_mut().zip(&w[..self.p * self.m]) {
+            *gi += self.reg * wi;
+        }
+        (f, g)
     }
-
-    /// scipy's L-BFGS-B (v3.0, as called by sklearn's lbfgs solver) on this
-    /// unconstrained problem, from zero. Without bounds the generalised
-    /// Cauchy point and subspace minimisation reduce to the quasi-Newton step
-    /// `-H g` (`H` the inverse of the compact L-BFGS matrix, `B0 = theta I`),
-    /// computed here by the equivalent two-loop recursion.
-    /// Returns the iterate, the iterations done and whether a convergence
-    /// test (not `max_iter`) stopped the run.
-    fn lbfgsb(&self, max_iter: usize, pgtol: f64) -> (Vec<f64>, usize, bool) {
-        const MEMORY: usize = 10;
-        const MAXLS: usize = 50;
-        const STPMAX: f64 = 1e10;
-        let ftol = 64.0 * f64::EPSILON;
-        let dim = self.dim();
-        let mut x = vec![0.0; dim];
-        let (mut f, mut g) = self.value_grad(&x);
-        if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
-            return (x, 0, false);
-        }
-        if norm_inf(&g) <= pgtol {
-            return (x, 0, true);
-        }
-        // (s, y, s.y) pairs, oldest first.
-        let mut memory: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
-        let mut theta = 1.0;
-        let mut n_iter = 0;
-        loop {
-            // Search direction d = z - x with z = x - H g.
-            let hg = two_loop(&memory, theta, &g);
-            let z: Vec<f64> = x.iter().zip(&hg).map(|(a, b)| a - b).collect();
-            let mut d: Vec<f64> = z.iter().zip(&x).map(|(a, b)| a - b).collect();
-            let dnorm = norm2(&d);
-            let mut stp = if n_iter == 0 {
-                (1.0 / dnorm).min(STPMAX)
-            } else {
-                1.0
-            };
-            let (x0, g0, f0) = (x.clone(), g.clone(), f);
-            let gd0 = dot(&g, &d);
-            let mut gd = gd0;
-            let mut failed = gd0.is_nan() || gd0 >= 0.0;
-            if !failed {
-                let mut search = LineSearch::new(f0, gd0, stp, STPMAX);
-                let mut evals = 0;
-                loop {
-                    if evals >= MAXLS {
-                        failed = true;
-                        break;
-                    }
-                    evals += 1;
-                    x = if stp == 1.0 {
-                        z.clone()
-                    } else {
-                        x0.iter().zip(&d).map(|(a, b)| stp * b + a).collect()
-                    };
-                    let (ft, gt) = self.value_grad(&x);
-                    f = ft;
-                    g = gt;
-                    gd = dot(&g, &d);
-                    if !f.is_finite() || !gd.is_finite() {
-                        failed = true;
-                        break;
-                    }
-                    match search.step(f, gd, stp) {
-                        Some(next) => stp = next,
-                        None => break,
-                    }
-                }
-            }
-            if failed {
-                // Back to the last iterate; restart without memory, or stop
-                // if the memory was already empty (scipy's ABNORMAL exit).
-                x = x0;
-                g = g0;
-                f = f0;
-                if memory.is_empty() {
-                    return (x, n_iter, false);
-                }
-                memory.clear();
-                theta = 1.0;
-                continue;
-            }
-            n_iter += 1;
-            if n_iter >= max_iter {
-                return (x, n_iter, norm_inf(&g) <= pgtol);
-            }
-            if norm_inf(&g) <= pgtol {
-                return (x, n_iter, true);
-            }
-            if f0 - f <= ftol * f0.abs().max(f.abs()).max(1.0) {
-                return (x, n_iter, true);
-            }
-            // L-BFGS update with s = stp d, y = g - g0 (skipped unless the
-            // curvature s.y is safely positive).
-            let yv: Vec<f64> = g.iter().zip(&g0).map(|(a, b)| a - b).collect();
-            let rr = dot(&yv, &yv);
-            let (dr, ddum) = if stp == 1.0 {
-                (gd - gd0, -gd0)
-            } else {
-                for v in d.iter_mut() {
-                    *v *= stp;
-                }
-                ((gd - gd0) * stp, -gd0 * stp)
-            };
-            if dr <= f64::EPSILON * ddum {
-                continue;
-            }
-            if memory.len() == MEMORY {
-                memory.pop_front();
-            }
-            memory.push_back((d, yv, dr));
-            theta = rr / dr;
-        }
-    }
-
-    // ---------------------------------------------------------------------
-    // Exact solver (Newton-CG).
-    // ---------------------------------------------------------------------
-
-    /// Hessian of the objective at the point of `e`, times `v`.
-    fn hess_vec(&self, e: &Eval, v: &[f64]) -> Vec<f64> {
-        let (vc, vb) = self.split(v);
-        let mut d = self.scores(vc);
-        let m = self.m;
-        let bias = |k: usize| vb.get(k).copied().unwrap_or(0.0);
-        d.as_mut()
-            .par_row_chunks_mut(ROW_BLOCK)
-            .zip(e.prob.as_ref().par_row_chunks(ROW_BLOCK))
-            .for_each(|(mut d, pr)| {
-                for i in 0..d.nrows() {
-                    if m == 1 {
-                        let pi = pr[(i, 0)];
-                        d[(i, 0)] = pi * (1.0 - pi) * (d[(i, 0)] + bias(0));
-                    } else {
-                        let mut avg = 0.0;
-                        for k in 0..m {
-                            let t = d[(i, k)] + bias(k);
-                            d[(i, k)] = t;
-                            avg += pr[(i, k)] * t;
-                        }
-                        for k in 0..m {
-                            d[(i, k)] = pr[(i, k)] * (d[(i, k)] - avg);
-                        }
-                    }
-                }
-            });
-        let mut out = self.back(&d);
-        for (o, vi) in out.iter_mut().zip(&v[..self.p * self.m]) {
-            *o += self.reg * vi;
-        }
-        out
-    }
-
-    /// Applies the inverse of the Böhning preconditioner to `r`.
-    fn precondition(&self, r: &[f64]) -> Vec<f64> {
-        let Some(pre) = self.pre.as_ref() else {
-            return r.to_vec();
-        };
-        let (p, m) = (self.p, self.m);
-        let fi = self.fit_intercept;
-        // To (w, b' = b + mean.w) coordinates: gradients map by T^{-T}.
-        let mut rw: Vec<Vec<f64>> = (0..m).map(|k| r[k * p..(k + 1) * p].to_vec()).collect();
-        let rb: Vec<f64> = if fi {
-            r[p * m..].to_vec()
-        } else {
-            vec![0.0; m]
-        };
-        if fi {
-            for (col, b) in rw.iter_mut().zip(&rb) {
-                for (v, mu) in col.iter_mut().zip(&pre.mean) {
-                    *v -= mu * b;
-                }
-            }
-        }
-        // Multinomial: the class-mean part only feels the penalty.
-        let mut mean_w = vec![0.0; p];
-        let mut mean_b = 0.0;
-        if m > 1 {
-            for col in &rw {
-                for (a, v) in mean_w.iter_mut().zip(col) {
-                    *a += v / m as f64;
-                }
-            }
-            mean_b = rb.iter().sum::<f64>() / m as f64;
-            for col in rw.iter_mut() {
-                for (v, a) in col.iter_mut().zip(&mean_w) {
-                    *v -= a;
-                }
-            }
-        }
-        let mut out = vec![0.0; r.len()];
-        for (k, col) in rw.iter().enumerate() {
-            // Q diag(inv) Q^T on the class-centred part.
-            let t: Vec<f64> = (0..p)
-                .map(|j| {
-                    let qj = pre.q.col(j);
-                    (0..p).map(|i| qj[i] * col[i]).sum::<f64>() * pre.inv[j]
-                })
-                .collect();
-            let dst = &mut out[k * p..(k + 1) * p];
-            for (j, &tj) in t.iter().enumerate() {
-                let qj = pre.q.col(j);
-                for (i, o) in dst.iter_mut().enumerate() {
-                    *o += qj[i] * tj;
-                }
-            }
-            if m > 1 && self.reg > 0.0 {
-                for (o, a) in dst.iter_mut().zip(&mean_w) {
-                    *o += a / self.reg;
-                }
-            }
-        }
-        if fi {
-            for k in 0..m {
-                // Intercept curvature bound c; the class-mean intercept is a
-                // free gauge of the softmax and stays at 0.
-                let sb = (rb[k] - mean_b) / pre.c;
-                let shift = dot(&out[k * p..(k + 1) * p], &pre.mean);
-                out[p * m + k] = sb - shift;
-            }
-        }
-        out
-    }
-
-    /// Preconditioned Newton-CG with backtracking line search, from zero.
-    fn newton(&self, max_iter: usize) -> (Vec<f64>, usize, bool) {
-        let dim = self.dim();
-        let mut w = vec![0.0; dim];
-        let mut e = self.eval(&w);
-        let mut g = self.gradient(&w, &e);
-        let g0 = norm2(&g).max(f64::MIN_POSITIVE);
-        // The averaged gradient is then at rounding level relative to its size
-        // at the start: the optimum is known to ~1e-11 relative.
-        let gtol = 1e-11 * norm_inf(&g).max(1e-3);
-        let max_cg = dim.clamp(10, 400);
-        let mut iter = 0;
-        while iter < max_iter {
-            let gn = norm_inf(&g);
-            if !gn.is_finite() {
-                break;
-            }
-            if gn <= gtol {
-                return (w, iter, true);
-            }
-            iter += 1;
-            let eta = (norm2(&g) / g0).sqrt().min(0.5);
-            let d = self.newton_direction(&e, &g, eta, max_cg);
-            let slope = dot(&g, &d);
-            if slope.is_nan() || slope >= 0.0 {
-                break;
-            }
-            // Backtracking (Armijo); near the optimum f moves below its
-            // rounding noise, so a step that keeps f within the noise and
-            // shrinks the gradient is accepted too.
-            let mut t = 1.0;
-            let mut next = None;
-            for _ in 0..60 {
-                let trial: Vec<f64> = w.iter().zip(&d).map(|(a, b)| a + t * b).collect();
-                let et = self.eval(&trial);
-                if et.f.is_finite() && et.f <= e.f + 1e-4 * t * slope {
-                    let gt = self.gradient(&trial, &et);
-                    next = Some((trial, et, gt));
-                    break;
-                }
-                if et.f.is_finite() && (et.f - e.f).abs() <= 1e-14 * e.f.abs() {
-                    let gt = self.gradient(&trial, &et);
-                    if norm2(&gt) < norm2(&g) {
-                        next = Some((trial, et, gt));
-                        break;
-                    }
-                }
-                t *= 0.5;
-            }
-            let Some((trial, et, gt)) = next else {
-                // No progress possible: at the precision limit.
-                let converged = norm_inf(&g) <= gtol * 1e3;
-                return (w, iter, converged);
-            };
-            let step = t * norm_inf(&d);
-            w = trial;
-            e = et;
-            g = gt;
-            if step <= 1e-15 * (1.0 + norm_inf(&w)) {
-                return (w, iter, true);
-            }
-        }
-        let converged = norm_inf(&g) <= gtol;
-        (w, iter, converged)
-    }
-
-    /// Approximately solves `H d = -g` by preconditioned conjugate gradients
-    /// to relative residual `eta`.
-    fn newton_direction(&self, e: &Eval, g: &[f64], eta: f64, max_cg: usize) -> Vec<f64> {
-        let mut d = vec![0.0; g.len()];
-        let mut r: Vec<f64> = g.iter().map(|v| -v).collect();
-        let target = eta * norm2(g);
-        let mut z = self.precondition(&r);
-        let mut dir = z.clone();
-        let mut rz = dot(&r, &z);
-        for it in 0..max_cg {
-            let hd = self.hess_vec(e, &dir);
-            let curv = dot(&dir, &hd);
-            if curv.is_nan() || curv <= 0.0 || !curv.is_finite() {
-                if it == 0 {
-                    return z;
-                }
-                break;
-            }
-            let alpha = rz / curv;
-            for ((di, ri), (pi, hi)) in d.iter_mut().zip(r.iter_mut()).zip(dir.iter().zip(&hd)) {
-                *di += alpha * pi;
-                *ri -= alpha * hi;
-            }
-            if norm2(&r) <= target {
-                break;
-            }
-            z = self.precondition(&r);
-            let rz_new = dot(&r, &z);
-            let beta = rz_new / rz;
-            rz = rz_new;
-            for (pi, zi) in dir.iter_mut().zip(&z) {
-                *pi = zi + beta * *pi;
-            }
-        }
-        d
-    }
-}
-
-impl Preconditioner {
-    fn new(x: MatRef<'_, f64>, fit_intercept: bool, m: usize, reg: f64) -> Result<Self> {
-        let (n, p) = x.shape();
-        let mean = if fit_intercept {
-            column_means(x)
-        } else {
-            vec![0.0; p]
-        };
-        let (mut gram, _) = centred_gram(x, &mean, None);
-        let scale = 1.0 / n as f64;
-        for j in 0..p {
-            for v in gram.col_mut(j).iter_mut() {
-                *v *= scale;
-            }
-        }
-        if gram
-            .col_iter()
-            .any(|col| col.iter().any(|v| !v.is_finite()))
-        {
-            return Err(RuntimeError::numerical(
-                "X^T X overflowed (values too large)",
-            ));
-        }
-        let (lam, q) = symmetric_eigen(gram.as_ref())?;
-        let c = if m == 1 { 0.25 } else { 0.5 };
-        let top = lam.iter().fold(0.0_f64, |a, &l| a.max(l)) * c + reg;
-        let floor = (top * 1e-12).max(f64::MIN_POSITIVE);
-        let inv = lam
-            .iter()
-            .map(|&l| 1.0 / (c * l.max(0.0) + reg).max(floor))
-            .collect();
-        Ok(Preconditioner { mean, q, inv, c })
-    }
-}
-
-/// `H g` for the L-BFGS inverse-Hessian approximation with `H0 = I / theta`.
-fn two_loop(memory: &VecDeque<(Vec<f64>, Vec<f64>, f64)>, theta: f64, g: &[f64]) -> Vec<f64> {
-    let mut q = g.to_vec();
-    let mut alphas = Vec::with_capacity(memory.len());
-    for (s, y, sy) in memory.iter().rev() {
-        let a = dot(s, &q) / sy;
-        for (qi, yi) in q.iter_mut().zip(y) {
-            *qi -= a * yi;
-        }
-        alphas.push(a);
-    }
-    for v in q.iter_mut() {
-        *v /= theta;
-    }
-    for ((s, y, sy), a) in memory.iter().zip(alphas.iter().rev()) {
-        let b = dot(y, &q) / sy;
-        for (qi, si) in q.iter_mut().zip(s) {
-            *qi += si * (a - b);
-        }
-    }
-    q
-}
-
-/// Moré-Thuente line search (MINPACK-2 `dcsrch`) with L-BFGS-B's settings
-/// `ftol = 1e-3`, `gtol = 0.9`, `xtol = 0.1`, `stpmin = 0`.
-struct LineSearch {
-    brackt: bool,
-    stage2: bool,
-    finit: f64,
-    ginit: f64,
-    gtest: f64,
-    width: f64,
-    width1: f64,
-    stx: f64,
-    fx: f64,
-    gx: f64,
-    sty: f64,
-    fy: f64,
-    gy: f64,
-    stmin: f64,
-    stmax: f64,
-    stpmax: f64,
-}
-
-impl LineSearch {
-    const FTOL: f64 = 1e-3;
-    const GTOL: f64 = 0.9;
-    const XTOL: f64 = 0.1;
-    const STPMIN: f64 = 0.0;
-
-    fn new(f: f64, g: f64, stp: f64, stpmax: f64) -> Self {
-        let width = stpmax - Self::STPMIN;
-        LineSearch {
-            brackt: false,
-            stage2: false,
-            finit: f,
-            ginit: g,
-            gtest: Self::FTOL * g,
-            width,
-            width1: width / 0.5,
-            stx: 0.0,
-            fx: f,
-            gx: g,
-            sty: 0.0,
-            fy: f,
-            gy: g,
-            stmin: 0.0,
-            stmax: stp + 4.0 * stp,
-            stpmax,
-        }
-    }
-
-    /// Feeds `f` and the directional derivative `g` at `stp`; returns the
-    /// next step to evaluate, or `None` when the search is over (converged or
-    /// a warning: `stp` is then the accepted step).
-    fn step(&mut self, f: f64, g: f64, stp: f64) -> Option<f64> {
-        let ftest = self.finit + stp * self.gtest;
-        if !self.stage2 && f <= ftest && g >= 0.0 {
-            self.stage2 = true;
-        }
-        if self.brackt && (stp <= self.stmin || stp >= self.stmax) {
-            return None;
-        }
-        if self.brackt && self.stmax - self.stmin <= Self::XTOL * self.stmax {
-            return None;
-        }
-        if stp == self.stpmax && f <= ftest && g <= self.gtest {
-            return None;
-        }
-        if stp == Self::STPMIN && (f > ftest || g >= self.gtest) {
-            return None;
-        }
-        if f <= ftest && g.abs() <= Self::GTOL * (-self.ginit) {
-            return None;
-        }
-        let mut stp = stp;
-        if !self.stage2 && f <= self.fx && f > ftest {
-            // Modified function psi(stp) = f(stp) - f(0) - ftol stp f'(0).
-            let gt = self.gtest;
-            let mut fxm = self.fx - self.stx * gt;
-            let mut fym = self.fy - self.sty * gt;
-            let mut gxm = self.gx - gt;
-            let mut gym = self.gy - gt;
-            let fm = f - stp * gt;
-            dcstep(
-                &mut self.stx,
-                &mut fxm,
-                &mut gxm,
-                &mut self.sty,
-                &mut fym,
-                &mut gym,
-                &mut stp,
-                fm,
-                g - gt,
-                &mut self.brackt,
-                self.stmin,
-                self.stmax,
-            );
-            self.fx = fxm + self.stx * gt;
-            self.fy = fym + self.sty * gt;
-            self.gx = gxm + gt;
-            self.gy = gym + gt;
-        } else {
-            dcstep(
-                &mut self.stx,
-                &mut self.fx,
-                &mut self.gx,
-                &mut self.sty,
-                &mut self.fy,
-                &mut self.gy,
-                &mut stp,
-                f,
-                g,
-                &mut self.brackt,
-                self.stmin,
-                self.stmax,
-            );
-        }
-        if self.brackt {
-            if (self.sty - self.stx).abs() >= 0.66 * self.width1 {
-                stp = self.stx + 0.5 * (self.sty - self.stx);
-            }
-            self.width1 = self.width;
-            self.width = (self.sty - self.stx).abs();
-            self.stmin = self.stx.min(self.sty);
-            self.stmax = self.stx.max(self.sty);
-        } else {
-            self.stmin = stp + 1.1 * (stp - self.stx);
-            self.stmax = stp + 4.0 * (stp - self.stx);
-        }
-        stp = stp.max(Self::STPMIN).min(self.stpmax);
-        if self.brackt
-            && (stp <= self.stmin
-                || stp >= self.stmax
-                || self.stmax - self.stmin <= Self::XTOL * self.stmax)
-        {
-            stp = self.stx;
-        }
-        Some(stp)
-    }
-}
-
-/// MINPACK-2 `dcstep`: safeguarded cubic / quadratic step and update of the
-/// interval of uncertainty.
-#[allow(clippy::too_many_arguments)]
-fn dcstep(
-    stx: &mut f64,
-    fx: &mut f64,
-    dx: &mut f64,
-    sty: &mut f64,
-    fy: &mut f64,
-    dy: &mut f64,
-    stp: &mut f64,
-    fp: f64,
-    dp: f64,
-    brackt: &mut bool,
-    stpmin: f64,
-    stpmax: f64,
-) {
-    let sgnd = dp * (*dx / dx.abs());
-    let stpf;
-    if fp > *fx {
-        // Higher function value: the minimum is bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
-        if *stp < *stx {
-            gamma = -gamma;
-        }
-        let p = (gamma - *dx) + theta;
-        let q = ((gamma - *dx) + gamma) + dp;
-        let stpc = *stx + p / q * (*stp - *stx);
-        let stpq = *stx + ((*dx / ((*fx - fp) / (*stp - *stx) + *dx)) / 2.0) * (*stp - *stx);
-        stpf = if (stpc - *stx).abs() < (stpq - *stx).abs() {
-            stpc
-        } else {
-            stpc + (stpq - stpc) / 2.0
-        };
-        *brackt = true;
-    } else if sgnd < 0.0 {
-        // Lower value, derivatives of opposite sign: bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
-        if *stp > *stx {
-            gamma = -gamma;
-        }
-        let p = (gamma - dp) + theta;
-        let q = ((gamma - dp) + gamma) + *dx;
-        let stpc = *stp + p / q * (*stx - *stp);
-        let stpq = *stp + (dp / (dp - *dx)) * (*stx - *stp);
-        stpf = if (stpc - *stp).abs() > (stpq - *stp).abs() {
-            stpc
-        } else {
-            stpq
-        };
-        *brackt = true;
-    } else if dp.abs() < dx.abs() {
-        // Lower value, same-sign derivatives, decreasing in magnitude.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s
-            * (0.0_f64)
-                .max((theta / s).powi(2) - (*dx / s) * (dp / s))
-                .sqrt();
-        if *stp > *stx {
-            gamma = -gamma;
-        }
-        let p = (gamma - dp) + theta;
-        let q = (gamma + (*dx - dp)) + gamma;
-        let r = p / q;
-        let stpc = if r < 0.0 && gamma != 0.0 {
-            *stp + r * (*stx - *stp)
-        } else if *stp > *stx {
-            stpmax
-        } else {
-            stpmin
-        };
-        let stpq = *stp + (dp / (dp - *dx)) * (*stx - *stp);
-        if *brackt {
-            let mut t = if (stpc - *stp).abs() < (stpq - *stp).abs() {
-                stpc
-            } else {
-                stpq
-            };
-            t = if *stp > *stx {
-                (*stp + 0.66 * (*sty - *stp)).min(t)
-            } else {
-                (*stp + 0.66 * (*sty - *stp)).max(t)
-            };
-            stpf = t;
-        } else {
-            let t = if (stpc - *stp).abs() > (stpq - *stp).abs() {
-                stpc
-            } else {
-                stpq
-            };
-            stpf = t.min(stpmax).max(stpmin);
-        }
-    } else {
-        // Lower value, same-sign derivatives, not decreasing in magnitude.
-        stpf = if *brackt {
-            let theta = 3.0 * (fp - *fy) / (*sty - *stp) + *dy + dp;
-            let s = theta.abs().max(dy.abs()).max(dp.abs());
-            let mut gamma = s * ((theta / s).powi(2) - (*dy / s) * (dp / s)).sqrt();
-            if *stp > *sty {
-                gamma = -gamma;
-            }
-            let p = (gamma - dp) + theta;
-            let q = ((gamma - dp) + gamma) + *dy;
-            *stp + p / q * (*sty - *stp)
-        } else if *stp > *stx {
-            stpmax
-        } else {
-            stpmin
-        };
-    }
-    if fp > *fx {
-        *sty = *stp;
-        *fy = fp;
-        *dy = dp;
-    } else {
-        if sgnd < 0.0 {
-            *sty = *stx;
-            *fy = *fx;
-            *dy = *dx;
-        }
-        *stx = *stp;
-        *fx = fp;
-        *dx = dp;
-    }
-    *stp = stpf;
 }
 
 /// Column sums of an `n x m` matrix, block by block (deterministic order).
@@ -1105,7 +368,8 @@ fn column_sums(u: &Mat<f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::linear::tests::{assert_close, lcg_matrix};
+    use crate::ops::columns::test_util::flat;
+    use crate::ops::linalg::test_util::{assert_close, lcg_matrix};
 
     // Reference values: sklearn 1.9.1 on the data built by `data` below
     // (probability matrices flattened column by column).
@@ -1138,17 +402,6 @@ mod tests {
         0.8792922880937898,
         0.9357732824342568,
     ];
-    // LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X, yb).predict_proba
-    const BIN_OPT_PROBA: [f64; 8] = [
-        0.9289047053610674,
-        0.9777434092552479,
-        0.07184259647540303,
-        0.018086339796270057,
-        0.07109529463893263,
-        0.02225659074475202,
-        0.928157403524597,
-        0.9819136602037299,
-    ];
     // LogisticRegression().fit(X, y3): predict_proba / predict (multinomial)
     const MULTI_PROBA: [f64; 12] = [
         0.8928579646410886,
@@ -1165,21 +418,6 @@ mod tests {
         0.5975140389700957,
     ];
     const MULTI_PRED: [f64; 4] = [0.0, 0.0, 1.0, 2.0];
-    // LogisticRegression(solver="newton-cholesky", tol=1e-12).fit(X, y3).predict_proba
-    const MULTI_OPT_PROBA: [f64; 12] = [
-        0.89279905899509,
-        0.9647398469493331,
-        0.041152735929662246,
-        0.006164504803064617,
-        0.10106024926749589,
-        0.03440405458662872,
-        0.6730328592171692,
-        0.39623546914117136,
-        0.006140691737414113,
-        0.0008560984640380685,
-        0.28581440485316867,
-        0.5976000260557641,
-    ];
     // Same fit with class codes {0, 2, 5}: predict
     const ODD_PRED: [f64; 4] = [0.0, 0.0, 2.0, 5.0];
 
@@ -1216,12 +454,6 @@ mod tests {
             })
             .collect();
         (x, yb, y3)
-    }
-
-    fn flat(m: &Mat<f64>) -> Vec<f64> {
-        m.col_iter()
-            .flat_map(|c| c.iter().copied().collect::<Vec<_>>())
-            .collect()
     }
 
     #[test]
@@ -1261,18 +493,6 @@ mod tests {
         assert_eq!(q.classes, vec![0.0, 2.0, 5.0]);
         assert_eq!(q.values, ODD_PRED.to_vec());
         assert_close(&flat(q.proba.as_ref().unwrap()), &MULTI_PROBA, 1e-9);
-    }
-
-    #[test]
-    fn exact_solver_reaches_the_optimum() {
-        let (x, yb, y3) = data(31, 90);
-        let xt = data(32, 4).0;
-        for (y, want) in [(&yb, &BIN_OPT_PROBA[..]), (&y3, &MULTI_OPT_PROBA[..])] {
-            let m = fit_exact(x.as_ref(), y, 1.0, true, 100, 1e-4).unwrap();
-            assert!(m.converged);
-            let p = m.predict(xt.as_ref()).unwrap();
-            assert_close(&flat(p.proba.as_ref().unwrap()), want, 1e-9);
-        }
     }
 
     #[test]
@@ -1356,16 +576,12 @@ mod tests {
         // Separable data without penalty, huge values, tiny budgets.
         let sep = Mat::from_fn(6, 1, |i, _| i as f64);
         let ys = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        for exact in [false, true] {
-            let solve = if exact { fit_exact } else { fit };
-            let m = solve(sep.as_ref(), &ys, f64::INFINITY, true, 100, 0.0).unwrap();
-            let p = m.predict(sep.as_ref()).unwrap();
-            assert_eq!(p.values, ys.to_vec());
-            let huge = Mat::from_fn(20, 4, |i, j| x[(i, j)] * 1e150);
-            let _ =
-                solve(huge.as_ref(), &y3, 1.0, true, 100, 1e-4).map(|m| m.predict(huge.as_ref()));
-            let _ = solve(x.as_ref(), &y3, 1e-300, false, 0, 1e-4).unwrap();
-            let _ = solve(x.as_ref(), &y3, 1e300, true, 1, 1e-4).unwrap();
-        }
+        let m = fit(sep.as_ref(), &ys, f64::INFINITY, true, 100, 0.0).unwrap();
+        let p = m.predict(sep.as_ref()).unwrap();
+        assert_eq!(p.values, ys.to_vec());
+        let huge = Mat::from_fn(20, 4, |i, j| x[(i, j)] * 1e150);
+        let _ = fit(huge.as_ref(), &y3, 1.0, true, 100, 1e-4).map(|m| m.predict(huge.as_ref()));
+        let _ = fit(x.as_ref(), &y3, 1e-300, false, 0, 1e-4).unwrap();
+        let _ = fit(x.as_ref(), &y3, 1e300, true, 1, 1e-4).unwrap();
     }
 }

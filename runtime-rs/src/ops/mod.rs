@@ -1,7 +1,11 @@
 //! Native steps: what each estimator learns (`fit`) and how it is applied.
 
+pub(crate) mod check;
+pub(crate) mod columns;
 pub mod impute;
 pub mod knn;
+mod lbfgsb;
+mod linalg;
 pub mod linear;
 pub mod logistic;
 pub mod onehot;

@@ -8,7 +8,8 @@ use faer::MatRef;
 use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
-use super::scale::common::{build_matrix, columns, map_columns, parallel, Validator};
+use super::check::Validator;
+use super::columns::{build_matrix, columns, map_columns, parallel};
 
 const NAME: &str = "OneHotEncoder";
 
@@ -127,7 +128,7 @@ impl OneHot {
 mod tests {
     use faer::Mat;
 
-    use super::super::scale::test_util::{assert_close, flat, mat, synth};
+    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
 
     const NAN: f64 = f64::NAN;
@@ -142,8 +143,24 @@ mod tests {
         ])
     }
 
-    fn test_rows() -> Matrix {
-        mat(&[&[2.0, NAN], &[5.0, 0.0], &[1.0, 7.0], &[NAN, -0.0]])
+    /// `OT`, encoded by an encoder fitted on `O` (column-major, 4 x 6); fitted
+    /// without O's NaN row, the last (NaN) block is absent.
+    #[rustfmt::skip]
+    const ENCODED: [f64; 24] = [
+        0.0, 0.0, 1.0, 0.0,
+        1.0, 0.0, 0.0, 0.0,
+        0.0, 0.0, 0.0, 0.0,
+        0.0, 1.0, 0.0, 1.0,
+        0.0, 0.0, 0.0, 0.0,
+        1.0, 0.0, 0.0, 0.0,
+    ];
+
+    /// `enc.transform(OT)`, checked to be 4 rows by `width`, column-major.
+    fn encode_test_rows(enc: &OneHot, width: usize) -> Vec<f64> {
+        let rows = mat(&[&[2.0, NAN], &[5.0, 0.0], &[1.0, 7.0], &[NAN, -0.0]]);
+        let out = enc.transform(rows.as_ref()).unwrap();
+        assert_eq!((out.nrows(), out.ncols()), (4, width));
+        flat(&out)
     }
 
     #[test]
@@ -154,18 +171,7 @@ mod tests {
         assert_eq!(enc.categories, vec![vec![1.0, 2.0, 3.0], vec![0.0, 1.0]]);
         assert_eq!(enc.has_nan, vec![false, true]);
         // .transform(OT), column-major, shape (4, 6)
-        let out = enc.transform(test_rows().as_ref()).unwrap();
-        assert_eq!((out.nrows(), out.ncols()), (4, 6));
-        #[rustfmt::skip]
-        let want = [
-            0.0, 0.0, 1.0, 0.0,
-            1.0, 0.0, 0.0, 0.0,
-            0.0, 0.0, 0.0, 0.0,
-            0.0, 1.0, 0.0, 1.0,
-            0.0, 0.0, 0.0, 0.0,
-            1.0, 0.0, 0.0, 0.0,
-        ];
-        assert_close(&flat(&out), &want);
+        assert_close(&encode_test_rows(&enc, 6), &ENCODED);
     }
 
     #[test]
@@ -174,17 +180,7 @@ mod tests {
         let x = train();
         let sub = Mat::from_fn(4, 2, |i, j| x[([0, 2, 3, 4][i], j)]);
         let enc = fit(sub.as_ref()).unwrap();
-        let out = enc.transform(test_rows().as_ref()).unwrap();
-        assert_eq!((out.nrows(), out.ncols()), (4, 5));
-        #[rustfmt::skip]
-        let want = [
-            0.0, 0.0, 1.0, 0.0,
-            1.0, 0.0, 0.0, 0.0,
-            0.0, 0.0, 0.0, 0.0,
-            0.0, 1.0, 0.0, 1.0,
-            0.0, 0.0, 0.0, 0.0,
-        ];
-        assert_close(&flat(&out), &want);
+        assert_close(&encode_test_rows(&enc, 5), &ENCODED[..20]);
     }
 
     #[test]
@@ -203,13 +199,7 @@ mod tests {
             "Input contains infinity or a value too large for dtype('float64')."
         );
         let enc = fit(train().as_ref()).unwrap();
-        assert_eq!(
-            enc.transform(Mat::<f64>::zeros(2, 3).as_ref())
-                .unwrap_err()
-                .to_string(),
-            "X has 3 features, but OneHotEncoder is expecting 2 features as input."
-        );
-        assert!(enc.transform(Mat::<f64>::zeros(0, 2).as_ref()).is_err());
+        assert_rejects_shapes(|x| enc.transform(x), (2, 3), 2, NAME);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use faer::MatRef;
 use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
-use super::scale::common::{build_matrix, columns, parallel, Validator};
+use super::check::Validator;
+use super::columns::{build_matrix, columns, parallel};
 
 const NAME: &str = "PolynomialFeatures";
 
@@ -122,7 +123,7 @@ impl Poly {
 mod tests {
     use faer::Mat;
 
-    use super::super::scale::test_util::{assert_close, flat, mat};
+    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat};
     use super::*;
 
     fn data() -> Matrix {
@@ -192,14 +193,8 @@ mod tests {
         );
         assert!(fit(Mat::<f64>::zeros(3, 0).as_ref(), 2, true, false).is_err());
         let poly = fit(data().as_ref(), 2, false, true).unwrap();
-        assert_eq!(
-            poly.transform(Mat::<f64>::zeros(1, 4).as_ref())
-                .unwrap_err()
-                .to_string(),
-            "X has 4 features, but PolynomialFeatures is expecting 3 features as input."
-        );
+        assert_rejects_shapes(|x| poly.transform(x), (1, 4), 3, NAME);
         assert!(poly.transform(nan.as_ref()).is_err());
-        assert!(poly.transform(Mat::<f64>::zeros(0, 3).as_ref()).is_err());
     }
 
     #[test]

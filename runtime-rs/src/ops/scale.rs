@@ -2,16 +2,14 @@
 //! `MinMaxScaler` and `MaxAbsScaler`. All three ignore NaN while fitting and
 //! let it through at transform, and all three reject infinities like
 //! scikit-learn's `ensure_all_finite="allow-nan"` validation does.
-//!
-//! The [`common`] module holds the validation and reduction helpers shared by
-//! the preprocessing kernels (imputer, one-hot, polynomial, select).
 
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
-use common::{build_matrix, columns, map_columns, pairwise_sum, parallel, Validator};
+use super::check::Validator;
+use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 /// `np.finfo(np.float64).eps`, used by scikit-learn's near-constant checks.
 const EPS: f64 = f64::EPSILON;
@@ -253,307 +251,11 @@ impl Scaler {
     }
 }
 
-/// Validation and reduction helpers shared by the preprocessing kernels, so
-/// that every kernel validates and sums exactly like scikit-learn / numpy.
-pub(crate) mod common {
-    use std::borrow::Cow;
-
-    use faer::{ColMut, Mat, MatRef};
-    use rayon::prelude::*;
-
-    use crate::error::{Result, RuntimeError};
-    use crate::value::Matrix;
-
-    /// Below this many elements, column-parallel work costs more than it saves.
-    pub(crate) const PAR_MIN_ELEMENTS: usize = 100_000;
-
-    /// Whether a `rows x cols` column-wise job is worth spreading over threads.
-    pub(crate) fn parallel(rows: usize, cols: usize) -> bool {
-        cols > 1 && rows.saturating_mul(cols) > PAR_MIN_ELEMENTS
-    }
-
-    /// The columns of `x` as slices: borrowed when contiguous, copied otherwise.
-    pub(crate) fn columns(x: MatRef<'_, f64>) -> Vec<Cow<'_, [f64]>> {
-        (0..x.ncols())
-            .map(|j| {
-                let col = x.col(j);
-                match col.try_as_col_major() {
-                    Some(c) => Cow::Borrowed(c.as_slice()),
-                    None => Cow::Owned(col.iter().copied().collect()),
-                }
-            })
-            .collect()
-    }
-
-    /// `f(j)` for every column index, in parallel when `par`.
-    pub(crate) fn map_columns<T, F>(ncols: usize, par: bool, f: F) -> Vec<T>
-    where
-        T: Send,
-        F: Fn(usize) -> T + Sync + Send,
-    {
-        if par {
-            (0..ncols).into_par_iter().map(f).collect()
-        } else {
-            (0..ncols).map(f).collect()
-        }
-    }
-
-    /// Builds a `nrows x ncols` matrix by letting `fill(j, column)` write every
-    /// element of each output column, in parallel when `par`.
-    pub(crate) fn build_matrix<F>(nrows: usize, ncols: usize, par: bool, fill: F) -> Matrix
-    where
-        F: Fn(usize, &mut [f64]) + Sync + Send,
-    {
-        let mut out = Mat::<f64>::zeros(nrows, ncols);
-        if par {
-            out.par_col_iter_mut()
-                .enumerate()
-                .for_each(|(j, col)| write_col(col, |s| fill(j, s)));
-        } else {
-            out.col_iter_mut()
-                .enumerate()
-                .for_each(|(j, col)| write_col(col, |s| fill(j, s)));
-        }
-        out
-    }
-
-    fn write_col(mut col: ColMut<'_, f64>, fill: impl FnOnce(&mut [f64])) {
-        if let Some(c) = col.as_mut().try_as_col_major_mut() {
-            fill(c.as_slice_mut());
-            return;
-        }
-        // Owned matrices always have contiguous columns; this only keeps the
-        // helper total.
-        let mut buf = vec![0.0; col.nrows()];
-        fill(&mut buf);
-        for (dst, v) in col.iter_mut().zip(buf) {
-            *dst = v;
-        }
-    }
-
-    /// numpy's pairwise summation (`pairwise_sum` in `loops_utils.h.src`) of
-    /// `K` sequences at once, element `i` of each given by `f(i)`, preceded by
-    /// the reduction's initial `0.0`. Bit-identical to `np.sum` over a
-    /// contiguous axis (e.g. `X.sum(axis=0)` for Fortran-ordered `X`).
-    pub(crate) fn pairwise_sum<const K: usize>(
-        n: usize,
-        f: impl Fn(usize) -> [f64; K],
-    ) -> [f64; K] {
-        let s = pairwise_block(0, n, &f);
-        s.map(|v| 0.0 + v)
-    }
-
-    fn pairwise_block<const K: usize>(
-        start: usize,
-        n: usize,
-        f: &impl Fn(usize) -> [f64; K],
-    ) -> [f64; K] {
-        const BLOCK: usize = 128;
-        if n < 8 {
-            let mut res = [0.0; K];
-            for i in start..start + n {
-                add_into(&mut res, f(i));
-            }
-            res
-        } else if n <= BLOCK {
-            let mut r: [[f64; K]; 8] = std::array::from_fn(|k| f(start + k));
-            let unrolled_end = start + n - n % 8;
-            let mut i = start + 8;
-            while i < unrolled_end {
-                for (k, acc) in r.iter_mut().enumerate() {
-                    add_into(acc, f(i + k));
-                }
-                i += 8;
-            }
-            let mut res: [f64; K] = std::array::from_fn(|c| {
-                ((r[0][c] + r[1][c]) + (r[2][c] + r[3][c]))
-                    + ((r[4][c] + r[5][c]) + (r[6][c] + r[7][c]))
-            });
-            while i < start + n {
-                add_into(&mut res, f(i));
-                i += 1;
-            }
-            res
-        } else {
-            let mut n2 = n / 2;
-            n2 -= n2 % 8;
-            let a = pairwise_block(start, n2, f);
-            let b = pairwise_block(start + n2, n - n2, f);
-            std::array::from_fn(|c| a[c] + b[c])
-        }
-    }
-
-    fn add_into<const K: usize>(acc: &mut [f64; K], v: [f64; K]) {
-        for (a, b) in acc.iter_mut().zip(v) {
-            *a += b;
-        }
-    }
-
-    /// Input checks of scikit-learn's `check_array` as one estimator runs them:
-    /// finiteness, at least one sample and one feature.
-    #[derive(Debug, Clone, Copy)]
-    pub(crate) struct Validator {
-        /// Estimator class name.
-        estimator: &'static str,
-        /// Whether `check_array` is told the estimator (adds " by Name" and
-        /// the NaN hint) and the input name "X".
-        named: bool,
-        /// Whether NaN is accepted (`ensure_all_finite="allow-nan"`).
-        allow_nan: bool,
-    }
-
-    impl Validator {
-        /// Validation done through `validate_data(estimator, X, ...)`.
-        pub(crate) fn named(estimator: &'static str, allow_nan: bool) -> Self {
-            Self {
-                estimator,
-                named: true,
-                allow_nan,
-            }
-        }
-
-        /// Validation done through a bare `check_array(X, ...)` (the encoders).
-        pub(crate) fn anonymous(estimator: &'static str, allow_nan: bool) -> Self {
-            Self {
-                estimator,
-                named: false,
-                allow_nan,
-            }
-        }
-
-        /// Finite check, then minimum samples, then minimum features, in
-        /// `check_array`'s order and with its messages.
-        pub(crate) fn check(
-            &self,
-            cols: &[Cow<'_, [f64]>],
-            nrows: usize,
-            ncols: usize,
-        ) -> Result<()> {
-            let par = parallel(nrows, ncols);
-            let flags = map_columns(cols.len(), par, |j| {
-                let (mut nan, mut inf) = (false, false);
-                for &v in cols[j].iter() {
-                    nan |= v.is_nan();
-                    inf |= v.is_infinite();
-                }
-                (nan, inf)
-            });
-            let has_nan = !self.allow_nan && flags.iter().any(|f| f.0);
-            let has_inf = flags.iter().any(|f| f.1);
-            let input = if self.named { "X " } else { "" };
-            if has_nan {
-                let mut msg = format!("Input {input}contains NaN.");
-                if self.named {
-                    msg.push('\n');
-                    msg.push_str(&nan_hint(self.estimator));
-                }
-                return Err(RuntimeError::data(msg));
-            }
-            if has_inf {
-                return Err(RuntimeError::data(format!(
-                    "Input {input}contains infinity or a value too large for dtype('float64')."
-                )));
-            }
-            let by = if self.named {
-                format!(" by {}", self.estimator)
-            } else {
-                String::new()
-            };
-            if nrows < 1 {
-                return Err(RuntimeError::data(format!(
-                    "Found array with {nrows} sample(s) (shape=({nrows}, {ncols})) while a minimum of 1 is required{by}."
-                )));
-            }
-            if ncols < 1 {
-                return Err(RuntimeError::data(format!(
-                    "Found array with {ncols} feature(s) (shape=({nrows}, {ncols})) while a minimum of 1 is required{by}."
-                )));
-            }
-            Ok(())
-        }
-
-        /// `_check_n_features` at transform time.
-        pub(crate) fn check_n_features(&self, got: usize, expected: usize) -> Result<()> {
-            if got != expected {
-                return Err(RuntimeError::data(format!(
-                    "X has {got} features, but {} is expecting {expected} features as input.",
-                    self.estimator
-                )));
-            }
-            Ok(())
-        }
-    }
-
-    /// The advice scikit-learn appends when an estimator refuses NaN.
-    pub(crate) fn nan_hint(estimator: &str) -> String {
-        format!(
-            "{estimator} does not accept missing values encoded as NaN natively. For supervised \
-             learning, you might want to consider sklearn.ensemble.HistGradientBoostingClassifier \
-             and Regressor which accept missing values encoded as NaNs natively. Alternatively, it \
-             is possible to preprocess the data, for instance by using an imputer transformer in a \
-             pipeline or drop samples with missing values. See \
-             https://scikit-learn.org/stable/modules/impute.html You can find a list of all \
-             estimators that handle NaN values at the following page: \
-             https://scikit-learn.org/stable/modules/impute.html#estimators-that-handle-nan-values"
-        )
-    }
-}
-
-/// Helpers for the kernels' unit tests.
-#[cfg(test)]
-pub(crate) mod test_util {
-    use faer::Mat;
-
-    use crate::value::Matrix;
-
-    /// Matrix from rows.
-    pub(crate) fn mat(rows: &[&[f64]]) -> Matrix {
-        let p = rows.first().map_or(0, |r| r.len());
-        Mat::from_fn(rows.len(), p, |i, j| rows[i][j])
-    }
-
-    /// Deterministic data that the Python reference scripts rebuild bit for
-    /// bit: `((i*37 + j*101) % 97) / 13.0 + offset[j]`, NaN where
-    /// `(i*(j+1)) % nan_mod == 3`.
-    pub(crate) fn synth(n: usize, offset: &[f64], nan_mod: Option<usize>) -> Matrix {
-        Mat::from_fn(n, offset.len(), |i, j| match nan_mod {
-            Some(m) if (i * (j + 1)) % m == 3 => f64::NAN,
-            _ => ((i * 37 + j * 101) % 97) as f64 / 13.0 + offset[j],
-        })
-    }
-
-    /// Column-major contents.
-    pub(crate) fn flat(m: &Matrix) -> Vec<f64> {
-        (0..m.ncols())
-            .flat_map(|j| (0..m.nrows()).map(move |i| m[(i, j)]))
-            .collect()
-    }
-
-    /// Element-wise equality to 1e-12 relative; NaN matches NaN.
-    #[track_caller]
-    pub(crate) fn assert_close(got: &[f64], want: &[f64]) {
-        assert_eq!(got.len(), want.len(), "length: got {got:?}, want {want:?}");
-        for (k, (&g, &w)) in got.iter().zip(want).enumerate() {
-            let ok = if w.is_nan() {
-                g.is_nan()
-            } else if w.is_infinite() {
-                g == w
-            } else {
-                (g - w).abs() <= 1e-12 * w.abs().max(f64::MIN_POSITIVE)
-            };
-            assert!(
-                ok,
-                "element {k}: got {g:?}, want {w:?}\n got {got:?}\nwant {want:?}"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use faer::Mat;
 
-    use super::test_util::{assert_close, flat, mat, synth};
+    use super::super::columns::test_util::{assert_close, flat, mat, synth};
     use super::*;
 
     const NAN: f64 = f64::NAN;
@@ -623,32 +325,24 @@ mod tests {
             .chain([NAN; 4])
             .collect::<Vec<_>>(),
         );
+        let fit_transform = |with_mean, with_std| {
+            let s = fit_standard(x.as_ref(), with_mean, with_std).unwrap();
+            flat(&s.transform(x.as_ref()).unwrap())
+        };
         // StandardScaler(with_mean=False).fit(C).transform(C)
-        let out = fit_standard(x.as_ref(), false, true)
-            .unwrap()
-            .transform(x.as_ref())
-            .unwrap();
         let want: Vec<f64> = [0.1, 0.1, 0.1, NAN, 0.8164965809277261, 1.6329931618554523]
             .into_iter()
             .chain([3.2659863237109046, 0.8164965809277261, NAN, NAN, NAN, NAN])
             .collect();
-        assert_close(&flat(&out), &want);
+        assert_close(&fit_transform(false, true), &want);
         // StandardScaler(with_std=False).fit(C).transform(C)
-        let out = fit_standard(x.as_ref(), true, false)
-            .unwrap()
-            .transform(x.as_ref())
-            .unwrap();
         let want: Vec<f64> = [e, e, e, NAN, -1.0, 0.0, 2.0, -1.0]
             .into_iter()
             .chain([NAN; 4])
             .collect();
-        assert_close(&flat(&out), &want);
+        assert_close(&fit_transform(true, false), &want);
         // Neither: identity.
-        let out = fit_standard(x.as_ref(), false, false)
-            .unwrap()
-            .transform(x.as_ref())
-            .unwrap();
-        assert_close(&flat(&out), &flat(&x));
+        assert_close(&fit_transform(false, false), &flat(&x));
     }
 
     #[test]
@@ -754,25 +448,5 @@ mod tests {
                 assert!(want.is_nan() && out[(i, j)].is_nan() || want == out[(i, j)]);
             }
         }
-    }
-
-    #[test]
-    fn pairwise_sum_replicates_numpy_structure() {
-        // np.sum(np.arange(n) * 0.1 + 1e5 / 3) around numpy's block boundaries:
-        // bit-identical.
-        for (n, want) in [
-            (7usize, 233335.43333333335),
-            (8, 266669.4666666667),
-            (15, 500010.50000000006),
-            (128, 4267479.466666667),
-            (129, 4300825.6),
-            (1000, 33383283.333333336),
-            (4099, 137473218.43333334),
-        ] {
-            let [s] = common::pairwise_sum(n, |i| [i as f64 * 0.1 + 1e5 / 3.0]);
-            assert_eq!(s, want, "n={n}");
-        }
-        let [s] = common::pairwise_sum(0, |_| [1.0]);
-        assert_eq!(s, 0.0);
     }
 }

@@ -9,10 +9,11 @@ use std::cmp::Ordering;
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, RuntimeError};
+use crate::error::Result;
 use crate::value::Matrix;
 
-use super::scale::common::{build_matrix, columns, map_columns, pairwise_sum, parallel, Validator};
+use super::check::{check_all_finite, check_consistent_length, check_min_len, Validator};
+use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 const NAME: &str = "SelectKBest";
 
@@ -59,26 +60,9 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], score_func: ScoreFunc, k: usize) -> Re
 
 /// `_check_y(y, multi_output=True)` then `check_consistent_length`.
 fn check_target(y: &[f64], n_rows: usize) -> Result<()> {
-    if y.iter().any(|v| v.is_nan()) {
-        return Err(RuntimeError::data("Input y contains NaN."));
-    }
-    if y.iter().any(|v| v.is_infinite()) {
-        return Err(RuntimeError::data(
-            "Input y contains infinity or a value too large for dtype('float64').",
-        ));
-    }
-    if y.is_empty() {
-        return Err(RuntimeError::data(format!(
-            "Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required by {NAME}."
-        )));
-    }
-    if y.len() != n_rows {
-        return Err(RuntimeError::data(format!(
-            "Found input variables with inconsistent numbers of samples: [{n_rows}, {}]",
-            y.len()
-        )));
-    }
-    Ok(())
+    check_all_finite(y.iter().copied(), "y")?;
+    check_min_len(y.len(), Some(NAME))?;
+    check_consistent_length(n_rows, y.len())
 }
 
 /// Sum of `f(i)` over `0..n` with numpy's pairwise summation.
@@ -254,7 +238,7 @@ impl Select {
 mod tests {
     use faer::Mat;
 
-    use super::super::scale::test_util::{assert_close, flat, mat, synth};
+    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
 
     /// `S` of the reference script: synth(500, [0, 10, -5, 1e3, 0, 2]) with
@@ -271,6 +255,20 @@ mod tests {
             .collect();
         let classes = (0..500).map(|i| ((i * 13) % 3) as f64).collect();
         (x, y, classes)
+    }
+
+    /// The columns kept for each `(k, support)` case.
+    #[track_caller]
+    fn assert_supports<const N: usize>(
+        x: &Matrix,
+        y: &[f64],
+        score_func: ScoreFunc,
+        cases: [(usize, &[usize]); N],
+    ) {
+        for (k, want) in cases {
+            let sel = fit(x.as_ref(), y, score_func, k).unwrap();
+            assert_eq!(sel.support(), want, "k={k}");
+        }
     }
 
     #[test]
@@ -290,16 +288,18 @@ mod tests {
             ],
         );
         assert_eq!(sel.support(), &[0, 1, 5]);
-        for (k, want) in [
-            (0, &[][..]),
-            (1, &[0]),
-            (2, &[0, 1]),
-            (4, &[0, 1, 2, 5]),
-            (10, &[0, 1, 2, 3, 4, 5]),
-        ] {
-            let sel = fit(x.as_ref(), &y, ScoreFunc::FRegression, k).unwrap();
-            assert_eq!(sel.support(), want, "k={k}");
-        }
+        assert_supports(
+            &x,
+            &y,
+            ScoreFunc::FRegression,
+            [
+                (0, &[][..]),
+                (1, &[0]),
+                (2, &[0, 1]),
+                (4, &[0, 1, 2, 5]),
+                (10, &[0, 1, 2, 3, 4, 5]),
+            ],
+        );
     }
 
     #[test]
@@ -320,16 +320,18 @@ mod tests {
         );
         assert_eq!(sel.support(), &[1, 2, 5]);
         // Ties go to the later column; NaN ranks last.
-        for (k, want) in [
-            (0, &[][..]),
-            (1, &[5]),
-            (2, &[2, 5]),
-            (4, &[0, 1, 2, 5]),
-            (10, &[0, 1, 2, 3, 4, 5]),
-        ] {
-            let sel = fit(x.as_ref(), &classes, ScoreFunc::FClassif, k).unwrap();
-            assert_eq!(sel.support(), want, "k={k}");
-        }
+        assert_supports(
+            &x,
+            &classes,
+            ScoreFunc::FClassif,
+            [
+                (0, &[][..]),
+                (1, &[5]),
+                (2, &[2, 5]),
+                (4, &[0, 1, 2, 5]),
+                (10, &[0, 1, 2, 3, 4, 5]),
+            ],
+        );
         // f_classif(S[:, :1], yc): a single column sums pairwise in numpy.
         let one = Mat::from_fn(500, 1, |i, _| x[(i, 0)]);
         let sel = fit(one.as_ref(), &classes, ScoreFunc::FClassif, 1).unwrap();
@@ -431,14 +433,8 @@ mod tests {
         )
         .is_err());
         let sel = fit(x.as_ref(), &[0.0, 1.0, 1.0], ScoreFunc::FClassif, 1).unwrap();
-        assert_eq!(
-            sel.transform(Mat::<f64>::zeros(2, 3).as_ref())
-                .unwrap_err()
-                .to_string(),
-            "X has 3 features, but SelectKBest is expecting 2 features as input."
-        );
+        assert_rejects_shapes(|x| sel.transform(x), (2, 3), 2, NAME);
         assert!(sel.transform(nan.as_ref()).is_err());
-        assert!(sel.transform(Mat::<f64>::zeros(0, 2).as_ref()).is_err());
     }
 
     #[test]

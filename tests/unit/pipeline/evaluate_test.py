@@ -464,7 +464,11 @@ def test_thread_count_and_compiler_switches_do_not_change_scores(diabetes: Any) 
     default = aml.evaluate(batch, X, y, cv=CV)
     single = aml.evaluate(batch, X, y, cv=CV, threads=1)
     ablated = aml.evaluate(
-        batch, X, y, cv=CV, options=aml.Options(cse=False, hoist=False, share_gram=False)
+        batch,
+        X,
+        y,
+        cv=CV,
+        options=aml.Options(cse=False, hoist=False, share_gram=False, share_neighbors=False),
     )
 
     for a, b, c in zip(default, single, ablated, strict=True):
@@ -488,3 +492,21 @@ def test_identical_pipelines_get_identical_results(diabetes: Any) -> None:
     np.testing.assert_allclose(
         first.fold_scores, cross_val_score(a, X, y, cv=CV), rtol=0, atol=1e-6
     )
+
+
+def test_one_neighbour_search_serves_every_k_and_too_large_k_fails_alone(diabetes: Any) -> None:
+    X, y = diabetes
+    batch = [KNeighborsRegressor(n_neighbors=k) for k in (1, 7, 30)]
+    batch.append(KNeighborsRegressor(n_neighbors=400, weights="distance"))
+
+    plan = aml.compile(batch, cv=CV, X=X, y=y, scoring="r2")
+    results = aml.evaluate(batch, X, y, cv=CV, scoring="r2")
+
+    assert plan.stats.neighbor_searches == CV
+    assert plan.stats.knn_predictions == 4 * CV
+    for model, result in zip(batch[:3], results[:3], strict=True):
+        expected = cross_val_score(model, X, y, cv=CV, scoring="r2")
+        np.testing.assert_allclose(result.fold_scores, expected, rtol=0, atol=1e-9)
+    assert results[3].error is not None
+    assert "n_neighbors <= n_samples_fit" in results[3].error
+    assert "KNeighborsRegressor" in results[3].error

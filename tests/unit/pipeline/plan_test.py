@@ -36,8 +36,13 @@ FOLDS = 5
 SHARED_PREFIX_PER_FOLD = 10
 #: Per pipeline and fold: the model's fit, apply and score.
 MODEL_PER_FOLD = 3
+#: Per pipeline and fold for KNN: the prediction from the shared search, and score.
+KNN_PER_FOLD = 2
 #: One pipeline alone, per fold, without any sharing: 2 + 3 + 3 + 2 + 3.
 NAIVE_PER_FOLD = 13
+#: The same for a linear model, whose fit is a Gram node and a solve in both
+#: the naive and the compiled count: 2 + 3 + 3 + 2 + 4.
+NAIVE_LINEAR_PER_FOLD = 14
 
 
 class Doubler(TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -70,8 +75,11 @@ def test_shared_prefix_is_computed_once(bound: bool, diabetes: Any) -> None:
     assert stats.pipelines == 8
     assert stats.folds == FOLDS
     assert stats.naive_ops == 8 * FOLDS * NAIVE_PER_FOLD == 520
-    assert stats.unique_ops == FOLDS * SHARED_PREFIX_PER_FOLD + 8 * FOLDS * MODEL_PER_FOLD == 170
-    assert stats.dedup_ratio == pytest.approx(520 / 170)
+    # One neighbour search per fold serves all eight k.
+    assert stats.unique_ops == FOLDS * (SHARED_PREFIX_PER_FOLD + 1) + 8 * FOLDS * KNN_PER_FOLD == 135
+    assert stats.dedup_ratio == pytest.approx(520 / 135)
+    assert stats.neighbor_searches == FOLDS
+    assert stats.knn_predictions == 8 * FOLDS
     assert stats.python_pipelines == 0
     assert stats.shared_grams == 0
     assert stats.linear_solves == 0
@@ -127,11 +135,9 @@ def test_different_parameters_are_not_merged() -> None:
 
 def test_cse_off_counts_every_operation() -> None:
     batch = [prefixed(Ridge(alpha=a)) for a in (0.1, 1.0)]
-    stats = aml.compile(
-        batch, cv=FOLDS, options=aml.Options(cse=False, hoist=False, share_gram=False)
-    ).stats
+    stats = aml.compile(batch, cv=FOLDS, options=aml.Options(cse=False, hoist=False)).stats
 
-    assert stats.unique_ops == stats.naive_ops == 2 * FOLDS * NAIVE_PER_FOLD
+    assert stats.unique_ops == stats.naive_ops == 2 * FOLDS * NAIVE_LINEAR_PER_FOLD
 
 
 # --- Gram sharing -----------------------------------------------------------------
@@ -147,7 +153,7 @@ def test_ridge_alphas_share_one_gram_per_fold() -> None:
     assert stats.linear_solves == len(alphas) * FOLDS
     # shared prefix + one gram per fold; then per alpha and fold solve, apply, score
     assert stats.unique_ops == FOLDS * (SHARED_PREFIX_PER_FOLD + 1) + len(alphas) * FOLDS * 3 == 115
-    assert stats.naive_ops == len(alphas) * FOLDS * NAIVE_PER_FOLD == 260
+    assert stats.naive_ops == len(alphas) * FOLDS * NAIVE_LINEAR_PER_FOLD == 280
 
 
 def test_linear_regression_reads_the_same_gram_as_ridge() -> None:
@@ -195,7 +201,7 @@ def test_stateless_first_step_runs_once_before_the_split(diabetes: Any) -> None:
     # poly fit + apply once (2); per fold: split (2), y slices (2), gram (1);
     # per alpha and fold: solve, apply, score (3).
     assert plan.stats.unique_ops == 2 + FOLDS * (2 + 2 + 1) + 2 * FOLDS * 3 == 57
-    assert plan.stats.naive_ops == 2 * FOLDS * (2 + 3 + 5) == 100
+    assert plan.stats.naive_ops == 2 * FOLDS * (2 + 3 + 6) == 110
     poly_fits = [
         n
         for n in plan.nodes
@@ -258,8 +264,8 @@ def test_column_transformer_counts(bound: bool) -> None:
     # fit/apply/apply (3); per fold: hstack of train and of test (2), y (2),
     # gram, solve, apply, score (4).
     assert stats.unique_ops == 2 + FOLDS * (2 * 5 + 2 + 2 + 4) == 92
-    # Naive: the same without the gram/solve split (fit instead), twice.
-    assert stats.naive_ops == 2 * (2 + FOLDS * (2 * 5 + 2 + 2 + 3)) == 174
+    # Naive: the same, once per pipeline.
+    assert stats.naive_ops == 2 * (2 + FOLDS * (2 * 5 + 2 + 2 + 4)) == 184
     assert stats.python_pipelines == 0
 
 
