@@ -14,10 +14,10 @@ use rayon::{Scope, ThreadPool};
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics;
-use crate::ops::{knn, linear};
 use crate::ops::Fitted;
+use crate::ops::{knn, linear};
 use crate::plan::{Op, Plan};
-use crate::value::{Matrix, Value};
+use crate::value::{check_width, Matrix, Value};
 
 /// Matrices larger than this many cells are gathered column-parallel.
 const PARALLEL_CELLS: usize = 1 << 16;
@@ -312,6 +312,15 @@ impl<'p, 'a> State<'p, 'a> {
             Op::SourceX | Op::SourceY { .. } => unreachable!("sources are never scheduled"),
             Op::TakeRows { index } => {
                 let rows = &self.indices[index];
+                let available = match &args[0] {
+                    Arg::X(_) | Arg::Value(Value::Matrix(_)) => args[0].matrix().nrows(),
+                    vector => vector.vector().len(),
+                };
+                if let Some(&bad) = rows.iter().find(|&&r| r >= available) {
+                    return Err(RuntimeError::data(format!(
+                        "row index {index:?} holds {bad}, but its input has {available} rows"
+                    )));
+                }
                 match &args[0] {
                     Arg::X(_) | Arg::Value(Value::Matrix(_)) => {
                         Value::Matrix(take_rows(args[0].matrix(), rows).into())
@@ -353,8 +362,14 @@ impl<'p, 'a> State<'p, 'a> {
                 classifier,
             } => match args[0].value() {
                 Value::Neighbors(found) => Value::Prediction(
-                    knn::predict_neighbors(found, args[1].vector(), *k as usize, *weights, *classifier)?
-                        .into(),
+                    knn::predict_neighbors(
+                        found,
+                        args[1].vector(),
+                        *k as usize,
+                        *weights,
+                        *classifier,
+                    )?
+                    .into(),
                 ),
                 _ => unreachable!("plan checked: neighbors input"),
             },
@@ -434,6 +449,8 @@ pub fn hstack(parts: &[MatRef<'_, f64>]) -> Result<Matrix> {
             bad.nrows()
         )));
     }
+    let width: usize = parts.iter().map(|p| p.ncols()).sum();
+    check_width(width)?;
     let sources: Vec<(usize, usize)> = parts
         .iter()
         .enumerate()

@@ -10,6 +10,21 @@ use crate::ops::Fitted;
 /// Dense column-major matrix of `f64`; NaN marks a missing value.
 pub type Matrix = Mat<f64>;
 
+/// Widest matrix a step may produce. Far beyond real feature spaces, it stops
+/// a small hostile plan (a doubling `hstack` chain, a polynomial expansion of
+/// a huge selection) from requesting memory the process cannot have.
+pub const MAX_COLUMNS: usize = 1 << 20;
+
+/// Refuses to build a matrix wider than [`MAX_COLUMNS`].
+pub fn check_width(columns: usize) -> crate::error::Result<()> {
+    if columns > MAX_COLUMNS {
+        return Err(crate::error::RuntimeError::data(format!(
+            "the step would produce {columns} columns, more than the limit of {MAX_COLUMNS}"
+        )));
+    }
+    Ok(())
+}
+
 /// Output of a fitted model on a matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {

@@ -6,7 +6,7 @@
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
-use crate::value::Matrix;
+use crate::value::{check_width, Matrix};
 
 use super::check::Validator;
 use super::columns::{build_matrix, columns, map_columns, parallel};
@@ -51,7 +51,10 @@ pub fn fit(x: MatRef<'_, f64>) -> Result<OneHot> {
         values.shrink_to_fit();
         (values, has_nan)
     });
-    let (categories, has_nan) = found.into_iter().unzip();
+    let (categories, has_nan): (Vec<Vec<f64>>, Vec<bool>) = found.into_iter().unzip();
+    let width =
+        categories.iter().map(Vec::len).sum::<usize>() + has_nan.iter().filter(|&&n| n).count();
+    check_width(width)?;
     Ok(OneHot {
         categories,
         has_nan,

@@ -5,7 +5,7 @@
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
-use crate::value::Matrix;
+use crate::value::{check_width, Matrix};
 
 use super::check::Validator;
 use super::columns::{build_matrix, columns, parallel};
@@ -57,13 +57,10 @@ pub fn fit(
     } else {
         p.checked_mul(p + 1).map(|v| v / 2)
     };
-    let n_out = n_products.and_then(|v| v.checked_add(p + usize::from(include_bias)));
-    let Some(n_out) = n_out.filter(|&v| v <= isize::MAX as usize / 8) else {
-        return Err(RuntimeError::parameter(format!(
-            "The output that would result from the current configuration would have too many \
-             features (n_features={p}, degree={degree})"
-        )));
-    };
+    let n_out = n_products
+        .and_then(|v| v.checked_add(p + usize::from(include_bias)))
+        .unwrap_or(usize::MAX);
+    check_width(n_out)?;
 
     let mut terms = Vec::with_capacity(n_out);
     if include_bias {
@@ -92,14 +89,6 @@ impl Poly {
         validator.check(&cols, x.nrows(), x.ncols())?;
         validator.check_n_features(x.ncols(), self.n_features)?;
         let n = x.nrows();
-        if n.checked_mul(self.terms.len())
-            .is_none_or(|e| e > isize::MAX as usize / 8)
-        {
-            return Err(RuntimeError::data(format!(
-                "the polynomial output ({n} x {}) is too large to allocate",
-                self.terms.len()
-            )));
-        }
 
         let par = parallel(n, self.terms.len());
         Ok(build_matrix(
