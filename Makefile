@@ -24,7 +24,7 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 dev: $(VENV)/.deps build
 
 build: | $(BIN)/python
-	$(BIN)/maturin develop --skip-install
+	$(BIN)/maturin develop
 	$(BIN)/python -c "import academy_ml._runtime"
 
 ## make test: everything CI runs.
@@ -44,7 +44,7 @@ lint: dev
 
 ## make bench: side-by-side benchmarks (release build).
 bench: $(VENV)/.deps
-	$(BIN)/maturin develop --quiet --release --skip-install
+	$(BIN)/maturin develop --release
 	$(BIN)/python benchmarks/pipeline_search.py
 
 ## make demo: the showcase on embedded defaults.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::ops::check::{check_all_finite, check_consistent_length, check_min_len};
+// Also the KNN kernel's averaging sum, which it imports from here.
 pub(crate) use crate::ops::columns::numpy_sum;
 use crate::value::Prediction;
 use classification::{accuracy, balanced_accuracy, f1, log_loss};

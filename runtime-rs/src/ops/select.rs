@@ -257,14 +257,17 @@ mod tests {
         (x, y, classes)
     }
 
-    /// The columns kept for each `(k, support)` case.
+    /// The scores of a `k = 3` fit, then the columns kept for each
+    /// `(k, support)` case.
     #[track_caller]
-    fn assert_supports<const N: usize>(
-        x: &Matrix,
-        y: &[f64],
+    fn assert_selects<const N: usize>(
+        (x, y): (&Matrix, &[f64]),
         score_func: ScoreFunc,
+        scores: &[f64],
         cases: [(usize, &[usize]); N],
     ) {
+        let sel = fit(x.as_ref(), y, score_func, 3).unwrap();
+        assert_close(sel.scores(), scores);
         for (k, want) in cases {
             let sel = fit(x.as_ref(), y, score_func, k).unwrap();
             assert_eq!(sel.support(), want, "k={k}");
@@ -275,63 +278,41 @@ mod tests {
     fn f_regression_scores_and_support_match_sklearn() {
         let (x, y, _) = data();
         // SelectKBest(f_regression, k=3).fit(S, y).scores_
-        let sel = fit(x.as_ref(), &y, ScoreFunc::FRegression, 3).unwrap();
-        assert_close(
-            sel.scores(),
-            &[
-                257.5792115940822,
-                123.49066208415094,
-                41.04533650776854,
-                9.379173142596036,
-                0.0,
-                41.04533650776854,
-            ],
-        );
-        assert_eq!(sel.support(), &[0, 1, 5]);
-        assert_supports(
-            &x,
-            &y,
-            ScoreFunc::FRegression,
-            [
-                (0, &[][..]),
-                (1, &[0]),
-                (2, &[0, 1]),
-                (4, &[0, 1, 2, 5]),
-                (10, &[0, 1, 2, 3, 4, 5]),
-            ],
-        );
+        #[rustfmt::skip]
+        let scores = [
+            257.5792115940822, 123.49066208415094, 41.04533650776854,
+            9.379173142596036, 0.0, 41.04533650776854,
+        ];
+        let supports = [
+            (0, &[][..]),
+            (1, &[0]),
+            (2, &[0, 1]),
+            (3, &[0, 1, 5]),
+            (4, &[0, 1, 2, 5]),
+            (10, &[0, 1, 2, 3, 4, 5]),
+        ];
+        assert_selects((&x, &y), ScoreFunc::FRegression, &scores, supports);
     }
 
     #[test]
     fn f_classif_scores_and_support_match_sklearn() {
         let (x, _, classes) = data();
         // SelectKBest(f_classif, k=3).fit(S, yc).scores_ (constant column -> nan)
-        let sel = fit(x.as_ref(), &classes, ScoreFunc::FClassif, 3).unwrap();
-        assert_close(
-            sel.scores(),
-            &[
-                0.08816567480869203,
-                0.096166446473105,
-                0.12552268780782969,
-                0.08618102702436989,
-                f64::NAN,
-                0.12552268780782969,
-            ],
-        );
-        assert_eq!(sel.support(), &[1, 2, 5]);
+        #[rustfmt::skip]
+        let scores = [
+            0.08816567480869203, 0.096166446473105, 0.12552268780782969,
+            0.08618102702436989, f64::NAN, 0.12552268780782969,
+        ];
         // Ties go to the later column; NaN ranks last.
-        assert_supports(
-            &x,
-            &classes,
-            ScoreFunc::FClassif,
-            [
-                (0, &[][..]),
-                (1, &[5]),
-                (2, &[2, 5]),
-                (4, &[0, 1, 2, 5]),
-                (10, &[0, 1, 2, 3, 4, 5]),
-            ],
-        );
+        let supports = [
+            (0, &[][..]),
+            (1, &[5]),
+            (2, &[2, 5]),
+            (3, &[1, 2, 5]),
+            (4, &[0, 1, 2, 5]),
+            (10, &[0, 1, 2, 3, 4, 5]),
+        ];
+        assert_selects((&x, &classes), ScoreFunc::FClassif, &scores, supports);
         // f_classif(S[:, :1], yc): a single column sums pairwise in numpy.
         let one = Mat::from_fn(500, 1, |i, _| x[(i, 0)]);
         let sel = fit(one.as_ref(), &classes, ScoreFunc::FClassif, 1).unwrap();

@@ -162,9 +162,7 @@ fn dcstep(
     let stpf;
     if fp > *fx {
         // Higher function value: the minimum is bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
+        let (theta, mut gamma) = theta_gamma(*fx, fp, *stx, *stp, *dx, dp, false);
         if *stp < *stx {
             gamma = -gamma;
         }
@@ -180,9 +178,7 @@ fn dcstep(
         *brackt = true;
     } else if sgnd < 0.0 {
         // Lower value, derivatives of opposite sign: bracketed.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s * ((theta / s).powi(2) - (*dx / s) * (dp / s)).sqrt();
+        let (theta, mut gamma) = theta_gamma(*fx, fp, *stx, *stp, *dx, dp, false);
         if *stp > *stx {
             gamma = -gamma;
         }
@@ -198,12 +194,7 @@ fn dcstep(
         *brackt = true;
     } else if dp.abs() < dx.abs() {
         // Lower value, same-sign derivatives, decreasing in magnitude.
-        let theta = 3.0 * (*fx - fp) / (*stp - *stx) + *dx + dp;
-        let s = theta.abs().max(dx.abs()).max(dp.abs());
-        let mut gamma = s
-            * (0.0_f64)
-                .max((theta / s).powi(2) - (*dx / s) * (dp / s))
-                .sqrt();
+        let (theta, mut gamma) = theta_gamma(*fx, fp, *stx, *stp, *dx, dp, true);
         if *stp > *stx {
             gamma = -gamma;
         }
@@ -241,9 +232,7 @@ fn dcstep(
     } else {
         // Lower value, same-sign derivatives, not decreasing in magnitude.
         stpf = if *brackt {
-            let theta = 3.0 * (fp - *fy) / (*sty - *stp) + *dy + dp;
-            let s = theta.abs().max(dy.abs()).max(dp.abs());
-            let mut gamma = s * ((theta / s).powi(2) - (*dy / s) * (dp / s)).sqrt();
+            let (theta, mut gamma) = theta_gamma(fp, *fy, *stp, *sty, *dy, dp, false);
             if *stp > *sty {
                 gamma = -gamma;
             }
@@ -271,4 +260,21 @@ fn dcstep(
         *dx = dp;
     }
     *stp = stpf;
+}
+
+/// `dcstep`'s cubic-fit terms, operands in its order:
+/// `theta = 3 (f1 - f2) / (s2 - s1) + d1 + d2` and (before its sign is
+/// chosen) `gamma = s sqrt((theta/s)^2 - (d1/s) (d2/s))` with
+/// `s = max(|theta|, |d1|, |d2|)`. `clamp` floors the radicand at zero, as
+/// the third case does.
+fn theta_gamma(f1: f64, f2: f64, s1: f64, s2: f64, d1: f64, d2: f64, clamp: bool) -> (f64, f64) {
+    let theta = 3.0 * (f1 - f2) / (s2 - s1) + d1 + d2;
+    let s = theta.abs().max(d1.abs()).max(d2.abs());
+    let radicand = (theta / s).powi(2) - (d1 / s) * (d2 / s);
+    let radicand = if clamp {
+        (0.0_f64).max(radicand)
+    } else {
+        radicand
+    };
+    (theta, s * radicand.sqrt())
 }
