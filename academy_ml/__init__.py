@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 
-def compile(  # noqa: A001 - the public name the API promises
+def compile(
     pipelines: Iterable[Any],
     cv: Any = 5,
     *,

@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+__all__ = ["PLAN_VERSION", "__version__", "check_plan", "run_plan"]
+
 PLAN_VERSION: int
 __version__: str
 

@@ -14,8 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="academy-ml", description="academy_ml command line")
     parser.add_argument("--version", action="version", version=f"academy-ml {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="evaluate a generated batch of pipelines and print a leaderboard",
-                   add_help=False)
+    sub.add_parser(
+        "demo",
+        help="evaluate a generated batch of pipelines and print a leaderboard",
+        add_help=False,
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         demo.main(rest)

@@ -57,8 +57,9 @@ def run_variant(variant: str, args: argparse.Namespace) -> tuple[float, float, n
     else:
         options = aml.Options(cse=variant != "ours no-CSE")
         threads = 1 if variant == "ours 1 thread" else None
-        results = aml.evaluate(pipelines, X, y, cv=args.cv, scoring="r2", threads=threads,
-                               options=options)
+        results = aml.evaluate(
+            pipelines, X, y, cv=args.cv, scoring="r2", threads=threads, options=options
+        )
         bad = [r.error for r in results if not r.ok]
         if bad:
             raise RuntimeError(f"{len(bad)} pipelines failed, first: {bad[0]}")

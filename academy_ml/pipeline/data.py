@@ -173,9 +173,7 @@ def _is_arrow(obj: Any) -> bool:
 def _is_categorical_series(s: pd.Series[Any]) -> bool:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return not pd.api.types.is_numeric_dtype(s.dtype.categories.dtype)
-    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
-        return False
-    return True
+    return not (pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype))
 
 
 def _has_strings(col: NDArray[Any]) -> bool:

@@ -1,6 +1,7 @@
-"""``evaluate``: cross-validated scores for a batch of pipelines, computed as
-one deduplicated plan on the Rust runtime plus the Python backend for
-foreign steps.
+"""``evaluate``: cross-validated scores for a batch of pipelines.
+
+They are computed as one deduplicated plan on the Rust runtime, plus the
+Python backend for foreign steps.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def evaluate(
         check_scoring(scoring)
     if cache is not None:
         raise TypeError("cache must be None: the intermediate cache is not available yet")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
-                                or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     batch = list(pipelines)
     if not batch:
@@ -104,8 +106,10 @@ def _result(index: int, entry: Entry, plan: Plan, outputs: list[Any]) -> Pipelin
 
 def _fold_score(entry: Entry, plan: Plan, outputs: list[Any], fold: int) -> float:
     if entry.score_outputs:
-        return _native(entry, outputs[entry.score_outputs[fold]], fold)
-    assert entry.folds is not None and plan.target is not None and plan.table is not None
+        return float(_native(entry, outputs[entry.score_outputs[fold]], fold))
+    assert entry.folds is not None
+    assert plan.target is not None
+    assert plan.table is not None
     train, test = entry.folds.train[fold], entry.folds.test[fold]
     y = plan.target.original
     if entry.matrix_outputs:

@@ -1,5 +1,7 @@
-"""A deterministic stand-in for a generation agent exploring pipelines, and a
-synthetic table to explore on (missing values, categorical columns).
+"""A deterministic stand-in for a generation agent exploring pipelines.
+
+It comes with a synthetic table to explore on (missing values, categorical
+columns).
 
 Each new candidate copies an earlier one and mutates one or two choices
 (imputer, scaler, feature step, model family, hyperparameters), so a batch
@@ -9,7 +11,7 @@ shares prefixes the way an agent's proposals do.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,7 @@ from sklearn.preprocessing import (
 __all__ = ["Candidate", "explore", "synthetic_table"]
 
 Task = Literal["regression", "classification"]
+T = TypeVar("T")
 
 _IMPUTERS = ("mean", "median", "most_frequent")
 _SCALERS = ("standard", "minmax", "maxabs", "none")
@@ -126,9 +129,14 @@ def explore(
     return [c.build(numeric, categorical, task) for c in seen[:n]]
 
 
-def _mutate(c: Candidate, rng: np.random.Generator, models: tuple[str, ...], max_k: int) -> Candidate:
+def _mutate(
+    c: Candidate, rng: np.random.Generator, models: tuple[str, ...], max_k: int
+) -> Candidate:
     gene = int(rng.integers(6))
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+
+    def pick(options: tuple[T, ...]) -> T:
+        return options[int(rng.integers(len(options)))]
+
     if gene == 0:
         return replace(c, imputer=pick(_IMPUTERS))
     if gene == 1:
@@ -151,8 +159,10 @@ def synthetic_table(
     missing: float = 0.05,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray[Any, Any]]:
-    """A table with correlated numeric columns, categorical columns, missing
-    values in both, and a target that depends on both."""
+    """A table with correlated numeric and categorical columns.
+
+    Both kinds have missing values, and the target depends on both.
+    """
     rng = np.random.default_rng(seed)
     latent = rng.normal(size=(n_rows, 4))
     mixing = rng.normal(size=(4, n_numeric))

@@ -1,6 +1,8 @@
-"""Hash-consed plan graph: every node is keyed by its operation, canonical
-parameters and the keys of its inputs, so identical work requested by many
-pipelines (or folds) becomes one node.
+"""Hash-consed plan graph.
+
+Every node is keyed by its operation, canonical parameters and the keys of
+its inputs, so identical work requested by many pipelines (or folds) becomes
+one node.
 """
 
 from __future__ import annotations

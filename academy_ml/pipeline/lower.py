@@ -91,9 +91,7 @@ class _Stage:
     columns: tuple[Any, ...] | None
 
 
-def lower(
-    ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options
-) -> Lowered:
+def lower(ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options) -> Lowered:
     """Adds the nodes of one pipeline to ``graph``.
 
     Raises:
@@ -238,8 +236,9 @@ class _Lowerer:
         kind = _combine(tuple(p.kind for p in parts))
         label = f"step '{step.path}' (ColumnTransformer)"
         if all(p.full is not None for p in parts):
-            full = self.node({"kind": "hstack"}, [p.full for p in parts if p.full is not None],
-                             label, None)
+            full = self.node(
+                {"kind": "hstack"}, [p.full for p in parts if p.full is not None], label, None
+            )
             return _Stage(full, None, kind, None)
         split = [self.split(p, label) for p in parts]
         folds = [
@@ -282,9 +281,11 @@ class _Lowerer:
     def predict(
         self, spec: dict[str, Any], label: str, fold: int, train: int, test: int, y_train: int
     ) -> int:
-        """The prediction node of a native model, through the shared rewrites:
-        linear fits solve from one Gram node, KNN variants read one neighbour
-        search."""
+        """The prediction node of a native model, through the shared rewrites.
+
+        Linear fits solve from one Gram node; KNN variants read one neighbour
+        search.
+        """
         name = spec["name"]
         if name in ("ridge", "linear_regression") and self.options.share_gram:
             gram_op = {"kind": "gram", "fit_intercept": spec["fit_intercept"]}
@@ -329,4 +330,3 @@ def _combine(kinds: tuple[ColumnKind, ...]) -> ColumnKind:
     if found == {"cat"}:
         return "cat"
     return "num" if found <= {"num"} else "mixed"
-

@@ -218,8 +218,10 @@ def _count(graph: Graph, kind: str) -> int:
 
 
 def _size_neighbor_searches(graph: Graph) -> None:
-    """Sets each neighbour search's k to the largest k of the predictions
-    reading it (k is not part of the node key, so variants share one search)."""
+    """Sets each neighbour search's k to the largest k reading it.
+
+    k is not part of the node key, so the variants share one search.
+    """
     for node in graph.nodes:
         if node["op"]["kind"] == "knn_predict":
             search = graph.nodes[node["inputs"][0]]["op"]

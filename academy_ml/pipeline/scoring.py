@@ -32,9 +32,7 @@ def check_scoring(scoring: object) -> str:
         ValueError: If it is not one, naming the close matches.
     """
     if not isinstance(scoring, str):
-        raise ValueError(
-            f"scoring must be a scikit-learn scoring name (a string), got {scoring!r}"
-        )
+        raise ValueError(f"scoring must be a scikit-learn scoring name (a string), got {scoring!r}")
     names = get_scorer_names()
     if scoring not in names:
         close = [n for n in names if scoring.lower() in n or n in scoring.lower()][:5]

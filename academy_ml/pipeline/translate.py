@@ -200,7 +200,10 @@ def _column_transformer(path: str, ct: ColumnTransformer) -> ColumnStep | None:
                 steps.append(native)
         branches.append(Branch(branch_path, columns, tuple(steps)))
     return ColumnStep(
-        path, tuple(branches), passthrough_rest=ct.remainder == "passthrough", dropped=tuple(dropped)
+        path,
+        tuple(branches),
+        passthrough_rest=ct.remainder == "passthrough",
+        dropped=tuple(dropped),
     )
 
 

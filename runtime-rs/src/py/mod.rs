@@ -105,9 +105,11 @@ fn outcome_to_py(py: Python<'_>, outcome: Outcome) -> PyResult<Bound<'_, PyAny>>
         Ok(Value::Vector(v)) => Ok(Array1::from(v.to_vec()).into_pyarray(py).into_any()),
         Ok(Value::Prediction(p)) => Ok(Array1::from(p.values.clone()).into_pyarray(py).into_any()),
         Ok(Value::Matrix(m)) => Ok(matrix_to_py(py, &m).into_any()),
-        Ok(Value::Fitted(_) | Value::Gram(_) | Value::Neighbors(_)) => Err(errors::to_py(RuntimeError::Plan(
-            "plan outputs must be matrices, vectors, predictions or scores".into(),
-        ))),
+        Ok(Value::Fitted(_) | Value::Gram(_) | Value::Neighbors(_)) => {
+            Err(errors::to_py(RuntimeError::Plan(
+                "plan outputs must be matrices, vectors, predictions or scores".into(),
+            )))
+        }
         Err(Failure { node, error }) => {
             let kind = errors::kind_name(&error);
             let message = match error {

@@ -76,7 +76,9 @@ def test_shared_prefix_is_computed_once(bound: bool, diabetes: Any) -> None:
     assert stats.folds == FOLDS
     assert stats.naive_ops == 8 * FOLDS * NAIVE_PER_FOLD == 520
     # One neighbour search per fold serves all eight k.
-    assert stats.unique_ops == FOLDS * (SHARED_PREFIX_PER_FOLD + 1) + 8 * FOLDS * KNN_PER_FOLD == 135
+    assert (
+        stats.unique_ops == FOLDS * (SHARED_PREFIX_PER_FOLD + 1) + 8 * FOLDS * KNN_PER_FOLD == 135
+    )
     assert stats.dedup_ratio == pytest.approx(520 / 135)
     assert stats.neighbor_searches == FOLDS
     assert stats.knn_predictions == 8 * FOLDS
