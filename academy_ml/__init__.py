@@ -11,9 +11,6 @@ deduplicated plan and runs it on a Rust runtime::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 from academy_ml import exceptions
 from academy_ml.exceptions import (
     AcademyMLError,
@@ -45,27 +42,6 @@ __all__ = [
 ]
 
 
-def compile(
-    pipelines: Iterable[Any],
-    cv: Any = 5,
-    *,
-    X: Any = None,
-    y: Any = None,
-    scoring: str | None = None,
-    options: Options | None = None,
-) -> Plan:
-    """Compiles a batch of pipelines into one deduplicated plan.
-
-    Args:
-        pipelines: scikit-learn estimators or Pipelines.
-        cv: Number of folds or a scikit-learn splitter.
-        X: Features. Without X and y the plan is symbolic: its stats are
-            exact, but it cannot run.
-        y: Target.
-        scoring: A scikit-learn scoring name (None: each estimator's default).
-        options: Compiler switches (for ablations).
-
-    Returns:
-        The plan; ``plan.stats`` reports ``naive_ops`` and ``unique_ops``.
-    """
-    return compile_batch(list(pipelines), cv, X=X, y=y, scoring=scoring, options=options)
+#: ``aml.compile(pipelines, cv=5)``, the public name of the batch compiler (see
+#: :func:`academy_ml.pipeline.compile_batch`).
+compile = compile_batch

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
@@ -138,7 +138,7 @@ class Plan:
 
 
 def compile_batch(
-    pipelines: Sequence[Any],
+    pipelines: Iterable[Any],
     cv: Any = 5,
     *,
     X: Any = None,
@@ -151,7 +151,8 @@ def compile_batch(
     Args:
         pipelines: Estimators or Pipelines.
         cv: Folds as ``cross_val_score`` takes them.
-        X: Features; without them the plan is symbolic (stats only).
+        X: Features. Without X and y the plan is symbolic: its stats are
+            exact, but it cannot run.
         y: Target; required with ``X``.
         scoring: A scikit-learn scoring name; None scores each pipeline as its
             ``score`` method would (accuracy for classifiers, r2 otherwise).
@@ -168,7 +169,7 @@ def compile_batch(
         raise ValueError("pass both X and y, or neither")
     table = prepare_features(X) if X is not None else None
     target = prepare_target(y, table.n_rows) if table is not None else None
-    irs = [_translate(p, scoring) for p in pipelines]
+    irs = [_translate(p, scoring) for p in list(pipelines)]
     folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
     entries: list[Entry] = []
     graph = Graph(dedupe=options.cse)
