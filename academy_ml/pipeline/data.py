@@ -26,13 +26,16 @@ FloatArray = NDArray[np.float64]
 
 
 def digest(*parts: bytes | str) -> str:
-    """A short, stable content hash of the given parts."""
-    h = hashlib.blake2b(digest_size=16)
+    """A stable content hash (SHA-256, 128 bits in hex) of the given parts.
+
+    Each part is length-prefixed, so ("a", "bc") and ("ab", "c") differ.
+    """
+    h = hashlib.sha256()
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 @dataclass(frozen=True)
