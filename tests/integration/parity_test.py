@@ -176,6 +176,18 @@ def _ct_impute_onehot(cat_strategy: str = "most_frequent", **cat_kwargs: Any) ->
     )
 
 
+def _ct_ridge_on_rust() -> tuple[Any, dict[str, str]]:
+    return make_pipeline(_ct_impute_onehot(), Ridge(alpha=1.0)), {**CT_BACKENDS, **rust("ridge")}
+
+
+def _ct_ridge_on_python() -> tuple[Any, dict[str, str]]:
+    # Python from the first step: it reads the table's own rows.
+    return (
+        make_pipeline(_ct_with_user_step(), Ridge(alpha=1.0)),
+        python("columntransformer", "ridge"),
+    )
+
+
 def _ct_with_user_step() -> ColumnTransformer:
     """A ColumnTransformer the runtime cannot run: the whole pipeline is Python."""
     return ColumnTransformer(
@@ -316,10 +328,7 @@ CASES = [
         Case(
             "mixed_frame",
             lambda: [
-                (
-                    make_pipeline(_ct_impute_onehot(), Ridge(alpha=1.0)),
-                    {**CT_BACKENDS, **rust("ridge")},
-                ),
+                _ct_ridge_on_rust(),
                 (
                     make_pipeline(
                         _ct_impute_onehot("constant", fill_value="missing"), Ridge(alpha=1.0)
@@ -841,15 +850,8 @@ CASES = [
         Case(
             "mixed_arrow",
             lambda: [
-                (
-                    make_pipeline(_ct_impute_onehot(), Ridge(alpha=1.0)),
-                    {**CT_BACKENDS, **rust("ridge")},
-                ),
-                (
-                    # Python from the first step: it reads the table's own rows.
-                    make_pipeline(_ct_with_user_step(), Ridge(alpha=1.0)),
-                    python("columntransformer", "ridge"),
-                ),
+                _ct_ridge_on_rust(),
+                _ct_ridge_on_python(),
             ],
             "r2",
         ),
@@ -869,10 +871,7 @@ CASES = [
         Case(
             "mixed_frame",
             lambda: [
-                (
-                    make_pipeline(_ct_impute_onehot(), Ridge(alpha=1.0)),
-                    {**CT_BACKENDS, **rust("ridge")},
-                ),
+                _ct_ridge_on_rust(),
                 (
                     make_pipeline(_ct_impute_onehot(), KNeighborsRegressor()),
                     {**CT_BACKENDS, **rust("kneighborsregressor")},
@@ -942,14 +941,8 @@ CASES = [
                     ),
                     {**CT_BACKENDS, **python("randomforestregressor")},
                 ),
-                (
-                    make_pipeline(_ct_impute_onehot(), Ridge(alpha=1.0)),
-                    {**CT_BACKENDS, **rust("ridge")},
-                ),
-                (
-                    make_pipeline(_ct_with_user_step(), Ridge(alpha=1.0)),
-                    python("columntransformer", "ridge"),
-                ),
+                _ct_ridge_on_rust(),
+                _ct_ridge_on_python(),
             ],
             "r2",
         ),
