@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 import academy_ml as aml
-from academy_ml.pipeline.generate import explore, synthetic_table
+from academy_ml.pipeline.generate import explored_batch
 
 __all__ = ["main"]
 
@@ -27,10 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=10)
     args = parser.parse_args(argv)
     console = Console()
-    X, y = synthetic_table(args.rows, seed=args.seed)
-    numeric = [c for c in X.columns if c.startswith("x")]
+    X, y, pipelines = explored_batch(args.pipelines, args.rows, seed=args.seed)
     categorical = [c for c in X.columns if c.startswith("cat")]
-    pipelines = explore(args.pipelines, numeric, categorical, seed=args.seed)
     console.print(
         f"[bold]{len(pipelines)} pipelines[/] on {args.rows:,} rows x {X.shape[1]} columns "
         f"({len(categorical)} categorical, with missing values), {args.cv}-fold CV"

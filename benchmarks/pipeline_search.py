@@ -20,7 +20,6 @@ import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -29,23 +28,17 @@ from rich.table import Table
 VARIANTS = ("B0", "B2", "ours", "ours no-CSE", "ours 1 thread")
 
 
-def workload(args: argparse.Namespace) -> tuple[Any, Any, list[Any]]:
-    from academy_ml.pipeline.generate import explore, synthetic_table
-
-    X, y = synthetic_table(args.rows, n_numeric=args.columns, seed=args.seed)
-    numeric = [c for c in X.columns if c.startswith("x")]
-    categorical = [c for c in X.columns if c.startswith("cat")]
-    return X, y, explore(args.pipelines, numeric, categorical, seed=args.seed)
-
-
 def run_variant(variant: str, args: argparse.Namespace) -> tuple[float, float, np.ndarray, int]:
     """Runs one variant; returns (seconds, peak RSS MiB, fold scores, ops)."""
     from joblib import Parallel, delayed
     from sklearn.model_selection import cross_val_score
 
     import academy_ml as aml
+    from academy_ml.pipeline.generate import explored_batch
 
-    X, y, pipelines = workload(args)
+    X, y, pipelines = explored_batch(
+        args.pipelines, args.rows, n_numeric=args.columns, seed=args.seed
+    )
     ops = 0
     start = time.perf_counter()
     if variant == "B0":

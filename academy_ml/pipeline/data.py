@@ -50,6 +50,8 @@ class Table:
         fingerprint: Content hash of all of the above.
         original: The user's ``X`` (what the Python backend fits on when a
             pipeline's first step is foreign).
+        frame: ``X`` in a form scikit-learn indexes (a pyarrow Table read
+            into pandas once).
         named: Whether ``X`` had column names (a DataFrame or Table).
         probe: A zero-row frame (or array) with X's columns and dtypes, on
             which ColumnTransformer selectors are resolved.
@@ -61,6 +63,7 @@ class Table:
     vocabulary: tuple[Any, ...]
     fingerprint: str
     original: Any
+    frame: Any
     named: bool
     probe: Any
 
@@ -143,7 +146,15 @@ def prepare_features(X: Any) -> Table:
         repr(vocabulary),
     )
     return Table(
-        matrix, columns, tuple(cat_flags), tuple(vocabulary), fingerprint, original, named, probe
+        matrix,
+        columns,
+        tuple(cat_flags),
+        tuple(vocabulary),
+        fingerprint,
+        original,
+        X,
+        named,
+        probe,
     )
 
 

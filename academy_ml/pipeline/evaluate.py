@@ -117,9 +117,7 @@ def _fold_score(entry: Entry, plan: Plan, outputs: list[Any], fold: int) -> floa
         x_train = _native(entry, outputs[tr], fold)
         x_test = _native(entry, outputs[te], fold)
     else:
-        frame = plan.table.original
-        if hasattr(frame, "to_pandas") and not hasattr(frame, "iloc"):
-            frame = frame.to_pandas()
+        frame = plan.table.frame
         x_train, x_test = _safe_indexing(frame, train), _safe_indexing(frame, test)
     try:
         return fit_and_score(entry.ir.tail, x_train, y[train], x_test, y[test], entry.scoring)

@@ -30,7 +30,7 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-__all__ = ["Candidate", "explore", "synthetic_table"]
+__all__ = ["Candidate", "explore", "explored_batch", "synthetic_table"]
 
 Task = Literal["regression", "classification"]
 T = TypeVar("T")
@@ -181,3 +181,13 @@ def synthetic_table(
     if task == "classification":
         return frame, (y > np.median(y)).astype(np.int64)
     return frame, y
+
+
+def explored_batch(
+    n_pipelines: int, n_rows: int, *, n_numeric: int = 16, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray[Any, Any], list[Pipeline]]:
+    """A synthetic regression table and ``n_pipelines`` explored over it."""
+    X, y = synthetic_table(n_rows, n_numeric=n_numeric, seed=seed)
+    numeric = [c for c in X.columns if c.startswith("x")]
+    categorical = [c for c in X.columns if c.startswith("cat")]
+    return X, y, explore(n_pipelines, numeric, categorical, seed=seed)
