@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AcademyMLError",
+    "CacheError",
     "DataError",
     "NumericalError",
     "ParameterError",
@@ -34,6 +35,10 @@ class DataError(AcademyMLError, ValueError):
 
 class NumericalError(AcademyMLError, ArithmeticError):
     """A numerical routine failed (singular system, no convergence...)."""
+
+
+class CacheError(AcademyMLError, OSError):
+    """The cache directory cannot be used (permissions, not a directory...)."""
 
 
 class UnsupportedStepError(AcademyMLError, TypeError):

@@ -18,6 +18,9 @@ pub enum RuntimeError {
     /// A numerical routine failed (singular system, no convergence, ...).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// The cache directory cannot be used (permissions, not a directory, ...).
+    #[error("cache: {0}")]
+    Cache(String),
     /// The caller asked the run to stop (Ctrl-C).
     #[error("interrupted")]
     Interrupted,

@@ -1,6 +1,7 @@
 //! academy_ml's pipeline runtime. The core modules are plain Rust, tested
 //! with `cargo test`; the Python bindings (feature `python`) live in `py/`.
 
+pub mod cache;
 pub mod error;
 pub mod exec;
 pub mod metrics;

@@ -21,6 +21,9 @@ pub const MAX_NODES: usize = 4_000_000;
 /// Upper bound on the inputs of one node (an `hstack` of many branches).
 pub const MAX_INPUTS: usize = 4_096;
 
+/// Upper bound on the length of a node's cache key.
+pub const MAX_KEY_LEN: usize = 256;
+
 /// A compiled batch of pipelines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,11 @@ pub struct Node {
     pub op: Op,
     /// Ids of the nodes it reads, in the order the op expects.
     pub inputs: Vec<u32>,
+    /// Content key of the node's value (operation, parameters, input keys,
+    /// data fingerprints); nodes with a key are looked up in and stored to
+    /// the cache when a run has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// Node operations.
@@ -129,6 +137,11 @@ impl Plan {
 }
 
 fn node_input_kinds(id: usize, node: &Node, kinds: &[Kind]) -> Result<Vec<Kind>> {
+    if node.key.as_ref().is_some_and(|k| k.len() > MAX_KEY_LEN) {
+        return Err(RuntimeError::Plan(format!(
+            "node {id} has a key longer than {MAX_KEY_LEN} bytes"
+        )));
+    }
     if node.inputs.len() > MAX_INPUTS {
         return Err(RuntimeError::Plan(format!(
             "node {id} has {} inputs, more than the limit of {MAX_INPUTS}",
@@ -214,6 +227,7 @@ mod tests {
         Node {
             op,
             inputs: inputs.to_vec(),
+            key: None,
         }
     }
 

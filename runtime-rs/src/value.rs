@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use faer::Mat;
+use serde::{Deserialize, Serialize};
 
 use crate::ops::knn::Neighbors;
 use crate::ops::Fitted;
@@ -26,7 +27,7 @@ pub fn check_width(columns: usize) -> crate::error::Result<()> {
 }
 
 /// Output of a fitted model on a matrix.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     /// One value per row: the regression output, or the predicted class code.
     pub values: Vec<f64>,
@@ -34,6 +35,7 @@ pub struct Prediction {
     /// of `proba` follow this order. Empty for regressors.
     pub classes: Vec<f64>,
     /// Classifiers: class probabilities, `rows x classes.len()`.
+    #[serde(with = "matrix_serde::optional")]
     pub proba: Option<Matrix>,
     /// Binary classifiers with a decision function: the score of `classes[1]`.
     pub decision: Option<Vec<f64>>,
@@ -41,9 +43,10 @@ pub struct Prediction {
 
 /// Sufficient statistics of a (possibly centred) least-squares problem, shared
 /// by every Ridge / LinearRegression fit on the same design matrix and target.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Gram {
     /// `Xc^T Xc`, `p x p`, where `Xc` is `X` centred when fitting an intercept.
+    #[serde(with = "matrix_serde")]
     pub xtx: Matrix,
     /// `Xc^T yc`, length `p`.
     pub xty: Vec<f64>,
@@ -55,6 +58,7 @@ pub struct Gram {
     /// computed once so every penalty is solved in `O(p^2)`.
     pub eigenvalues: Vec<f64>,
     /// Eigenvectors matching `eigenvalues`.
+    #[serde(with = "matrix_serde")]
     pub eigenvectors: Matrix,
     /// Number of rows the statistics were built from.
     pub n_rows: usize,
@@ -100,6 +104,99 @@ impl Value {
             Value::Prediction(_) => Kind::Prediction,
             Value::Neighbors(_) => Kind::Neighbors,
             Value::Scalar(_) => Kind::Scalar,
+        }
+    }
+}
+
+/// Serde for matrices: shape plus the column-major values as one byte string
+/// of little-endian `f64`s, so msgpack stores them without per-element tags.
+pub(crate) mod matrix_serde {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Matrix;
+
+    #[derive(Serialize, Deserialize)]
+    struct Raw {
+        rows: usize,
+        cols: usize,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    }
+
+    /// Little-endian bytes of `m`, column by column.
+    pub(crate) fn to_bytes(m: &Matrix) -> Vec<u8> {
+        let mut data = Vec::with_capacity(m.nrows() * m.ncols() * 8);
+        for j in 0..m.ncols() {
+            for &v in m.col(j).iter() {
+                data.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        data
+    }
+
+    /// The matrix stored by [`to_bytes`]; None when the length does not match.
+    pub(crate) fn from_bytes(data: &[u8], rows: usize, cols: usize) -> Option<Matrix> {
+        let cells = rows.checked_mul(cols)?;
+        if cells.checked_mul(8)? != data.len() {
+            return None;
+        }
+        let mut m = Matrix::zeros(rows, cols);
+        for (j, chunk) in data.chunks_exact(8 * rows.max(1)).enumerate().take(cols) {
+            for (dst, bytes) in m.col_mut(j).iter_mut().zip(chunk.chunks_exact(8)) {
+                *dst = f64::from_le_bytes(bytes.try_into().expect("8-byte chunk"));
+            }
+        }
+        Some(m)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(m: &Matrix, s: S) -> Result<S::Ok, S::Error> {
+        Raw {
+            rows: m.nrows(),
+            cols: m.ncols(),
+            data: to_bytes(m),
+        }
+        .serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Matrix, D::Error> {
+        let raw = Raw::deserialize(d)?;
+        from_bytes(&raw.data, raw.rows, raw.cols)
+            .ok_or_else(|| D::Error::custom("matrix data does not match its shape"))
+    }
+
+    pub(crate) mod optional {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::super::Matrix;
+
+        pub(crate) fn serialize<S: Serializer>(m: &Option<Matrix>, s: S) -> Result<S::Ok, S::Error> {
+            match m {
+                Some(m) => s.serialize_some(&Wrap(m)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Matrix>, D::Error> {
+            Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
+        }
+
+        struct Wrap<'a>(&'a Matrix);
+
+        impl serde::Serialize for Wrap<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::serialize(self.0, s)
+            }
+        }
+
+        struct Owned(Matrix);
+
+        impl<'de> Deserialize<'de> for Owned {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                super::deserialize(d).map(Owned)
+            }
         }
     }
 }

@@ -29,7 +29,7 @@ pub enum Strategy {
 }
 
 /// A fitted imputer: one fill value per training column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Imputer {
     /// Per training column, the value that replaces NaN; NaN when the column
     /// is dropped at transform (scikit-learn's `statistics_`).

@@ -3,6 +3,7 @@
 //! [`gram`] builds the (centred) normal equations once, together with their
 //! eigendecomposition; [`solve`] then answers any penalty in `O(p^2)`.
 
+use serde::{Deserialize, Serialize};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
@@ -17,14 +18,14 @@ use crate::value::{Gram, Prediction};
 const LSTSQ_COND: f64 = 1e-6;
 
 /// A fitted `LinearRegression` / `Ridge`: `y = x . coef + intercept`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Linear {
     /// One weight per input column.
     pub coef: Vec<f64>,
     /// Added to every prediction.
     pub intercept: f64,
     /// Estimator name used in error messages.
-    name: &'static str,
+    name: super::StepName,
 }
 
 /// Builds the centred normal equations of `x`, `y` and their eigendecomposition.
@@ -179,14 +180,14 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     Ok(Linear {
         coef,
         intercept,
-        name,
+        name: super::StepName(name),
     })
 }
 
 impl Linear {
     /// Predicts `x . coef + intercept` for every row.
     pub fn predict(&self, x: MatRef<'_, f64>) -> Result<Prediction> {
-        check_n_features(x.ncols(), self.coef.len(), self.name)?;
+        check_n_features(x.ncols(), self.coef.len(), self.name.0)?;
         check_finite(x, "X")?;
         let n = x.nrows();
         let mut values = vec![self.intercept; n];

@@ -9,6 +9,7 @@
 //! gradient, so results follow sklearn's and not merely the optimum. Loss
 //! and gradient passes run through faer matmuls and rayon.
 
+use serde::{Deserialize, Serialize};
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
@@ -22,12 +23,13 @@ use crate::value::{Matrix, Prediction};
 const ROW_BLOCK: usize = 4096;
 
 /// A fitted logistic regression.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Logistic {
     /// Class codes seen in fit, ascending.
     pub classes: Vec<f64>,
     /// Coefficients, `n_features x m` with `m = 1` for binary problems (the
     /// score of `classes[1]`) and `m = n_classes` otherwise.
+    #[serde(with = "crate::value::matrix_serde")]
     pub coef: Matrix,
     /// Intercepts, length `m` (zeros without `fit_intercept`).
     pub intercept: Vec<f64>,

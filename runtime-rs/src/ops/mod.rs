@@ -73,7 +73,7 @@ pub enum Estimator {
 }
 
 /// What a fitted step remembers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Fitted {
     Imputer(impute::Imputer),
     Scaler(scale::Scaler),
@@ -203,5 +203,37 @@ impl Fitted {
             Fitted::Logistic(s) => prediction(s.predict(x)?),
             Fitted::Knn(s) => prediction(s.predict(x)?),
         })
+    }
+}
+
+/// The estimator name a fitted step keeps for its error messages; stored by
+/// name and mapped back to the one static string it was written from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepName(pub &'static str);
+
+impl StepName {
+    const KNOWN: [&'static str; 5] = [
+        "LinearRegression",
+        "Ridge",
+        "StandardScaler",
+        "MinMaxScaler",
+        "MaxAbsScaler",
+    ];
+}
+
+impl Serialize for StepName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for StepName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::KNOWN
+            .into_iter()
+            .find(|known| *known == name)
+            .map(StepName)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown estimator name {name:?}")))
     }
 }

@@ -3,6 +3,7 @@
 //! categories are its sorted distinct values, with NaN as one extra, last
 //! category when it occurs in training; unknown values encode as all zeros.
 
+use serde::{Deserialize, Serialize};
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
@@ -17,7 +18,7 @@ const NAME: &str = "OneHotEncoder";
 const UNKNOWN: u32 = u32::MAX;
 
 /// A fitted encoder: the categories of every input column.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OneHot {
     /// Per input column, the distinct non-NaN training values, ascending,
     /// with `-0.0` folded into `0.0`.

@@ -1,6 +1,7 @@
 //! `PCA(n_components=k, whiten=...)`: exact principal components with
 //! sklearn's sign convention (`svd_flip(..., u_based_decision=False)`).
 
+use serde::{Deserialize, Serialize};
 use faer::{Mat, MatRef};
 
 use super::check::{check_finite, check_min_shape, check_n_features};
@@ -9,12 +10,13 @@ use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
 /// A fitted PCA projection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pca {
     /// Column means of the training data.
     pub mean: Vec<f64>,
     /// Principal axes as columns (`n_features x n_components`), i.e.
     /// sklearn's `components_.T`.
+    #[serde(with = "crate::value::matrix_serde")]
     pub components: Matrix,
     /// sklearn's `explained_variance_` (`ddof = 1`).
     pub explained_variance: Vec<f64>,

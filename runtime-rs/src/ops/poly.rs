@@ -2,6 +2,7 @@
 //! and 2, dense, with scikit-learn's column order. Like scikit-learn (default
 //! `ensure_all_finite=True`), NaN and infinities are refused.
 
+use serde::{Deserialize, Serialize};
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
@@ -13,7 +14,7 @@ use super::columns::{build_matrix, columns, parallel};
 const NAME: &str = "PolynomialFeatures";
 
 /// A fitted expansion: the list of output columns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Poly {
     /// Number of input columns seen while fitting.
     n_features: usize,
@@ -22,7 +23,7 @@ pub struct Poly {
 }
 
 /// One output column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Term {
     /// The constant 1.
     Bias,

@@ -3,6 +3,7 @@
 //! let it through at transform, and all three reject infinities like
 //! scikit-learn's `ensure_all_finite="allow-nan"` validation does.
 
+use serde::{Deserialize, Serialize};
 use faer::MatRef;
 
 use crate::error::{Result, RuntimeError};
@@ -16,17 +17,17 @@ const EPS: f64 = f64::EPSILON;
 
 /// A fitted scaler: one affine map per column, learnt by one of the `fit_*`
 /// functions below.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Scaler {
     /// Estimator name, for error messages.
-    name: &'static str,
+    name: super::StepName,
     /// Number of columns seen while fitting.
     n_features: usize,
     /// The per-column map, in the arithmetic order scikit-learn applies it.
     op: ScaleOp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 enum ScaleOp {
     /// `(x - mean) / scale`; either step may be disabled.
     Standard {
@@ -65,7 +66,7 @@ pub fn fit_standard(x: MatRef<'_, f64>, with_mean: bool, with_std: bool) -> Resu
         }
     };
     Ok(Scaler {
-        name: NAME,
+        name: super::StepName(NAME),
         n_features: x.ncols(),
         op,
     })
@@ -136,7 +137,7 @@ pub fn fit_min_max(x: MatRef<'_, f64>, low: f64, high: f64, clip: bool) -> Resul
         min.push(low - data_min * s);
     }
     Ok(Scaler {
-        name: NAME,
+        name: super::StepName(NAME),
         n_features: x.ncols(),
         op: ScaleOp::MinMax {
             scale,
@@ -180,7 +181,7 @@ pub fn fit_max_abs(x: MatRef<'_, f64>) -> Result<Scaler> {
         handle_zero_scale(max_abs)
     });
     Ok(Scaler {
-        name: NAME,
+        name: super::StepName(NAME),
         n_features: x.ncols(),
         op: ScaleOp::MaxAbs { scale },
     })
@@ -189,7 +190,7 @@ pub fn fit_max_abs(x: MatRef<'_, f64>) -> Result<Scaler> {
 impl Scaler {
     /// Applies the learnt per-column map; NaN stays NaN.
     pub fn transform(&self, x: MatRef<'_, f64>) -> Result<Matrix> {
-        let validator = Validator::named(self.name, true);
+        let validator = Validator::named(self.name.0, true);
         let cols = columns(x);
         validator.check(&cols, x.nrows(), x.ncols())?;
         validator.check_n_features(x.ncols(), self.n_features)?;

@@ -29,7 +29,7 @@ pub enum ScoreFunc {
 }
 
 /// A fitted selector: which training columns are kept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Select {
     /// Number of columns seen while fitting.
     n_features: usize,

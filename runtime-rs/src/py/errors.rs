@@ -9,6 +9,7 @@ pyo3::import_exception!(academy_ml.exceptions, PlanError);
 pyo3::import_exception!(academy_ml.exceptions, ParameterError);
 pyo3::import_exception!(academy_ml.exceptions, DataError);
 pyo3::import_exception!(academy_ml.exceptions, NumericalError);
+pyo3::import_exception!(academy_ml.exceptions, CacheError);
 
 /// The Python exception for a runtime error.
 pub fn to_py(error: RuntimeError) -> PyErr {
@@ -18,6 +19,7 @@ pub fn to_py(error: RuntimeError) -> PyErr {
         RuntimeError::Parameter(_) => ParameterError::new_err(message),
         RuntimeError::Data(_) => DataError::new_err(message),
         RuntimeError::Numerical(_) => NumericalError::new_err(message),
+        RuntimeError::Cache(_) => CacheError::new_err(message),
         RuntimeError::Interrupted => PyKeyboardInterrupt::new_err(message),
     }
 }
@@ -29,6 +31,7 @@ pub fn kind_name(error: &RuntimeError) -> &'static str {
         RuntimeError::Parameter(_) => "parameter",
         RuntimeError::Data(_) => "data",
         RuntimeError::Numerical(_) => "numerical",
+        RuntimeError::Cache(_) => "cache",
         RuntimeError::Interrupted => "interrupted",
     }
 }

@@ -188,9 +188,10 @@ fn append(plan: &mut Plan, op: Op) {
         plan.nodes.push(Node {
             op: Op::SourceX,
             inputs: vec![],
+            key: None,
         });
     }
-    plan.nodes.push(Node { op, inputs });
+    plan.nodes.push(Node { op, inputs, key: None });
 }
 
 /// Points input `slot` of a node `node` picks among the well-typed ones at
@@ -203,7 +204,7 @@ fn wrong_kind(plan: &mut Plan, node: &Index, slot: &Index, which: &Index) -> boo
     let Some(node) = pick(node, readers.len()).map(|i| readers[i]) else {
         return false;
     };
-    let Node { op, inputs } = &mut plan.nodes[node];
+    let Node { op, inputs, .. } = &mut plan.nodes[node];
     let slot = pick(slot, inputs.len()).unwrap_or(0);
     let ok = accepted(op, slot);
     let wrong: Vec<usize> = (0..node).filter(|&j| !ok.contains(&kinds[j])).collect();
@@ -227,7 +228,7 @@ pub fn apply_attack(plan: &mut Plan, attack: &Attack, pristine: bool) -> Expect 
             rewire(plan, node, other, (node as u32).saturating_add(*ahead));
         }
         (Strike::WrongArity(more), Some(node)) => {
-            let Node { op, inputs } = &mut plan.nodes[node];
+            let Node { op, inputs, .. } = &mut plan.nodes[node];
             let wrong = match (op, *more) {
                 (Op::SourceX | Op::SourceY { .. }, _) => 1,
                 (Op::TakeRows { .. } | Op::SelectCols { .. } | Op::Solve { .. }, true) => 2,
@@ -244,6 +245,7 @@ pub fn apply_attack(plan: &mut Plan, attack: &Attack, pristine: bool) -> Expect 
             plan.nodes[node] = Node {
                 op: Op::Hstack,
                 inputs: vec![0; MAX_INPUTS + 1],
+                key: None,
             };
         }
         (Strike::WrongKind(which), _) => {

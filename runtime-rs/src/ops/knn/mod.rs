@@ -33,7 +33,7 @@ pub enum Weights {
 
 /// The nearest training rows of every test row, nearest first: sorted by
 /// (exact squared Euclidean distance, training index).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbors {
     /// Number of training rows searched.
     n_train: usize,
@@ -75,7 +75,7 @@ impl Neighbors {
 }
 
 /// A fitted k-nearest-neighbours model: the prepared training rows and targets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Knn {
     n_neighbors: usize,
     weights: Weights,

@@ -12,6 +12,7 @@
 //! distance, index) order: the result is the first `k` rows of that total
 //! order, so the first `j` of a `k`-search are exactly a `j`-search.
 
+use serde::{Deserialize, Serialize};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -31,7 +32,7 @@ const TILE_DOUBLES: usize = 1 << 16;
 const SCAN_BLOCK: usize = 64;
 
 /// Training rows prepared for searching: row-major copy, centring and norms.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Train {
     n_samples: usize,
     n_features: usize,

@@ -5,22 +5,25 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use faer::{Mat, MatRef};
-use rayon::prelude::*;
+use faer::MatRef;
 use rayon::{Scope, ThreadPool};
 
+use crate::cache::{Entry, Key, NodeCache};
 use crate::error::{Result, RuntimeError};
 use crate::metrics;
 use crate::ops::Fitted;
 use crate::ops::{knn, linear};
 use crate::plan::{Op, Plan};
-use crate::value::{check_width, Matrix, Value};
+use crate::value::Value;
 
-/// Matrices larger than this many cells are gathered column-parallel.
-const PARALLEL_CELLS: usize = 1 << 16;
+mod gather;
+mod reuse;
+
+pub use gather::{hstack, select_cols, take_rows};
 
 /// The data a plan runs on. Borrowed: nothing is copied on the way in.
 pub struct Dataset<'a> {
@@ -51,6 +54,10 @@ pub struct Report {
     pub outputs: Vec<Outcome>,
     /// Nodes whose operation actually ran (sources and skipped nodes excluded).
     pub executed: usize,
+    /// Nodes served by the cache.
+    pub cache_hits: usize,
+    /// Computed values stored to the cache.
+    pub cache_stores: usize,
 }
 
 /// A rayon pool with `threads` workers (all cores when `None`), built once per
@@ -87,19 +94,36 @@ pub fn run(
     pool: &ThreadPool,
     cancel: &AtomicBool,
 ) -> Result<Report> {
-    plan.check()?;
+    run_cached(plan, data, pool, cancel, None)
+}
+
+/// [`run`] with a cache: keyed nodes the cache answers are not computed (nor
+/// is anything only they needed), and computed keyed values worth keeping are
+/// stored for later runs.
+pub fn run_cached(
+    plan: &Plan,
+    data: &Dataset<'_>,
+    pool: &ThreadPool,
+    cancel: &AtomicBool,
+    cache: Option<&NodeCache>,
+) -> Result<Report> {
+    let kinds = plan.check()?;
     let indices = checked_indices(plan, data)?;
-    let state = State::new(plan, data, indices, cancel);
+    let (start, keys) = reuse::plan_reuse(plan, &kinds, cache, cancel)?;
+    let state = State::new(plan, data, indices, cancel, start, keys, cache);
     pool.install(|| {
         rayon::scope(|scope| {
             for id in 0..plan.nodes.len() {
-                if !state.is_source(id) && state.pending[id].load(Ordering::Relaxed) == 0 {
+                if state.computed[id] && state.pending[id].load(Ordering::Relaxed) == 0 {
                     let state = &state;
                     scope.spawn(move |scope| state.run_node(scope, id));
                 }
             }
         })
     });
+    if let Some(cache) = cache {
+        cache.flush_stats()?;
+    }
     if cancel.load(Ordering::Relaxed) {
         return Err(RuntimeError::Interrupted);
     }
@@ -111,6 +135,8 @@ pub fn run(
     Ok(Report {
         outputs,
         executed: state.executed.load(Ordering::Relaxed),
+        cache_hits: state.hits,
+        cache_stores: state.stores.load(Ordering::Relaxed),
     })
 }
 
@@ -200,14 +226,23 @@ struct State<'p, 'a> {
     data: &'p Dataset<'a>,
     indices: HashMap<String, Vec<usize>>,
     cancel: &'p AtomicBool,
+    cache: Option<&'p NodeCache>,
+    keys: Vec<Option<Key>>,
     slots: Vec<Mutex<Option<Outcome>>>,
-    /// Inputs (with multiplicity, sources excluded) not finished yet.
+    /// Whether the node is computed in this run.
+    computed: Vec<bool>,
+    /// Computed inputs (with multiplicity) not finished yet.
     pending: Vec<AtomicUsize>,
-    /// Consumers (with multiplicity) that have not run yet.
+    /// Computed consumers (with multiplicity) that have not run yet.
     uses: Vec<AtomicUsize>,
     consumers: Vec<Vec<usize>>,
     is_output: Vec<bool>,
+    /// Nanoseconds it would take to recompute the node from what the cache
+    /// holds (zero once it is cached); guides admission.
+    recompute: Vec<AtomicU64>,
     executed: AtomicUsize,
+    hits: usize,
+    stores: AtomicUsize,
 }
 
 impl<'p, 'a> State<'p, 'a> {
@@ -216,17 +251,23 @@ impl<'p, 'a> State<'p, 'a> {
         data: &'p Dataset<'a>,
         indices: HashMap<String, Vec<usize>>,
         cancel: &'p AtomicBool,
+        start: Vec<reuse::Start>,
+        keys: Vec<Option<Key>>,
+        cache: Option<&'p NodeCache>,
     ) -> Self {
         let n = plan.nodes.len();
-        let is_source = |id: usize| matches!(plan.nodes[id].op, Op::SourceX | Op::SourceY { .. });
+        let computed: Vec<bool> = start
+            .iter()
+            .map(|s| matches!(s, reuse::Start::Compute))
+            .collect();
         let mut consumers = vec![Vec::new(); n];
         let mut pending = vec![0usize; n];
         let mut uses = vec![0usize; n];
-        for (id, node) in plan.nodes.iter().enumerate() {
+        for (id, node) in plan.nodes.iter().enumerate().filter(|(id, _)| computed[*id]) {
             for &input in &node.inputs {
                 let input = input as usize;
                 uses[input] += 1;
-                if !is_source(input) {
+                if computed[input] {
                     consumers[input].push(id);
                     pending[id] += 1;
                 }
@@ -236,26 +277,43 @@ impl<'p, 'a> State<'p, 'a> {
         for &out in &plan.outputs {
             is_output[out as usize] = true;
         }
+        let mut hits = 0;
+        let slots = start
+            .into_iter()
+            .map(|s| match s {
+                reuse::Start::Ready(value) => {
+                    hits += 1;
+                    Mutex::new(Some(Ok(value)))
+                }
+                reuse::Start::Skip | reuse::Start::Compute => Mutex::new(None),
+            })
+            .collect();
         State {
             plan,
             data,
             indices,
             cancel,
-            slots: (0..n).map(|_| Mutex::new(None)).collect(),
+            cache,
+            keys,
+            slots,
+            computed,
             pending: pending.into_iter().map(AtomicUsize::new).collect(),
             uses: uses.into_iter().map(AtomicUsize::new).collect(),
             consumers,
             is_output,
+            recompute: (0..n).map(|_| AtomicU64::new(0)).collect(),
             executed: AtomicUsize::new(0),
+            hits,
+            stores: AtomicUsize::new(0),
         }
     }
 
-    fn is_source(&self, id: usize) -> bool {
-        matches!(self.plan.nodes[id].op, Op::SourceX | Op::SourceY { .. })
-    }
-
     fn run_node<'s>(&'s self, scope: &Scope<'s>, id: usize) {
+        let began = Instant::now();
         let outcome = self.compute(id);
+        if let Ok(value) = &outcome {
+            self.store(id, value, began.elapsed());
+        }
         *lock(&self.slots[id]) = Some(outcome);
         for &input in &self.plan.nodes[id].inputs {
             let input = input as usize;
@@ -267,6 +325,26 @@ impl<'p, 'a> State<'p, 'a> {
             if self.pending[consumer].fetch_sub(1, Ordering::AcqRel) == 1 {
                 scope.spawn(move |scope| self.run_node(scope, consumer));
             }
+        }
+    }
+
+    /// Offers a computed value to the cache, with what recomputing it would
+    /// cost: its own time plus that of inputs the cache does not hold.
+    fn store(&self, id: usize, value: &Value, took: Duration) {
+        let (Some(cache), Some(key)) = (self.cache, &self.keys[id]) else {
+            return;
+        };
+        let upstream: u64 = self.plan.nodes[id]
+            .inputs
+            .iter()
+            .map(|&input| self.recompute[input as usize].load(Ordering::Relaxed))
+            .sum();
+        let cost = Duration::from_nanos(upstream).saturating_add(took);
+        if cache.put(key, &Entry::Value(value.clone()), cost) {
+            self.stores.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let nanos = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX);
+            self.recompute[id].store(nanos, Ordering::Relaxed);
         }
     }
 
@@ -408,128 +486,23 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// Copies `rows` of `x` (in that order) into a new matrix.
-pub fn take_rows(x: MatRef<'_, f64>, rows: &[usize]) -> Matrix {
-    let mut out = Mat::<f64>::zeros(rows.len(), x.ncols());
-    let fill = |(j, col): (usize, &mut [f64])| {
-        let src = x.col(j);
-        for (dst, &r) in col.iter_mut().zip(rows) {
-            *dst = src[r];
-        }
-    };
-    if rows.len() * x.ncols() >= PARALLEL_CELLS {
-        columns_mut(&mut out)
-            .into_par_iter()
-            .enumerate()
-            .for_each(fill);
-    } else {
-        columns_mut(&mut out).into_iter().enumerate().for_each(fill);
-    }
-    out
-}
-
-/// Copies the listed columns of `x` into a new matrix.
-pub fn select_cols(x: MatRef<'_, f64>, cols: &[u32]) -> Result<Matrix> {
-    if let Some(&bad) = cols.iter().find(|&&c| c as usize >= x.ncols()) {
-        return Err(RuntimeError::data(format!(
-            "column {bad} is out of range for a matrix with {} columns",
-            x.ncols()
-        )));
-    }
-    let parts: Vec<MatRef<'_, f64>> = cols.iter().map(|&c| x.subcols(c as usize, 1)).collect();
-    hstack(&parts)
-}
-
-/// Places matrices with equal row counts side by side.
-pub fn hstack(parts: &[MatRef<'_, f64>]) -> Result<Matrix> {
-    let rows = parts.first().map_or(0, |p| p.nrows());
-    if let Some(bad) = parts.iter().find(|p| p.nrows() != rows) {
-        return Err(RuntimeError::data(format!(
-            "cannot place side by side matrices with {rows} and {} rows",
-            bad.nrows()
-        )));
-    }
-    let width: usize = parts.iter().map(|p| p.ncols()).sum();
-    check_width(width)?;
-    let sources: Vec<(usize, usize)> = parts
-        .iter()
-        .enumerate()
-        .flat_map(|(p, part)| (0..part.ncols()).map(move |j| (p, j)))
-        .collect();
-    let mut out = Mat::<f64>::zeros(rows, sources.len());
-    let fill = |(col, &(p, j)): (&mut [f64], &(usize, usize))| {
-        for (dst, src) in col.iter_mut().zip(parts[p].col(j).iter()) {
-            *dst = *src;
-        }
-    };
-    if rows * sources.len() >= PARALLEL_CELLS {
-        columns_mut(&mut out)
-            .into_par_iter()
-            .zip(sources.par_iter())
-            .for_each(fill);
-    } else {
-        columns_mut(&mut out)
-            .into_iter()
-            .zip(sources.iter())
-            .for_each(fill);
-    }
-    Ok(out)
-}
-
-/// The columns of an owned matrix as disjoint mutable slices.
-fn columns_mut(m: &mut Matrix) -> Vec<&mut [f64]> {
-    let rows = m.nrows();
-    let cols = m.ncols();
-    if rows == 0 {
-        return (0..cols).map(|_| <&mut [f64]>::default()).collect();
-    }
-    let stride = m.col_stride() as usize;
-    let ptr = m.as_ptr_mut();
-    // SAFETY: an owned faer matrix stores column j at ptr + j * col_stride with
-    // unit row stride and col_stride >= rows, so these slices never overlap.
-    (0..cols)
-        .map(|j| unsafe { std::slice::from_raw_parts_mut(ptr.add(j * stride), rows) })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gathers_rows_and_columns() {
-        let x = Mat::from_fn(4, 3, |i, j| (10 * i + j) as f64);
-        let rows = take_rows(x.as_ref(), &[3, 0]);
-        assert_eq!(rows[(0, 2)], 32.0);
-        assert_eq!(rows[(1, 1)], 1.0);
-        let cols = select_cols(x.as_ref(), &[2, 0]).unwrap();
-        assert_eq!(cols[(3, 0)], 32.0);
-        assert_eq!(cols[(3, 1)], 30.0);
-        assert!(select_cols(x.as_ref(), &[3]).is_err());
-        let both = hstack(&[x.as_ref(), cols.as_ref()]).unwrap();
-        assert_eq!(both.ncols(), 5);
-        assert_eq!(both[(2, 4)], 20.0);
-        let short = Mat::<f64>::zeros(2, 1);
-        assert!(hstack(&[x.as_ref(), short.as_ref()]).is_err());
-    }
-
-    #[test]
-    fn empty_gathers_do_not_panic() {
-        let x = Mat::<f64>::zeros(0, 3);
-        assert_eq!(take_rows(x.as_ref(), &[]).ncols(), 3);
-        assert_eq!(hstack(&[x.as_ref()]).unwrap().nrows(), 0);
-    }
 
     mod plans {
         use super::*;
         use crate::metrics::Metric;
         use crate::ops::Estimator;
         use crate::plan::{Node, PLAN_VERSION};
+        use crate::value::Matrix;
+        use faer::Mat;
 
         fn node(op: Op, inputs: &[u32]) -> Node {
             Node {
                 op,
                 inputs: inputs.to_vec(),
+                key: None,
             }
         }
 
@@ -615,6 +588,10 @@ mod tests {
         }
 
         fn run_batch(cancel: bool) -> Result<Report> {
+            run_with(&batch(), cancel, None)
+        }
+
+        fn run_with(plan: &Plan, cancel: bool, cache: Option<&NodeCache>) -> Result<Report> {
             let (x, y, tr, te) = data();
             let dataset = Dataset {
                 x: x.as_ref(),
@@ -622,7 +599,76 @@ mod tests {
                 indices: HashMap::from([("tr".to_string(), &tr[..]), ("te".to_string(), &te[..])]),
             };
             let pool = pool(Some(2)).unwrap();
-            run(&batch(), &dataset, &pool, &AtomicBool::new(cancel))
+            run_cached(plan, &dataset, &pool, &AtomicBool::new(cancel), cache)
+        }
+
+        /// The batch with every node keyed (ids are unique within it).
+        fn keyed_batch() -> Plan {
+            let mut plan = batch();
+            for (id, node) in plan.nodes.iter_mut().enumerate() {
+                node.key = Some(format!("exec-test-node-{id}"));
+            }
+            plan
+        }
+
+        fn cache_in(dir: &std::path::Path) -> NodeCache {
+            NodeCache::open(&crate::cache::CacheConfig {
+                dir: dir.to_path_buf(),
+                memory_bytes: 1 << 20,
+                disk_bytes: 1 << 30,
+            })
+            .unwrap()
+        }
+
+        #[test]
+        fn a_repeated_batch_is_answered_by_the_cache() {
+            let dir = tempfile::tempdir().unwrap();
+            let plan = keyed_batch();
+            let cold = run_with(&plan, false, Some(&cache_in(dir.path()))).unwrap();
+            assert_eq!(cold.cache_hits, 0);
+            // Failures are not stored: the PCA fit (50 components of 3 columns) fails.
+            assert_eq!(cold.cache_stores, cold.executed - 1);
+            // A fresh cache on the same directory: as another process would.
+            let warm = run_with(&plan, false, Some(&cache_in(dir.path()))).unwrap();
+            // Only the failing fit runs again; the three other outputs are
+            // read, and so are the inputs of the failing chain (nodes 3, 5, 7).
+            assert_eq!(warm.executed, 1);
+            assert_eq!(warm.cache_hits, 6);
+            for (a, b) in cold.outputs.iter().zip(&warm.outputs) {
+                match (a, b) {
+                    (Ok(Value::Scalar(a)), Ok(Value::Scalar(b))) => assert_eq!(a, b),
+                    (Ok(Value::Matrix(a)), Ok(Value::Matrix(b))) => assert_eq!(a, b),
+                    (Err(a), Err(b)) => assert_eq!(a, b),
+                    other => panic!("outputs differ: {other:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn cached_inputs_are_reused_and_damaged_entries_recomputed() {
+            let dir = tempfile::tempdir().unwrap();
+            let mut plan = keyed_batch();
+            run_with(&plan, false, Some(&cache_in(dir.path()))).unwrap();
+            // New keys for the outputs only: their inputs come from the cache.
+            for &out in &plan.outputs {
+                plan.nodes[out as usize].key = Some(format!("new-output-{out}"));
+            }
+            let partial = run_with(&plan, false, Some(&cache_in(dir.path()))).unwrap();
+            // The three good outputs are recomputed from cached inputs (plus
+            // the failing PCA fit); nothing upstream of them runs.
+            assert_eq!(partial.executed, 4);
+            assert!(partial.cache_hits >= 4);
+            for shard in std::fs::read_dir(dir.path().join("entries")).unwrap() {
+                for file in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+                    std::fs::write(file.unwrap().path(), b"garbage").unwrap();
+                }
+            }
+            let cache = cache_in(dir.path());
+            let again = run_with(&plan, false, Some(&cache)).unwrap();
+            assert_eq!(again.cache_hits, 0);
+            assert!(cache.stats().corrupt > 0);
+            let fresh = run_with(&plan, false, None).unwrap();
+            assert_eq!(format!("{:?}", again.outputs), format!("{:?}", fresh.outputs));
         }
 
         fn scalar(outcome: &Outcome) -> f64 {

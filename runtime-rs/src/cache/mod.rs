@@ -1,0 +1,352 @@
+//! The node-local cache of plan intermediates.
+//!
+//! Entries are content-addressed: a [`Key`] hashes the compiler's node key
+//! (operation, parameters, input keys, dataset fingerprint, fold rows) with
+//! this runtime's identity (version and a hash of its source), so a code
+//! change never reads an older runtime's results. Two tiers: memory (shared
+//! by reference, LRU within a byte budget) and a directory that every process
+//! on the node shares (atomic writes, checksummed entries, LRU eviction within
+//! a byte budget). A damaged entry is counted, removed and recomputed, never
+//! returned.
+//!
+//! Admission is cost-aware: a value is kept when it is small, or when
+//! recomputing it from what is cached would take longer than reading it back.
+
+mod codec;
+mod disk;
+mod memory;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use codec::{Corrupt, Entry, FORMAT};
+
+use crate::error::{Result, RuntimeError};
+
+/// This runtime's identity, part of every key.
+pub const RUNTIME_ID: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    "+",
+    env!("ACADEMY_ML_RUNTIME_SOURCE")
+);
+
+/// Values up to this size are always admitted.
+const SMALL_ENTRY: usize = 1 << 20;
+/// Read-back speed assumed by admission (bytes per second, decode included).
+const LOAD_BYTES_PER_SECOND: f64 = 1e9;
+
+/// A cache key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(pub [u8; 32]);
+
+impl Key {
+    /// The key of a plan node (or of a Python-side result) named `key` by the
+    /// compiler.
+    pub fn for_node(key: &str) -> Key {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(RUNTIME_ID.as_bytes());
+        hasher.update(&FORMAT.to_le_bytes());
+        hasher.update(key.as_bytes());
+        Key(*hasher.finalize().as_bytes())
+    }
+
+    /// Lower-case hex.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Where the cache lives and how much it may hold.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Directory of the disk tier (shared by the node's processes).
+    pub dir: PathBuf,
+    /// Budget of the memory tier; 0 disables it.
+    pub memory_bytes: u64,
+    /// Budget of the disk tier; 0 disables it.
+    pub disk_bytes: u64,
+}
+
+/// Cache counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Lookups answered (either tier).
+    pub hits: u64,
+    /// Of the hits, answered from memory.
+    pub memory_hits: u64,
+    /// Lookups not answered.
+    pub misses: u64,
+    /// Bytes read from disk.
+    pub bytes_read: u64,
+    /// Bytes written to disk.
+    pub bytes_written: u64,
+    /// Entries stored.
+    pub stores: u64,
+    /// Entries evicted from either tier.
+    pub evictions: u64,
+    /// Damaged entries found (and removed).
+    pub corrupt: u64,
+    /// Disk reads or writes that failed (the run went on without them).
+    pub io_errors: u64,
+}
+
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        self.hits += other.hits;
+        self.memory_hits += other.memory_hits;
+        self.misses += other.misses;
+        self.bytes_read += other.bytes_read;
+        self.bytes_written += other.bytes_written;
+        self.stores += other.stores;
+        self.evictions += other.evictions;
+        self.corrupt += other.corrupt;
+        self.io_errors += other.io_errors;
+    }
+
+    fn minus(&self, earlier: &Stats) -> Stats {
+        Stats {
+            hits: self.hits - earlier.hits,
+            memory_hits: self.memory_hits - earlier.memory_hits,
+            misses: self.misses - earlier.misses,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+            stores: self.stores - earlier.stores,
+            evictions: self.evictions - earlier.evictions,
+            corrupt: self.corrupt - earlier.corrupt,
+            io_errors: self.io_errors - earlier.io_errors,
+        }
+    }
+}
+
+/// What a cache directory holds, for `academy-ml cache stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Entries on disk.
+    pub entries: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Counters of every process that used the directory since it was cleared.
+    pub totals: Stats,
+}
+
+/// A two-tier cache; share one per process (it is `Sync`).
+pub struct NodeCache {
+    dir: PathBuf,
+    memory: Option<memory::Lru>,
+    disk: Option<disk::Store>,
+    stats: Mutex<Stats>,
+    /// Counters already added to the directory's totals.
+    flushed: Mutex<Stats>,
+}
+
+impl NodeCache {
+    /// Opens the cache; creates its directory when the disk tier is on.
+    pub fn open(config: &CacheConfig) -> Result<NodeCache> {
+        let disk = if config.disk_bytes > 0 {
+            Some(disk::Store::open(&config.dir, config.disk_bytes).map_err(|e| {
+                RuntimeError::Cache(format!(
+                    "cannot use cache directory {}: {e}",
+                    config.dir.display()
+                ))
+            })?)
+        } else {
+            None
+        };
+        Ok(NodeCache {
+            dir: config.dir.clone(),
+            memory: (config.memory_bytes > 0).then(|| memory::Lru::new(config.memory_bytes)),
+            disk,
+            stats: Mutex::default(),
+            flushed: Mutex::default(),
+        })
+    }
+
+    /// Directory of the disk tier.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn count(&self, update: impl FnOnce(&mut Stats)) {
+        update(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Looks `key` up in memory, then on disk; `accept` may refuse a stored
+    /// value that cannot serve this request (a neighbour list that is too
+    /// short). Damaged entries are removed and counted.
+    pub fn get(&self, key: &Key, accept: impl Fn(&Entry) -> bool) -> Option<Entry> {
+        if let Some(entry) = self.memory.as_ref().and_then(|m| m.get(key)) {
+            if accept(&entry) {
+                self.count(|s| {
+                    s.hits += 1;
+                    s.memory_hits += 1;
+                });
+                return Some(entry);
+            }
+        }
+        let found = self.disk.as_ref().and_then(|disk| match disk.read(key) {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                self.count(|s| s.io_errors += 1);
+                None
+            }
+        });
+        let Some(bytes) = found else {
+            self.count(|s| s.misses += 1);
+            return None;
+        };
+        match codec::decode(key, &bytes) {
+            Ok(entry) if accept(&entry) => {
+                self.count(|s| {
+                    s.hits += 1;
+                    s.bytes_read += bytes.len() as u64;
+                });
+                self.remember(*key, &entry, bytes.len());
+                Some(entry)
+            }
+            Ok(_) => {
+                self.count(|s| s.misses += 1);
+                None
+            }
+            Err(Corrupt(_)) => {
+                if let Some(disk) = &self.disk {
+                    disk.remove(key);
+                }
+                self.count(|s| {
+                    s.corrupt += 1;
+                    s.misses += 1;
+                });
+                None
+            }
+        }
+    }
+
+    /// Stores `entry` if it is worth keeping: small, or slower to recompute
+    /// (`recompute`) than to read back. Returns whether it was stored.
+    pub fn put(&self, key: &Key, entry: &Entry, recompute: Duration) -> bool {
+        let mut encoded = None;
+        let size = match codec::encoded_len(entry) {
+            Some(size) => size,
+            None => encoded.insert(codec::encode(key, entry)).len(),
+        };
+        let load_seconds = size as f64 / LOAD_BYTES_PER_SECOND;
+        if size > SMALL_ENTRY && recompute.as_secs_f64() < load_seconds {
+            return false;
+        }
+        if let Some(disk) = &self.disk {
+            let bytes = encoded.unwrap_or_else(|| codec::encode(key, entry));
+            match disk.write(key, &bytes) {
+                Ok(evicted) => self.count(|s| {
+                    s.bytes_written += bytes.len() as u64;
+                    s.evictions += evicted;
+                }),
+                Err(_) => self.count(|s| s.io_errors += 1),
+            }
+        }
+        self.remember(*key, entry, size);
+        self.count(|s| s.stores += 1);
+        true
+    }
+
+    fn remember(&self, key: Key, entry: &Entry, size: usize) {
+        if let Some(memory) = &self.memory {
+            let evicted = memory.insert(key, entry.clone(), size as u64);
+            self.count(|s| s.evictions += evicted);
+        }
+    }
+
+    /// Counters of this process.
+    pub fn stats(&self) -> Stats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes held by the memory tier.
+    pub fn memory_used(&self) -> u64 {
+        self.memory.as_ref().map_or(0, memory::Lru::used)
+    }
+
+    /// Empties both tiers and the directory's totals; returns the number of
+    /// disk entries removed.
+    pub fn clear(&self) -> Result<u64> {
+        if let Some(memory) = &self.memory {
+            memory.clear();
+        }
+        let removed = self.disk.as_ref().map_or(0, disk::Store::clear);
+        *self.flushed.lock().unwrap_or_else(|e| e.into_inner()) = self.stats();
+        if self.disk.is_some() {
+            with_totals(&self.dir, |totals| *totals = Stats::default()).map_err(cache_error)?;
+        }
+        Ok(removed)
+    }
+
+    /// Adds this process's counters since the last flush to the directory's
+    /// totals (shared by every process, updated under a file lock).
+    pub fn flush_stats(&self) -> Result<()> {
+        if self.disk.is_none() {
+            return Ok(());
+        }
+        let now = self.stats();
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        let delta = now.minus(&flushed);
+        if delta == Stats::default() {
+            return Ok(());
+        }
+        with_totals(&self.dir, |totals| totals.add(&delta)).map_err(cache_error)?;
+        *flushed = now;
+        Ok(())
+    }
+
+    /// What the directory holds and its totals, without opening a cache.
+    pub fn summary(dir: &Path) -> Result<Summary> {
+        let store = disk::Store::open(dir, u64::MAX).map_err(cache_error)?;
+        let (entries, bytes) = store.usage();
+        let mut totals = Stats::default();
+        with_totals(dir, |t| totals = *t).map_err(cache_error)?;
+        Ok(Summary {
+            entries,
+            bytes,
+            totals,
+        })
+    }
+}
+
+impl Drop for NodeCache {
+    fn drop(&mut self) {
+        // Best effort: a process exiting must not fail because of counters.
+        let _ = self.flush_stats();
+    }
+}
+
+fn cache_error(e: io::Error) -> RuntimeError {
+    RuntimeError::Cache(format!("cache directory: {e}"))
+}
+
+/// Runs `update` on the directory's persisted totals under an exclusive lock.
+fn with_totals(dir: &Path, update: impl FnOnce(&mut Stats)) -> io::Result<()> {
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("stats.lock"))?;
+    lock.lock()?;
+    let path = dir.join("stats.msgpack");
+    // Unreadable totals (a torn write from a crash) restart from zero.
+    let mut totals: Stats = fs::read(&path)
+        .ok()
+        .and_then(|b| rmp_serde::from_slice(&b).ok())
+        .unwrap_or_default();
+    update(&mut totals);
+    let temp = dir.join(format!("stats.{}.tmp", std::process::id()));
+    let mut file = fs::File::create(&temp)?;
+    file.write_all(&rmp_serde::to_vec_named(&totals).expect("stats serialise"))?;
+    drop(file);
+    fs::rename(&temp, &path)?;
+    lock.unlock()
+}
+
+#[cfg(test)]
+mod tests;
