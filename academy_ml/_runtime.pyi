@@ -6,10 +6,30 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["PLAN_VERSION", "__version__", "check_plan", "run_plan"]
+__all__ = [
+    "PLAN_VERSION",
+    "RUNTIME_ID",
+    "NodeCache",
+    "__version__",
+    "cache_summary",
+    "check_plan",
+    "run_plan",
+]
 
 PLAN_VERSION: int
+RUNTIME_ID: str
 __version__: str
+
+class NodeCache:
+    def __new__(cls, path: str, memory_bytes: int, disk_bytes: int) -> NodeCache: ...
+    def stats(self) -> dict[str, int]: ...
+    def memory_used(self) -> int: ...
+    def clear(self) -> int: ...
+    def flush(self) -> None: ...
+    def get_blob(self, key: str) -> bytes | None: ...
+    def put_blob(self, key: str, data: bytes) -> bool: ...
+
+def cache_summary(path: str) -> tuple[int, int, dict[str, int]]: ...
 
 def check_plan(plan: bytes) -> int: ...
 def run_plan(
@@ -18,4 +38,5 @@ def run_plan(
     targets: Mapping[str, NDArray[np.float64]],
     indices: Mapping[str, NDArray[np.int64]],
     threads: int | None = None,
-) -> tuple[list[Any], int]: ...
+    cache: NodeCache | None = None,
+) -> tuple[list[Any], int, int, int]: ...

@@ -6,6 +6,7 @@ from academy_ml.pipeline.evaluate import evaluate
 from academy_ml.pipeline.lower import Options
 from academy_ml.pipeline.plan import PLAN_VERSION, Plan, PlanStats, compile_batch
 from academy_ml.pipeline.results import PipelineResult
+from academy_ml.pipeline.run import RunReport
 
 __all__ = [
     "PLAN_VERSION",
@@ -13,6 +14,7 @@ __all__ = [
     "PipelineResult",
     "Plan",
     "PlanStats",
+    "RunReport",
     "compile_batch",
     "evaluate",
 ]

@@ -102,6 +102,12 @@ class Target:
         assert values is not None
         return digest(kind, values.tobytes())
 
+    @property
+    def content_key(self) -> str:
+        """Content hash of ``y`` itself: its codes, labels and raw values."""
+        raw = self.fingerprint("raw") if self.raw is not None else "-"
+        return digest(self.fingerprint("codes"), repr(self.classes.tolist()), raw)
+
 
 def prepare_features(X: Any) -> Table:
     """Converts ``X`` to a :class:`Table`.

@@ -6,21 +6,17 @@ Python backend for foreign steps.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-from sklearn.utils import _safe_indexing
-
-from academy_ml import _runtime
-from academy_ml.pipeline.fallback import StepFailure, fit_and_score
+from academy_ml.cache import Cache
 from academy_ml.pipeline.lower import Options
-from academy_ml.pipeline.plan import Entry, Plan, compile_batch
+from academy_ml.pipeline.plan import compile_batch
 from academy_ml.pipeline.results import PipelineResult
+from academy_ml.pipeline.run import run
 from academy_ml.pipeline.scoring import check_scoring
 
-__all__ = ["evaluate", "run_plan"]
+__all__ = ["evaluate"]
 
 
 def evaluate(
@@ -29,7 +25,7 @@ def evaluate(
     y: Any,
     cv: Any = 5,
     scoring: str | None = None,
-    cache: None = None,
+    cache: Cache | None = None,
     threads: int | None = None,
     *,
     options: Options | None = None,
@@ -44,7 +40,9 @@ def evaluate(
             no shuffle) or a scikit-learn splitter.
         scoring: A scikit-learn scoring name; None uses each estimator's
             default (accuracy for classifiers, r2 for regressors).
-        cache: Reserved for the node-local intermediate cache; must be None.
+        cache: A node-local :class:`academy_ml.Cache`: intermediates (and
+            scores) computed before are read instead of recomputed, and new
+            ones are stored.
         threads: Worker threads for the runtime (default: all cores).
         options: Compiler switches (for ablations).
 
@@ -55,12 +53,12 @@ def evaluate(
     Raises:
         ValueError: Before any work, for an unknown scoring name, empty X, a
             length mismatch between X and y, or an invalid ``threads``.
-        TypeError: If ``cache`` is given.
+        TypeError: If ``cache`` is not an :class:`academy_ml.Cache`.
     """
     if scoring is not None:
         check_scoring(scoring)
-    if cache is not None:
-        raise TypeError("cache must be None: the intermediate cache is not available yet")
+    if cache is not None and not isinstance(cache, Cache):
+        raise TypeError(f"cache must be an academy_ml.Cache or None, got {type(cache).__name__}")
     if threads is not None and (
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
@@ -69,67 +67,4 @@ def evaluate(
     if not batch:
         return []
     plan = compile_batch(batch, cv, X=X, y=y, scoring=scoring, options=options)
-    outputs = run_plan(plan, threads) if plan.outputs else []
-    return [_result(i, entry, plan, outputs) for i, entry in enumerate(plan.entries)]
-
-
-def run_plan(plan: Plan, threads: int | None = None) -> list[Any]:
-    """Runs a bound plan on the runtime; returns its outputs in order."""
-    assert plan.table is not None
-    outputs, _executed = _runtime.run_plan(
-        plan.to_bytes(), plan.table.matrix, plan.targets, plan.indices, threads
-    )
-    return outputs
-
-
-def _result(index: int, entry: Entry, plan: Plan, outputs: list[Any]) -> PipelineResult:
-    n_folds = len(entry.folds) if entry.folds is not None else 0
-    scores = np.full(n_folds, math.nan)
-    error = entry.error
-    if error is None:
-        try:
-            for fold in range(n_folds):
-                scores[fold] = _fold_score(entry, plan, outputs, fold)
-        except StepFailure as exc:
-            error = str(exc)
-    if error is not None:
-        scores[:] = math.nan
-    return PipelineResult(
-        index=index,
-        pipeline=entry.ir.source,
-        scoring=entry.scoring,
-        fold_scores=scores,
-        error=error,
-        backends=entry.ir.backends(),
-    )
-
-
-def _fold_score(entry: Entry, plan: Plan, outputs: list[Any], fold: int) -> float:
-    if entry.score_outputs:
-        return float(_native(entry, outputs[entry.score_outputs[fold]], fold))
-    assert entry.folds is not None
-    assert plan.target is not None
-    assert plan.table is not None
-    train, test = entry.folds.train[fold], entry.folds.test[fold]
-    y = plan.target.original
-    if entry.matrix_outputs:
-        tr, te = entry.matrix_outputs[fold]
-        x_train = _native(entry, outputs[tr], fold)
-        x_test = _native(entry, outputs[te], fold)
-    else:
-        frame = plan.table.frame
-        x_train, x_test = _safe_indexing(frame, train), _safe_indexing(frame, test)
-    try:
-        return fit_and_score(entry.ir.tail, x_train, y[train], x_test, y[test], entry.scoring)
-    except StepFailure as exc:
-        raise StepFailure(f"{exc} (fold {fold})") from exc
-
-
-def _native(entry: Entry, value: Any, fold: int) -> Any:
-    """An output value, or the failure it carries turned into a message."""
-    if not isinstance(value, tuple):
-        return value
-    node, _kind, message = value
-    assert entry.lowered is not None
-    label, _ = entry.lowered.labels.get(node, (f"node {node}", None))
-    raise StepFailure(f"{label}: {message} (fold {fold})")
+    return run(plan, threads, cache).results

@@ -1,15 +1,34 @@
-"""A deterministic stand-in for a generation agent exploring pipelines.
+"""A deterministic stand-in for a generation agent proposing pipelines.
+
+Two rounds, the way an agent searches:
+
+* :func:`explore` (first round): each new candidate copies an earlier one and
+  mutates one or two choices (imputer, scaler, feature step, model family,
+  hyperparameters), so a batch shares prefixes the way an agent's proposals
+  do.
+* :func:`exploit` (next round): children of the best first-round candidates
+  that mostly keep their preprocessing (imputer, scaler, feature step) and
+  mutate the model family and hyperparameters; a few change a prefix step.
+  Most of the second batch's prefixes were already computed by the first.
+
+Candidates are canonical (a LinearRegression has no alpha, a Ridge no
+neighbour count), so distinct candidates are distinct pipelines. Two
+combinations are never proposed: KNN without a PCA / SelectKBest step first
+(brute-force neighbours over ~70 one-hot-encoded dimensions and 10^5 rows
+cost minutes per fold) and polynomial features without a scaler (squares of
+unscaled columns make the design too ill-conditioned for least squares).
+The polynomial step expands only ``feature_k`` selected columns
+(SelectKBest, then degree-2 PolynomialFeatures), so its width stays small.
 
 It comes with a synthetic table to explore on (missing values, categorical
-columns).
-
-Each new candidate copies an earlier one and mutates one or two choices
-(imputer, scaler, feature step, model family, hyperparameters), so a batch
-shares prefixes the way an agent's proposals do.
+columns); the benchmark uses real flight data (``benchmarks/flights.py``).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
@@ -30,7 +49,14 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
-__all__ = ["Candidate", "explore", "explored_batch", "synthetic_table"]
+__all__ = [
+    "Candidate",
+    "exploit",
+    "explore",
+    "explore_candidates",
+    "explored_batch",
+    "synthetic_table",
+]
 
 Task = Literal["regression", "classification"]
 T = TypeVar("T")
@@ -40,6 +66,12 @@ _SCALERS = ("standard", "minmax", "maxabs", "none")
 _FEATURES = ("none", "pca", "select", "poly")
 _REGRESSORS = ("ridge", "linear", "knn")
 _CLASSIFIERS = ("logistic", "knn")
+_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+_FINE_ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+_NEIGHBORS = (5, 10, 15, 25)
+_PREFIX_GENES = (0, 1, 2)
+_MODEL_GENES = (3, 4, 5)
+_ALL_GENES = _PREFIX_GENES + _MODEL_GENES
 
 
 @dataclass(frozen=True)
@@ -54,6 +86,11 @@ class Candidate:
     alpha: float = 1.0
     neighbors: int = 15
     weights: str = "uniform"
+
+    @property
+    def prefix(self) -> tuple[str, str, str, int]:
+        """The preprocessing choices: imputer, scaler, feature step and its size."""
+        return (self.imputer, self.scaler, self.feature, self.feature_k)
 
     def build(self, numeric: list[str], categorical: list[str], task: Task) -> Pipeline:
         """The scikit-learn pipeline this candidate stands for."""
@@ -74,13 +111,14 @@ class Candidate:
         pre = ColumnTransformer([("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)])
         steps: list[tuple[str, Any]] = [("pre", pre)]
         score_func = f_classif if task == "classification" else f_regression
-        feature = {
-            "pca": PCA(n_components=self.feature_k),
-            "select": SelectKBest(score_func, k=self.feature_k),
-            "poly": PolynomialFeatures(degree=2),
-        }.get(self.feature)
-        if feature is not None:
-            steps.append(("features", feature))
+        if self.feature == "pca":
+            steps.append(("features", PCA(n_components=self.feature_k)))
+        elif self.feature == "select":
+            steps.append(("features", SelectKBest(score_func, k=self.feature_k)))
+        elif self.feature == "poly":
+            select = SelectKBest(score_func, k=self.feature_k)
+            poly = Pipeline([("select", select), ("poly", PolynomialFeatures(degree=2))])
+            steps.append(("features", poly))
         steps.append(("model", self._model(task)))
         return Pipeline(steps)
 
@@ -95,6 +133,39 @@ class Candidate:
         return Ridge(alpha=self.alpha)
 
 
+def explore_candidates(
+    n: int,
+    *,
+    task: Task = "regression",
+    seed: int = 0,
+    max_k: int = 8,
+    models: Sequence[str] | None = None,
+) -> list[Candidate]:
+    """``n`` distinct candidates proposed the way an exploring agent proposes them.
+
+    Args:
+        n: How many candidates.
+        task: Regression or classification.
+        seed: Makes the exploration reproducible.
+        max_k: Largest PCA / SelectKBest size (keep below the feature count).
+        models: Model families to propose (the first is the starting point);
+            None means all of the task's: ridge, linear and knn for
+            regression, logistic and knn for classification.
+
+    Raises:
+        ValueError: If ``models`` names an unknown family, or the search space
+            runs out before ``n`` candidates.
+    """
+    rng = np.random.default_rng(seed)
+    space = _Space(_models(task, models), max_k, _ALPHAS)
+    first = Candidate(model=space.models[0])
+
+    def child(pool: list[Candidate]) -> Candidate:
+        return _mutate_times(pool[int(rng.integers(len(pool)))], rng, space, _ALL_GENES)
+
+    return [first, *_grow([first], n - 1, child)][: max(n, 0)]
+
+
 def explore(
     n: int,
     numeric: list[str],
@@ -103,6 +174,7 @@ def explore(
     task: Task = "regression",
     seed: int = 0,
     max_k: int = 8,
+    models: Sequence[str] | None = None,
 ) -> list[Pipeline]:
     """``n`` pipelines proposed the way an exploring agent proposes them.
 
@@ -113,26 +185,134 @@ def explore(
         task: Regression or classification.
         seed: Makes the exploration reproducible.
         max_k: Largest PCA / SelectKBest size (keep below the feature count).
+        models: Model families to propose (the first is the starting point);
+            None means all of the task's: ridge, linear and knn for
+            regression, logistic and knn for classification.
     """
+    candidates = explore_candidates(n, task=task, seed=seed, max_k=max_k, models=models)
+    return [c.build(numeric, categorical, task) for c in candidates]
+
+
+def exploit(
+    previous: Sequence[Candidate],
+    n: int,
+    *,
+    scores: Sequence[float] | None = None,
+    seed: int = 0,
+    task: Task = "regression",
+    max_k: int = 8,
+    models: Sequence[str] | None = None,
+    elite: float = 0.25,
+    prefix_rate: float = 0.15,
+) -> list[Candidate]:
+    """An agent's next round: ``n`` new candidates bred from the best of ``previous``.
+
+    Every child copies one of the best ``elite`` fraction of ``previous``.
+    ``round(prefix_rate * n)`` children change one preprocessing choice; the
+    others keep the parent's preprocessing and change its model family or
+    hyperparameters (one or two changes, with a finer penalty grid than the
+    first round). No child repeats a previous candidate.
+
+    Args:
+        previous: The earlier round's candidates.
+        n: How many new candidates.
+        scores: One score per previous candidate, higher is better (NaN for a
+            failed one); None treats them all as equally good.
+        seed: Makes the round reproducible.
+        task: Regression or classification.
+        max_k: Largest PCA / SelectKBest size.
+        models: Model families to propose; None means all of the task's.
+        elite: Fraction of ``previous`` (at least one) that parents children.
+        prefix_rate: Fraction of children that change their preprocessing.
+
+    Raises:
+        ValueError: If ``previous`` is empty, ``scores`` does not match it,
+            ``models`` names an unknown family, or the search space around the
+            parents runs out.
+    """
+    if not previous:
+        raise ValueError("exploit needs at least one previous candidate")
+    parents = list(previous)
+    if scores is not None:
+        if len(scores) != len(parents):
+            raise ValueError(f"{len(scores)} scores for {len(parents)} previous candidates")
+        ranked = [math.inf if math.isnan(s) else -s for s in scores]
+        parents = [parents[i] for i in sorted(range(len(parents)), key=ranked.__getitem__)]
+    parents = parents[: max(1, math.ceil(elite * len(parents)))]
     rng = np.random.default_rng(seed)
-    models = _CLASSIFIERS if task == "classification" else _REGRESSORS
-    seen: list[Candidate] = [Candidate(model=models[0])]
-    keys = {seen[0]}
-    while len(seen) < n:
-        parent = seen[int(rng.integers(len(seen)))]
-        child = parent
-        for _ in range(int(rng.integers(1, 3))):
-            child = _mutate(child, rng, models, max_k)
-        if child not in keys:
-            keys.add(child)
-            seen.append(child)
-    return [c.build(numeric, categorical, task) for c in seen[:n]]
+    space = _Space(_models(task, models), max_k, _FINE_ALPHAS)
+
+    def refine(_: list[Candidate]) -> Candidate:
+        parent = parents[int(rng.integers(len(parents)))]
+        return _mutate_times(parent, rng, space, _MODEL_GENES)
+
+    def reprocess(_: list[Candidate]) -> Candidate:
+        return _mutate(parents[int(rng.integers(len(parents)))], rng, space, _PREFIX_GENES)
+
+    n_prefix = round(prefix_rate * n)
+    refined = _grow(previous, n - n_prefix, refine)
+    return refined + _grow([*previous, *refined], n_prefix, reprocess)
+
+
+@dataclass(frozen=True)
+class _Space:
+    """What mutations pick from."""
+
+    models: tuple[str, ...]
+    max_k: int
+    alphas: tuple[float, ...]
+
+
+def _models(task: Task, models: Sequence[str] | None) -> tuple[str, ...]:
+    known = _CLASSIFIERS if task == "classification" else _REGRESSORS
+    if models is None:
+        return known
+    unknown = [m for m in models if m not in known]
+    if unknown or not models:
+        raise ValueError(f"models must be a non-empty subset of {known} for {task}: {models}")
+    return tuple(models)
+
+
+def _grow(
+    known: Sequence[Candidate],
+    n: int,
+    propose: Callable[[list[Candidate]], Candidate],
+) -> list[Candidate]:
+    """``n`` new valid candidates, distinct and none of them in ``known``.
+
+    ``propose`` gets every candidate so far (``known``, then the new ones).
+
+    Raises:
+        ValueError: If proposals keep repeating (the space is exhausted).
+    """
+    pool = list(known)
+    seen = set(pool)
+    new: list[Candidate] = []
+    for attempt in itertools.count(1):
+        if len(new) >= n:
+            break
+        if attempt > 1000 * n:
+            raise ValueError(f"search space exhausted after {len(new)} new candidates")
+        child = _canonical(propose(pool))
+        if _valid(child) and child not in seen:
+            seen.add(child)
+            pool.append(child)
+            new.append(child)
+    return new
+
+
+def _mutate_times(
+    c: Candidate, rng: np.random.Generator, space: _Space, genes: tuple[int, ...]
+) -> Candidate:
+    for _ in range(int(rng.integers(1, 3))):
+        c = _mutate(c, rng, space, genes)
+    return c
 
 
 def _mutate(
-    c: Candidate, rng: np.random.Generator, models: tuple[str, ...], max_k: int
+    c: Candidate, rng: np.random.Generator, space: _Space, genes: tuple[int, ...]
 ) -> Candidate:
-    gene = int(rng.integers(6))
+    gene = genes[int(rng.integers(len(genes)))]
 
     def pick(options: tuple[T, ...]) -> T:
         return options[int(rng.integers(len(options)))]
@@ -142,12 +322,32 @@ def _mutate(
     if gene == 1:
         return replace(c, scaler=pick(_SCALERS))
     if gene == 2:
-        return replace(c, feature=pick(_FEATURES), feature_k=int(rng.integers(2, max_k + 1)))
+        k = int(rng.integers(2, space.max_k + 1))
+        return replace(c, feature=pick(_FEATURES), feature_k=k)
     if gene == 3:
-        return replace(c, model=pick(models))
+        return replace(c, model=pick(space.models))
     if gene == 4:
-        return replace(c, alpha=float(pick((0.01, 0.1, 1.0, 10.0, 100.0))))
-    return replace(c, neighbors=int(pick((5, 10, 15, 25))), weights=pick(("uniform", "distance")))
+        return replace(c, alpha=float(pick(space.alphas)))
+    return replace(c, neighbors=int(pick(_NEIGHBORS)), weights=pick(("uniform", "distance")))
+
+
+def _canonical(c: Candidate) -> Candidate:
+    """Resets the fields the candidate's pipeline does not use to their defaults."""
+    default = Candidate()
+    if c.feature == "none":
+        c = replace(c, feature_k=default.feature_k)
+    if c.model != "knn":
+        c = replace(c, neighbors=default.neighbors, weights=default.weights)
+    if c.model in ("knn", "linear"):
+        c = replace(c, alpha=default.alpha)
+    return c
+
+
+def _valid(c: Candidate) -> bool:
+    """Whether the agent would propose it (see the module docstring)."""
+    if c.model == "knn" and c.feature not in ("pca", "select"):
+        return False
+    return not (c.feature == "poly" and c.scaler == "none")
 
 
 def synthetic_table(

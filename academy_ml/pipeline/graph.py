@@ -50,7 +50,7 @@ class Graph:
         if self.dedupe and key in self._by_key:
             return self._by_key[key]
         node_id = len(self.nodes)
-        self.nodes.append({"op": op, "inputs": list(inputs)})
+        self.nodes.append({"op": op, "inputs": list(inputs), "key": key})
         self.keys.append(key)
         self._by_key.setdefault(key, node_id)
         return node_id

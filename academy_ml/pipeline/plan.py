@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import numpy as np
@@ -27,6 +27,10 @@ from academy_ml.pipeline.lower import (
 from academy_ml.pipeline.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
 from academy_ml.pipeline.splits import Folds, describe_cv, make_folds
 from academy_ml.pipeline.translate import steps_of, translate
+
+if TYPE_CHECKING:
+    from academy_ml.cache import Cache
+    from academy_ml.pipeline.run import RunReport
 
 __all__ = ["PLAN_VERSION", "Plan", "PlanStats", "compile_batch"]
 
@@ -129,6 +133,21 @@ class Plan:
             raise PlanError("a plan compiled without X and y cannot run; pass X= and y=")
         body = {"version": PLAN_VERSION, "nodes": self.nodes, "outputs": self.outputs}
         return bytes(msgpack.packb(body, use_bin_type=True))
+
+    def run(self, threads: int | None = None, cache: Cache | None = None) -> RunReport:
+        """Runs the plan and scores every pipeline.
+
+        Args:
+            threads: Worker threads for the runtime (default: all cores).
+            cache: Node-local cache to read intermediates from and store them to.
+
+        Raises:
+            PlanError: If the plan was compiled without data.
+        """
+        # run.py builds on this module, so it is imported when first needed.
+        from academy_ml.pipeline.run import run
+
+        return run(self, threads, cache)
 
     @property
     def key(self) -> str:

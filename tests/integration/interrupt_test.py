@@ -13,7 +13,7 @@ CHILD = textwrap.dedent(
     import numpy as np
     from sklearn.neighbors import KNeighborsRegressor
     import academy_ml as aml
-    from academy_ml.pipeline.evaluate import run_plan
+    import academy_ml as aml
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30_000, 24))
@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     plan = aml.compile(pipelines, cv=5, X=X, y=y, scoring="r2")
     print("ready", flush=True)
     try:
-        run_plan(plan, threads=1)
+        plan.run(threads=1)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
     else:

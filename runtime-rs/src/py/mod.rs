@@ -1,5 +1,6 @@
 //! Python bindings: `academy_ml._runtime`.
 
+mod cache;
 mod errors;
 mod gil;
 
@@ -21,8 +22,11 @@ use crate::value::{Matrix, Value};
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("PLAN_VERSION", PLAN_VERSION)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("RUNTIME_ID", crate::cache::RUNTIME_ID)?;
+    module.add_class::<cache::PyNodeCache>()?;
     module.add_function(wrap_pyfunction!(check_plan, module)?)?;
     module.add_function(wrap_pyfunction!(run_plan, module)?)?;
+    module.add_function(wrap_pyfunction!(cache::cache_summary, module)?)?;
     Ok(())
 }
 
@@ -33,10 +37,11 @@ fn check_plan(plan: &Bound<'_, PyBytes>) -> PyResult<usize> {
     Ok(plan.nodes.len())
 }
 
-/// Runs a plan; returns `(outputs, executed_nodes)`. Each output is a float,
-/// an ndarray, or a `(node, kind, message)` tuple for a failed node.
+/// Runs a plan; returns `(outputs, executed, cache_hits, cache_stores)`. Each
+/// output is a float, an ndarray, or a `(node, kind, message)` tuple for a
+/// failed node.
 #[pyfunction]
-#[pyo3(signature = (plan, x, targets, indices, threads=None))]
+#[pyo3(signature = (plan, x, targets, indices, threads=None, cache=None))]
 fn run_plan<'py>(
     py: Python<'py>,
     plan: &Bound<'py, PyBytes>,
@@ -44,7 +49,8 @@ fn run_plan<'py>(
     targets: HashMap<String, PyReadonlyArray1<'py, f64>>,
     indices: HashMap<String, PyReadonlyArray1<'py, i64>>,
     threads: Option<usize>,
-) -> PyResult<(Vec<Bound<'py, PyAny>>, usize)> {
+    cache: Option<&Bound<'py, cache::PyNodeCache>>,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, usize, usize, usize)> {
     let plan = Plan::decode(plan.as_bytes()).map_err(errors::to_py)?;
     let x = matrix_view(&x)?;
     let targets = contiguous(&targets, "target")?;
@@ -56,15 +62,22 @@ fn run_plan<'py>(
     };
     let pool = exec::pool(threads).map_err(errors::to_py)?;
     let cancel = AtomicBool::new(false);
-    let report =
-        gil::detach_interruptible(py, &cancel, || exec::run(&plan, &data, &pool, &cancel))?
-            .map_err(errors::to_py)?;
+    let cache = cache.map(|c| &c.get().inner);
+    let report = gil::detach_interruptible(py, &cancel, || {
+        exec::run_cached(&plan, &data, &pool, &cancel, cache)
+    })?
+    .map_err(errors::to_py)?;
     let outputs = report
         .outputs
         .into_iter()
         .map(|outcome| outcome_to_py(py, outcome))
         .collect::<PyResult<Vec<_>>>()?;
-    Ok((outputs, report.executed))
+    Ok((
+        outputs,
+        report.executed,
+        report.cache_hits,
+        report.cache_stores,
+    ))
 }
 
 /// Borrows named 1-D arrays as slices.
@@ -116,7 +129,8 @@ fn outcome_to_py(py: Python<'_>, outcome: Outcome) -> PyResult<Bound<'_, PyAny>>
                 RuntimeError::Data(m)
                 | RuntimeError::Parameter(m)
                 | RuntimeError::Numerical(m)
-                | RuntimeError::Plan(m) => m,
+                | RuntimeError::Plan(m)
+                | RuntimeError::Cache(m) => m,
                 RuntimeError::Interrupted => "interrupted".into(),
             };
             Ok(PyTuple::new(

@@ -26,8 +26,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import academy_ml as aml
 
-# The package re-exports the function under the module's name.
-evaluate_module = importlib.import_module("academy_ml.pipeline.evaluate")
+# The runner, whose runtime binding the no-work spy replaces.
+run_module = importlib.import_module("academy_ml.pipeline.run")
 
 CV = 5
 
@@ -70,7 +70,7 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("run_plan")
         raise AssertionError("the runtime was called although the input is invalid")
 
-    monkeypatch.setattr(evaluate_module, "_runtime", types.SimpleNamespace(run_plan=run_plan))
+    monkeypatch.setattr(run_module, "_runtime", types.SimpleNamespace(run_plan=run_plan))
     SpyRegressor.fits.clear()
     return calls
 
@@ -147,10 +147,10 @@ def test_invalid_threads_are_refused(threads: Any, diabetes: Any, no_work: list[
     assert no_work == []
 
 
-def test_cache_is_reserved(diabetes: Any, no_work: list[str]) -> None:
+def test_cache_must_be_a_cache(diabetes: Any, no_work: list[str]) -> None:
     X, y = diabetes
 
-    with pytest.raises(TypeError, match="cache must be None"):
+    with pytest.raises(TypeError, match="cache must be an academy_ml.Cache or None, got dict"):
         aml.evaluate(_spy_batch(), X, y, cache={})  # type: ignore[arg-type]
 
     assert no_work == []

@@ -1,0 +1,199 @@
+"""``aml.Cache``: the node-local cache of pipeline intermediates.
+
+Every plan node carries a content key (operation, parameters, input keys,
+dataset fingerprint, fold rows; the runtime adds its own version and source
+hash), so what one batch computed is reused by the next batch, by another
+agent, and by another process on the same node::
+
+    cache = aml.Cache()                      # ~/.cache/academy_ml, or $ACADEMY_ML_CACHE_DIR
+    aml.evaluate(batch_1, X, y, cache=cache)
+    aml.evaluate(batch_2, X, y, cache=cache)  # shared prefixes are read, not recomputed
+
+Two tiers: memory (values shared by reference, least recently used out past
+``memory_bytes``) and a directory shared by every process on the node
+(entries written atomically, checksummed, least recently used out past
+``disk_bytes``). A damaged entry is detected, counted, removed and
+recomputed. A value is kept when it is small or when recomputing it would
+take longer than reading it back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from academy_ml import _runtime
+
+__all__ = [
+    "DEFAULT_DISK_BYTES",
+    "DEFAULT_MEMORY_BYTES",
+    "ENV_VAR",
+    "Cache",
+    "CacheStats",
+    "CacheSummary",
+    "default_cache_dir",
+    "summarize",
+]
+
+#: Environment variable naming the cache directory (endpoints point it at
+#: node-local disk).
+ENV_VAR = "ACADEMY_ML_CACHE_DIR"
+#: Default budget of the memory tier.
+DEFAULT_MEMORY_BYTES = 512 * 2**20
+#: Default budget of the disk tier.
+DEFAULT_DISK_BYTES = 20 * 2**30
+
+
+def default_cache_dir() -> Path:
+    """``$ACADEMY_ML_CACHE_DIR``, else the platform's user cache directory."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        return Path(configured).expanduser()
+    return Path(platformdirs.user_cache_dir("academy_ml", appauthor=False))
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Cache counters.
+
+    Attributes:
+        hits: Lookups answered (either tier).
+        memory_hits: Of the hits, answered from memory.
+        misses: Lookups not answered.
+        bytes_read: Bytes read from disk.
+        bytes_written: Bytes written to disk.
+        stores: Entries stored.
+        evictions: Entries evicted from either tier.
+        corrupt: Damaged entries found (removed and recomputed).
+        io_errors: Disk reads or writes that failed (the run went on).
+    """
+
+    hits: int = 0
+    memory_hits: int = 0
+    misses: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    stores: int = 0
+    evictions: int = 0
+    corrupt: int = 0
+    io_errors: int = 0
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int]) -> CacheStats:
+        """Builds stats from the runtime's counters."""
+        return cls(**{f.name: int(counts.get(f.name, 0)) for f in fields(cls)})
+
+    def __sub__(self, earlier: CacheStats) -> CacheStats:
+        """Counts between two snapshots."""
+        return CacheStats(
+            **{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)}
+        )
+
+    @property
+    def hit_rate(self) -> float:
+        """hits / (hits + misses), 0 when nothing was looked up."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """What a cache directory holds.
+
+    Attributes:
+        path: The directory.
+        entries: Entries on disk.
+        bytes: Bytes on disk.
+        totals: Counters of every process that used it since it was cleared.
+        runtime: Identity of this runtime (entries of other builds are never read).
+    """
+
+    path: Path
+    entries: int
+    bytes: int
+    totals: CacheStats
+    runtime: str
+
+
+def _budget(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer (bytes), got {value!r}")
+    return value
+
+
+class Cache:
+    """A node-local cache of intermediates, passed as ``evaluate(..., cache=cache)``.
+
+    Args:
+        path: Directory of the disk tier; default :func:`default_cache_dir`.
+        memory_bytes: Budget of the in-process tier (0 turns it off).
+        disk_bytes: Budget of the directory (0 turns the disk tier off).
+
+    Raises:
+        ValueError: If a budget is not a non-negative integer.
+        CacheError: If the directory cannot be created or used.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        memory_bytes: int = DEFAULT_MEMORY_BYTES,
+        disk_bytes: int = DEFAULT_DISK_BYTES,
+    ) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_cache_dir()
+        self.memory_bytes = _budget("memory_bytes", memory_bytes)
+        self.disk_bytes = _budget("disk_bytes", disk_bytes)
+        self.native = _runtime.NodeCache(str(self.path), self.memory_bytes, self.disk_bytes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Cache({str(self.path)!r}, memory_bytes={self.memory_bytes}, "
+            f"disk_bytes={self.disk_bytes})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A cache travels as its configuration; the receiving process opens
+        # the same directory (on its own node) with its own memory tier.
+        return (_open, (str(self.path), self.memory_bytes, self.disk_bytes))
+
+    def stats(self) -> CacheStats:
+        """Counters of this cache in this process."""
+        return CacheStats.from_counts(self.native.stats())
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes held by the memory tier."""
+        return self.native.memory_used()
+
+    def summary(self) -> CacheSummary:
+        """What the directory holds, with every process's counters."""
+        self.native.flush()
+        return summarize(self.path)
+
+    def clear(self) -> int:
+        """Empties both tiers and the directory's counters; returns entries removed."""
+        return self.native.clear()
+
+    def get_blob(self, key: str) -> bytes | None:
+        """Bytes stored under ``key`` by :meth:`put_blob`, or None."""
+        return self.native.get_blob(key)
+
+    def put_blob(self, key: str, data: bytes) -> None:
+        """Stores a small Python-side result (a fold score) under ``key``."""
+        self.native.put_blob(key, data)
+
+
+def _open(path: str, memory_bytes: int, disk_bytes: int) -> Cache:
+    return Cache(path, memory_bytes=memory_bytes, disk_bytes=disk_bytes)
+
+
+def summarize(path: str | os.PathLike[str] | None = None) -> CacheSummary:
+    """What a cache directory holds (default: :func:`default_cache_dir`)."""
+    where = Path(path).expanduser() if path is not None else default_cache_dir()
+    entries, size, totals = _runtime.cache_summary(str(where))
+    return CacheSummary(where, entries, size, CacheStats.from_counts(totals), _runtime.RUNTIME_ID)
