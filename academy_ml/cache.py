@@ -95,7 +95,7 @@ class CacheStats:
 
     @property
     def hit_rate(self) -> float:
-        """hits / (hits + misses), 0 when nothing was looked up."""
+        """Hits / (hits + misses), 0 when nothing was looked up."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 

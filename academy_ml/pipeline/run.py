@@ -167,7 +167,9 @@ class _PythonScores:
         scikit-learn itself would give a different score each time.
         """
         plan = self.plan
-        assert entry.folds is not None and plan.table is not None and plan.target is not None
+        assert entry.folds is not None
+        assert plan.table is not None
+        assert plan.target is not None
         steps = entry.ir.tail if entry.matrix_outputs else [("", entry.ir.source)]
         if not all(_deterministic(step) for _, step in steps):
             return None

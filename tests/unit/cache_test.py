@@ -50,7 +50,9 @@ def test_blobs_round_trip_across_caches_and_count(tmp_path: Path) -> None:
     assert first.get_blob("k") == b"\x00payload"
     second = aml.Cache(tmp_path)
     assert second.get_blob("k") == b"\x00payload"
-    assert first.stats() == aml.CacheStats(hits=1, memory_hits=1, misses=1, bytes_written=104, stores=1)
+    assert first.stats() == aml.CacheStats(
+        hits=1, memory_hits=1, misses=1, bytes_written=104, stores=1
+    )
     assert second.stats().bytes_read == 104
 
 

@@ -24,8 +24,10 @@ def test_cache_stats_reports_every_processes_counters(
     main(["cache", "stats", "--dir", str(tmp_path)])
 
     out = capsys.readouterr().out
-    assert "entries" in out and " 1 " in out
-    assert "hit rate" in out and "50.0%" in out
+    assert "entries" in out
+    assert " 1 " in out
+    assert "hit rate" in out
+    assert "50.0%" in out
     assert "2.0 KiB" in out
 
 

@@ -150,7 +150,7 @@ def test_invalid_threads_are_refused(threads: Any, diabetes: Any, no_work: list[
 def test_cache_must_be_a_cache(diabetes: Any, no_work: list[str]) -> None:
     X, y = diabetes
 
-    with pytest.raises(TypeError, match="cache must be an academy_ml.Cache or None, got dict"):
+    with pytest.raises(TypeError, match=r"cache must be an academy_ml\.Cache or None, got dict"):
         aml.evaluate(_spy_batch(), X, y, cache={})  # type: ignore[arg-type]
 
     assert no_work == []
