@@ -28,6 +28,9 @@ fn main() -> io::Result<()> {
         hasher.write(&fs::read(&file)?);
     }
     println!("cargo:rerun-if-changed=src");
-    println!("cargo:rustc-env=ACADEMY_ML_RUNTIME_SOURCE={:016x}", hasher.finish());
+    println!(
+        "cargo:rustc-env=ACADEMY_ML_RUNTIME_SOURCE={:016x}",
+        hasher.finish()
+    );
     Ok(())
 }

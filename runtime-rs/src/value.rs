@@ -170,7 +170,10 @@ pub(crate) mod matrix_serde {
 
         use super::super::Matrix;
 
-        pub(crate) fn serialize<S: Serializer>(m: &Option<Matrix>, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(
+            m: &Option<Matrix>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match m {
                 Some(m) => s.serialize_some(&Wrap(m)),
                 None => s.serialize_none(),

@@ -38,9 +38,15 @@ enum Dtype {
 
 impl Dtype {
     fn from_byte(byte: u8) -> Option<Dtype> {
-        [Dtype::Matrix, Dtype::Vector, Dtype::Scalar, Dtype::Msgpack, Dtype::Blob]
-            .into_iter()
-            .find(|d| *d as u8 == byte)
+        [
+            Dtype::Matrix,
+            Dtype::Vector,
+            Dtype::Scalar,
+            Dtype::Msgpack,
+            Dtype::Blob,
+        ]
+        .into_iter()
+        .find(|d| *d as u8 == byte)
     }
 }
 
@@ -236,14 +242,23 @@ mod tests {
         let bytes = encode(&key(3), &matrix());
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert_eq!(decode(&key(3), &flipped).unwrap_err().0, "checksum mismatch");
+        assert_eq!(
+            decode(&key(3), &flipped).unwrap_err().0,
+            "checksum mismatch"
+        );
         let truncated = &bytes[..bytes.len() - 8];
         assert!(decode(&key(3), truncated).is_err());
         assert!(decode(&key(3), &bytes[..10]).is_err());
-        assert_eq!(decode(&key(4), &bytes).unwrap_err().0, "stored under another key");
+        assert_eq!(
+            decode(&key(4), &bytes).unwrap_err().0,
+            "stored under another key"
+        );
         let mut other_format = bytes.clone();
         other_format[4] = 9;
-        assert!(decode(&key(3), &other_format).unwrap_err().0.contains("format"));
+        assert!(decode(&key(3), &other_format)
+            .unwrap_err()
+            .0
+            .contains("format"));
         let mut lying_shape = bytes;
         lying_shape[8] = 6;
         assert!(decode(&key(3), &lying_shape).is_err());

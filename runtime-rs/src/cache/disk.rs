@@ -50,7 +50,9 @@ impl Store {
             usage: AtomicU64::new(0),
             evicting: Mutex::new(()),
         };
-        store.usage.store(store.scan().iter().map(|f| f.size).sum(), Ordering::Relaxed);
+        store
+            .usage
+            .store(store.scan().iter().map(|f| f.size).sum(), Ordering::Relaxed);
         Ok(store)
     }
 
@@ -229,7 +231,10 @@ mod tests {
             .set_modified(long_ago)
             .unwrap();
         assert_eq!(store.write(&c, &[3; 400]).unwrap(), 1);
-        assert!(store.read(&b).unwrap().is_none(), "b was least recently used");
+        assert!(
+            store.read(&b).unwrap().is_none(),
+            "b was least recently used"
+        );
         assert_eq!(store.read(&a).unwrap().unwrap(), vec![1; 400]);
         assert_eq!(store.usage(), (2, 800));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);

@@ -151,12 +151,14 @@ impl NodeCache {
     /// Opens the cache; creates its directory when the disk tier is on.
     pub fn open(config: &CacheConfig) -> Result<NodeCache> {
         let disk = if config.disk_bytes > 0 {
-            Some(disk::Store::open(&config.dir, config.disk_bytes).map_err(|e| {
-                RuntimeError::Cache(format!(
-                    "cannot use cache directory {}: {e}",
-                    config.dir.display()
-                ))
-            })?)
+            Some(
+                disk::Store::open(&config.dir, config.disk_bytes).map_err(|e| {
+                    RuntimeError::Cache(format!(
+                        "cannot use cache directory {}: {e}",
+                        config.dir.display()
+                    ))
+                })?,
+            )
         } else {
             None
         };

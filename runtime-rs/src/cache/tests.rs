@@ -52,12 +52,21 @@ fn memory_then_disk_tier_and_other_processes_see_entries() {
     let first = NodeCache::open(&config(dir.path(), 1 << 20, 1 << 30)).unwrap();
     assert!(first.get(&key, |_| true).is_none());
     assert!(first.put(&key, &matrix(10, 1.0), SLOW));
-    assert_eq!(as_matrix(first.get(&key, |_| true)), as_matrix(Some(matrix(10, 1.0))));
+    assert_eq!(
+        as_matrix(first.get(&key, |_| true)),
+        as_matrix(Some(matrix(10, 1.0)))
+    );
     let stats = first.stats();
-    assert_eq!((stats.hits, stats.memory_hits, stats.misses, stats.stores), (1, 1, 1, 1));
+    assert_eq!(
+        (stats.hits, stats.memory_hits, stats.misses, stats.stores),
+        (1, 1, 1, 1)
+    );
     // A second cache on the same directory stands for another process.
     let second = NodeCache::open(&config(dir.path(), 1 << 20, 1 << 30)).unwrap();
-    assert_eq!(as_matrix(second.get(&key, |_| true)), as_matrix(Some(matrix(10, 1.0))));
+    assert_eq!(
+        as_matrix(second.get(&key, |_| true)),
+        as_matrix(Some(matrix(10, 1.0)))
+    );
     let stats = second.stats();
     assert_eq!((stats.hits, stats.memory_hits), (1, 0));
     assert_eq!(stats.bytes_read, first.stats().bytes_written);
@@ -87,12 +96,19 @@ fn disk_budget_evicts_least_recently_used() {
     let one = codec::encoded_len(&matrix(1000, 0.0)).unwrap() as u64;
     let cache = NodeCache::open(&config(dir.path(), 0, 3 * one)).unwrap();
     for i in 0..4 {
-        cache.put(&Key::for_node(&i.to_string()), &matrix(1000, i as f64), SLOW);
+        cache.put(
+            &Key::for_node(&i.to_string()),
+            &matrix(1000, i as f64),
+            SLOW,
+        );
     }
     assert!(cache.stats().evictions >= 1);
     let summary = NodeCache::summary(dir.path()).unwrap();
     assert!(summary.bytes <= 3 * one, "{} > {}", summary.bytes, 3 * one);
-    assert!(cache.get(&Key::for_node("3"), |_| true).is_some(), "newest survives");
+    assert!(
+        cache.get(&Key::for_node("3"), |_| true).is_some(),
+        "newest survives"
+    );
 }
 
 #[test]
@@ -116,7 +132,10 @@ fn damaged_entries_are_counted_removed_and_never_returned() {
     assert!(cache.get(&b, |_| true).is_none());
     let stats = cache.stats();
     assert_eq!((stats.corrupt, stats.misses, stats.hits), (2, 2, 0));
-    assert!(entry_files(dir.path()).is_empty(), "damaged entries are removed");
+    assert!(
+        entry_files(dir.path()).is_empty(),
+        "damaged entries are removed"
+    );
     cache.put(&a, &matrix(50, 1.0), SLOW);
     assert!(cache.get(&a, |_| true).is_some());
 }
@@ -153,7 +172,14 @@ fn totals_add_up_across_processes_and_clear_resets() {
         cache.flush_stats().unwrap();
     }
     let summary = NodeCache::summary(dir.path()).unwrap();
-    assert_eq!((summary.entries, summary.totals.misses, summary.totals.stores), (2, 2, 2));
+    assert_eq!(
+        (
+            summary.entries,
+            summary.totals.misses,
+            summary.totals.stores
+        ),
+        (2, 2, 2)
+    );
     let cache = NodeCache::open(&config(dir.path(), 0, 1 << 30)).unwrap();
     assert_eq!(cache.clear().unwrap(), 2);
     let summary = NodeCache::summary(dir.path()).unwrap();

@@ -263,7 +263,12 @@ impl<'p, 'a> State<'p, 'a> {
         let mut consumers = vec![Vec::new(); n];
         let mut pending = vec![0usize; n];
         let mut uses = vec![0usize; n];
-        for (id, node) in plan.nodes.iter().enumerate().filter(|(id, _)| computed[*id]) {
+        for (id, node) in plan
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| computed[*id])
+        {
             for &input in &node.inputs {
                 let input = input as usize;
                 uses[input] += 1;
@@ -668,7 +673,10 @@ mod tests {
             assert_eq!(again.cache_hits, 0);
             assert!(cache.stats().corrupt > 0);
             let fresh = run_with(&plan, false, None).unwrap();
-            assert_eq!(format!("{:?}", again.outputs), format!("{:?}", fresh.outputs));
+            assert_eq!(
+                format!("{:?}", again.outputs),
+                format!("{:?}", fresh.outputs)
+            );
         }
 
         fn scalar(outcome: &Outcome) -> f64 {

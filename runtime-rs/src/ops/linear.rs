@@ -3,9 +3,9 @@
 //! [`gram`] builds the (centred) normal equations once, together with their
 //! eigendecomposition; [`solve`] then answers any penalty in `O(p^2)`.
 
-use serde::{Deserialize, Serialize};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use serde::{Deserialize, Serialize};
 
 use super::check::{check_finite, check_n_features, check_x_y};
 use super::linalg::{centred_gram, chunked_sum, column_means, symmetric_eigen};

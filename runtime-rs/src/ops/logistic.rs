@@ -9,9 +9,9 @@
 //! gradient, so results follow sklearn's and not merely the optimum. Loss
 //! and gradient passes run through faer matmuls and rayon.
 
-use serde::{Deserialize, Serialize};
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::check::{check_finite, check_n_features, check_x_y};
 use super::lbfgsb;

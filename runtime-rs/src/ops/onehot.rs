@@ -3,8 +3,8 @@
 //! categories are its sorted distinct values, with NaN as one extra, last
 //! category when it occurs in training; unknown values encode as all zeros.
 
-use serde::{Deserialize, Serialize};
 use faer::MatRef;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
 use crate::value::{check_width, Matrix};

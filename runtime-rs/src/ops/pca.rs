@@ -1,8 +1,8 @@
 //! `PCA(n_components=k, whiten=...)`: exact principal components with
 //! sklearn's sign convention (`svd_flip(..., u_based_decision=False)`).
 
-use serde::{Deserialize, Serialize};
 use faer::{Mat, MatRef};
+use serde::{Deserialize, Serialize};
 
 use super::check::{check_finite, check_min_shape, check_n_features};
 use super::linalg::{centred_gram, column_means, mul_rows, symmetric_eigen};

@@ -2,8 +2,8 @@
 //! and 2, dense, with scikit-learn's column order. Like scikit-learn (default
 //! `ensure_all_finite=True`), NaN and infinities are refused.
 
-use serde::{Deserialize, Serialize};
 use faer::MatRef;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
 use crate::value::{check_width, Matrix};

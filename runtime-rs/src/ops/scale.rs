@@ -3,8 +3,8 @@
 //! let it through at transform, and all three reject infinities like
 //! scikit-learn's `ensure_all_finite="allow-nan"` validation does.
 
-use serde::{Deserialize, Serialize};
 use faer::MatRef;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;

@@ -74,7 +74,11 @@ pub fn cache_summary(py: Python<'_>, path: PathBuf) -> PyResult<(u64, u64, Bound
     let summary = py
         .detach(|| NodeCache::summary(&path))
         .map_err(errors::to_py)?;
-    Ok((summary.entries, summary.bytes, stats_dict(py, &summary.totals)?))
+    Ok((
+        summary.entries,
+        summary.bytes,
+        stats_dict(py, &summary.totals)?,
+    ))
 }
 
 fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {

@@ -191,7 +191,11 @@ fn append(plan: &mut Plan, op: Op) {
             key: None,
         });
     }
-    plan.nodes.push(Node { op, inputs, key: None });
+    plan.nodes.push(Node {
+        op,
+        inputs,
+        key: None,
+    });
 }
 
 /// Points input `slot` of a node `node` picks among the well-typed ones at

@@ -110,7 +110,11 @@ impl Builder {
         if info.width > MAX_WIDTH {
             return None;
         }
-        self.nodes.push(Node { op, inputs, key: None });
+        self.nodes.push(Node {
+            op,
+            inputs,
+            key: None,
+        });
         self.info.push(info);
         Some(self.nodes.len() as u32 - 1)
     }

@@ -11,7 +11,11 @@ use crate::fixtures::{fixtures, CLEAN};
 use crate::guard::{Case, CANCEL};
 
 fn node(op: Op, inputs: Vec<u32>) -> Node {
-    Node { op, inputs, key: None }
+    Node {
+        op,
+        inputs,
+        key: None,
+    }
 }
 
 fn plan_of(nodes: Vec<Node>, outputs: Vec<u32>) -> Plan {

@@ -12,10 +12,10 @@
 //! distance, index) order: the result is the first `k` rows of that total
 //! order, so the first `j` of a `k`-search are exactly a `j`-search.
 
-use serde::{Deserialize, Serialize};
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::candidates::{min_lower, within, Candidate, RowState};
 use super::Neighbors;
