@@ -31,6 +31,7 @@ build: | $(BIN)/python
 test: redis dev
 	cargo test --locked
 	$(BIN)/python -m pytest -q
+	$(BIN)/python benchmarks/pipeline_search.py --quick
 
 ## make lint: ruff, mypy, rustfmt, clippy, stub check.
 lint: dev
@@ -42,10 +43,10 @@ lint: dev
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --features python -- -D warnings
 
-## make bench: side-by-side benchmarks (release build).
+## make bench: side-by-side benchmarks (release build); BENCH_ARGS="--pipelines 256" for the large batch.
 bench: $(VENV)/.deps
 	$(BIN)/maturin develop --release
-	$(BIN)/python benchmarks/pipeline_search.py
+	$(BIN)/python benchmarks/pipeline_search.py $(BENCH_ARGS)
 
 ## make demo: the showcase on embedded defaults.
 demo: dev
