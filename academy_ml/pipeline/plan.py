@@ -328,18 +328,29 @@ def _lower_entry(entry: Entry, graph: Graph, bind: Binding, options: Options) ->
 
 
 def _collect_outputs(entries: list[Entry]) -> list[int]:
+    """Plan outputs, fold by fold.
+
+    The runtime schedules work in output order, so a fold's intermediates are
+    done with (and freed) before the next fold's are made.
+    """
     outputs: list[int] = []
     position: dict[int, int] = {}
-
-    def out(node: int) -> int:
-        if node not in position:
-            position[node] = len(outputs)
-            outputs.append(node)
-        return position[node]
-
+    lowered = [e.lowered for e in entries if e.lowered is not None]
+    # A lowered pipeline has either a score or a matrix pair per fold.
+    n_folds = max((len(low.scores) + len(low.matrices) for low in lowered), default=0)
+    for fold in range(n_folds):
+        for low in lowered:
+            nodes = low.scores[fold : fold + 1] + tuple(
+                node for pair in low.matrices[fold : fold + 1] for node in pair
+            )
+            for node in nodes:
+                if node not in position:
+                    position[node] = len(outputs)
+                    outputs.append(node)
     for entry in entries:
-        if entry.lowered is None:
-            continue
-        entry.score_outputs = tuple(out(n) for n in entry.lowered.scores)
-        entry.matrix_outputs = tuple((out(a), out(b)) for a, b in entry.lowered.matrices)
+        if entry.lowered is not None:
+            entry.score_outputs = tuple(position[n] for n in entry.lowered.scores)
+            entry.matrix_outputs = tuple(
+                (position[a], position[b]) for a, b in entry.lowered.matrices
+            )
     return outputs

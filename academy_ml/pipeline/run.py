@@ -42,6 +42,9 @@ class RunReport:
         python_hits: Fold scores of foreign pipelines read from the cache.
         seconds: Wall time of the run.
         cache: Cache counters during this run (zeros without a cache).
+        profile: Runtime time per step (``"fit ridge"``, ``"apply scaler"``,
+            ``"gram"``, ``"cache store"``...): (nodes, seconds summed over
+            threads), slowest first.
     """
 
     results: list[PipelineResult]
@@ -52,6 +55,7 @@ class RunReport:
     python_hits: int
     seconds: float
     cache: CacheStats
+    profile: dict[str, tuple[int, float]]
 
 
 def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> RunReport:
@@ -73,23 +77,24 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
     before = cache.stats() if cache is not None else CacheStats()
     start = time.perf_counter()
     outputs: list[Any] = []
-    executed = hits = stores = 0
+    counters: dict[str, Any] = {"executed": 0, "cache_hits": 0, "cache_stores": 0, "profile": []}
     if plan.outputs:
         native = cache.native if cache is not None else None
-        outputs, executed, hits, stores = _runtime.run_plan(
+        outputs, counters = _runtime.run_plan(
             payload, plan.table.matrix, plan.targets, plan.indices, threads, native
         )
     scorer = _PythonScores(plan, outputs, cache)
     results = [scorer.result(i, entry) for i, entry in enumerate(plan.entries)]
     return RunReport(
         results=results,
-        executed=executed,
-        cache_hits=hits,
-        cache_stores=stores,
+        executed=counters["executed"],
+        cache_hits=counters["cache_hits"],
+        cache_stores=counters["cache_stores"],
         python_scores=scorer.computed,
         python_hits=scorer.hits,
         seconds=time.perf_counter() - start,
         cache=(cache.stats() - before) if cache is not None else CacheStats(),
+        profile={step: (nodes, seconds) for step, nodes, seconds in counters["profile"]},
     )
 
 

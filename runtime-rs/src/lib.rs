@@ -12,6 +12,20 @@ pub mod value;
 #[cfg(feature = "python")]
 mod py;
 
+// Plans allocate and free many large matrices in a row. jemalloc reuses the
+// freed pages (the system allocator unmaps them, and each new matrix pays its
+// page faults again) and backs them with transparent huge pages, which the
+// kernel here only grants on request: on tall matrices, Gram products run
+// 1.7x and row gathers 2.5x faster.
+#[cfg(feature = "python")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's compiled-in options (read once, at its first allocation).
+#[cfg(feature = "python")]
+#[export_name = "_rjem_malloc_conf"]
+pub static MALLOC_CONF: &[u8] = b"thp:always,metadata_thp:auto\0";
+
 #[cfg(feature = "python")]
 #[pyo3::pymodule]
 fn _runtime(module: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -2,8 +2,14 @@
 //! soon as its inputs are ready, frees each intermediate when its last
 //! consumer is done, and keeps failures local to the nodes that depend on the
 //! failing one, so one bad pipeline never takes down the batch.
+//!
+//! Ready nodes run in the order of the first plan output that needs them
+//! (then by id), not in the order they became ready: the compiler lists
+//! outputs fold by fold, so the run finishes a fold's work before starting
+//! the next fold's and each fold's split matrices are freed early.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -58,6 +64,9 @@ pub struct Report {
     pub cache_hits: usize,
     /// Computed values stored to the cache.
     pub cache_stores: usize,
+    /// Per step (`"fit ridge"`, `"apply scaler"`, `"gram"`, ...): how many
+    /// nodes ran and their summed wall time.
+    pub profile: Vec<(String, usize, Duration)>,
 }
 
 /// A rayon pool with `threads` workers (all cores when `None`), built once per
@@ -109,14 +118,17 @@ pub fn run_cached(
 ) -> Result<Report> {
     let kinds = plan.check()?;
     let indices = checked_indices(plan, data)?;
+    let began = Instant::now();
     let (start, keys) = reuse::plan_reuse(plan, &kinds, cache, cancel)?;
     let state = State::new(plan, data, indices, cancel, start, keys, cache);
+    if cache.is_some() {
+        state.time("cache lookup".into(), began.elapsed());
+    }
     pool.install(|| {
         rayon::scope(|scope| {
             for id in 0..plan.nodes.len() {
                 if state.computed[id] && state.pending[id].load(Ordering::Relaxed) == 0 {
-                    let state = &state;
-                    scope.spawn(move |scope| state.run_node(scope, id));
+                    state.make_ready(scope, id);
                 }
             }
         })
@@ -137,6 +149,7 @@ pub fn run_cached(
         executed: state.executed.load(Ordering::Relaxed),
         cache_hits: state.hits,
         cache_stores: state.stores.load(Ordering::Relaxed),
+        profile: state.profile(),
     })
 }
 
@@ -243,6 +256,11 @@ struct State<'p, 'a> {
     executed: AtomicUsize,
     hits: usize,
     stores: AtomicUsize,
+    /// Position of the first output that needs the node.
+    priority: Vec<u32>,
+    /// Ready nodes by (priority, id); every spawned task runs the first.
+    ready: Mutex<BinaryHeap<Reverse<(u32, u32)>>>,
+    timings: Mutex<HashMap<String, (usize, Duration)>>,
 }
 
 impl<'p, 'a> State<'p, 'a> {
@@ -279,8 +297,15 @@ impl<'p, 'a> State<'p, 'a> {
             }
         }
         let mut is_output = vec![false; n];
-        for &out in &plan.outputs {
+        let mut priority = vec![u32::MAX; n];
+        for (position, &out) in plan.outputs.iter().enumerate() {
             is_output[out as usize] = true;
+            priority[out as usize] = priority[out as usize].min(position as u32);
+        }
+        for (id, node) in plan.nodes.iter().enumerate().rev() {
+            for &input in &node.inputs {
+                priority[input as usize] = priority[input as usize].min(priority[id]);
+            }
         }
         let mut hits = 0;
         let slots = start
@@ -310,7 +335,37 @@ impl<'p, 'a> State<'p, 'a> {
             executed: AtomicUsize::new(0),
             hits,
             stores: AtomicUsize::new(0),
+            priority,
+            ready: Mutex::default(),
+            timings: Mutex::default(),
         }
+    }
+
+    /// Queues a node whose inputs are done and spawns a task that runs the
+    /// most urgent queued node (one task per queued node, so none is left).
+    fn make_ready<'s>(&'s self, scope: &Scope<'s>, id: usize) {
+        lock(&self.ready).push(Reverse((self.priority[id], id as u32)));
+        scope.spawn(move |scope| {
+            let next = lock(&self.ready).pop();
+            let Reverse((_, next)) = next.expect("one queued node per task");
+            self.run_node(scope, next as usize);
+        });
+    }
+
+    fn time(&self, step: String, took: Duration) {
+        let mut timings = lock(&self.timings);
+        let entry = timings.entry(step).or_default();
+        entry.0 += 1;
+        entry.1 += took;
+    }
+
+    fn profile(&self) -> Vec<(String, usize, Duration)> {
+        let mut rows: Vec<_> = lock(&self.timings)
+            .iter()
+            .map(|(step, &(count, took))| (step.clone(), count, took))
+            .collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2));
+        rows
     }
 
     fn run_node<'s>(&'s self, scope: &Scope<'s>, id: usize) {
@@ -328,7 +383,7 @@ impl<'p, 'a> State<'p, 'a> {
         }
         for &consumer in &self.consumers[id] {
             if self.pending[consumer].fetch_sub(1, Ordering::AcqRel) == 1 {
-                scope.spawn(move |scope| self.run_node(scope, consumer));
+                self.make_ready(scope, consumer);
             }
         }
     }
@@ -345,7 +400,10 @@ impl<'p, 'a> State<'p, 'a> {
             .map(|&input| self.recompute[input as usize].load(Ordering::Relaxed))
             .sum();
         let cost = Duration::from_nanos(upstream).saturating_add(took);
-        if cache.put(key, &Entry::Value(value.clone()), cost) {
+        let began = Instant::now();
+        let stored = cache.put(key, &Entry::Value(value.clone()), cost);
+        self.time("cache store".into(), began.elapsed());
+        if stored {
             self.stores.fetch_add(1, Ordering::Relaxed);
         } else {
             let nanos = u64::try_from(cost.as_nanos()).unwrap_or(u64::MAX);
@@ -380,7 +438,10 @@ impl<'p, 'a> State<'p, 'a> {
             return Err(fail(RuntimeError::Interrupted));
         }
         self.executed.fetch_add(1, Ordering::Relaxed);
-        match catch_unwind(AssertUnwindSafe(|| self.apply_op(&node.op, &args))) {
+        let began = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| self.apply_op(&node.op, &args)));
+        self.time(step_label(&node.op, &args), began.elapsed());
+        match result {
             Ok(result) => result.map_err(fail),
             Err(panic) => Err(fail(RuntimeError::numerical(format!(
                 "internal error in {}: {}",
@@ -475,6 +536,15 @@ impl<'p, 'a> State<'p, 'a> {
                 .clone()
                 .expect("every scheduled node stores an outcome"),
         }
+    }
+}
+
+/// What a node's time is filed under in the profile.
+fn step_label(op: &Op, args: &[Arg<'_>]) -> String {
+    match (op, args.first()) {
+        (Op::Fit { estimator }, _) => format!("fit {}", estimator.name()),
+        (Op::Apply, Some(Arg::Value(Value::Fitted(fitted)))) => format!("apply {}", fitted.name()),
+        _ => op.name().to_string(),
     }
 }
 

@@ -99,6 +99,24 @@ impl Estimator {
         )
     }
 
+    /// The estimator's name as the plan spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimator::SimpleImputer { .. } => "simple_imputer",
+            Estimator::StandardScaler { .. } => "standard_scaler",
+            Estimator::MinMaxScaler { .. } => "min_max_scaler",
+            Estimator::MaxAbsScaler => "max_abs_scaler",
+            Estimator::OneHotEncoder => "one_hot_encoder",
+            Estimator::PolynomialFeatures { .. } => "polynomial_features",
+            Estimator::Pca { .. } => "pca",
+            Estimator::SelectKBest { .. } => "select_k_best",
+            Estimator::LinearRegression { .. } => "linear_regression",
+            Estimator::Ridge { .. } => "ridge",
+            Estimator::LogisticRegression { .. } => "logistic_regression",
+            Estimator::KNeighbors { .. } => "k_neighbors",
+        }
+    }
+
     /// Whether applying the fitted step yields a prediction (a model) rather
     /// than a matrix (a transformer).
     pub fn is_model(&self) -> bool {
@@ -180,6 +198,21 @@ impl Estimator {
 }
 
 impl Fitted {
+    /// Short name of the fitted step, for profiles.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fitted::Imputer(_) => "imputer",
+            Fitted::Scaler(_) => "scaler",
+            Fitted::OneHot(_) => "one_hot_encoder",
+            Fitted::Poly(_) => "polynomial_features",
+            Fitted::Pca(_) => "pca",
+            Fitted::Select(_) => "select_k_best",
+            Fitted::Linear(_) => "linear",
+            Fitted::Logistic(_) => "logistic_regression",
+            Fitted::Knn(_) => "k_neighbors",
+        }
+    }
+
     /// Whether applying this step yields a prediction.
     pub fn is_model(&self) -> bool {
         matches!(

@@ -11,7 +11,7 @@ use faer::MatRef;
 use numpy::ndarray::{Array1, Array2, ShapeBuilder};
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::error::RuntimeError;
 use crate::exec::{self, Dataset, Failure, Outcome};
@@ -37,9 +37,10 @@ fn check_plan(plan: &Bound<'_, PyBytes>) -> PyResult<usize> {
     Ok(plan.nodes.len())
 }
 
-/// Runs a plan; returns `(outputs, executed, cache_hits, cache_stores)`. Each
-/// output is a float, an ndarray, or a `(node, kind, message)` tuple for a
-/// failed node.
+/// Runs a plan; returns `(outputs, counters)`. Each output is a float, an
+/// ndarray, or a `(node, kind, message)` tuple for a failed node; counters
+/// hold `executed`, `cache_hits`, `cache_stores` and `profile` (a list of
+/// `(step, nodes, seconds)`, slowest first).
 #[pyfunction]
 #[pyo3(signature = (plan, x, targets, indices, threads=None, cache=None))]
 fn run_plan<'py>(
@@ -50,7 +51,7 @@ fn run_plan<'py>(
     indices: HashMap<String, PyReadonlyArray1<'py, i64>>,
     threads: Option<usize>,
     cache: Option<&Bound<'py, cache::PyNodeCache>>,
-) -> PyResult<(Vec<Bound<'py, PyAny>>, usize, usize, usize)> {
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Bound<'py, PyDict>)> {
     let plan = Plan::decode(plan.as_bytes()).map_err(errors::to_py)?;
     let x = matrix_view(&x)?;
     let targets = contiguous(&targets, "target")?;
@@ -72,12 +73,17 @@ fn run_plan<'py>(
         .into_iter()
         .map(|outcome| outcome_to_py(py, outcome))
         .collect::<PyResult<Vec<_>>>()?;
-    Ok((
-        outputs,
-        report.executed,
-        report.cache_hits,
-        report.cache_stores,
-    ))
+    let counters = PyDict::new(py);
+    counters.set_item("executed", report.executed)?;
+    counters.set_item("cache_hits", report.cache_hits)?;
+    counters.set_item("cache_stores", report.cache_stores)?;
+    let profile: Vec<(String, usize, f64)> = report
+        .profile
+        .into_iter()
+        .map(|(step, nodes, took)| (step, nodes, took.as_secs_f64()))
+        .collect();
+    counters.set_item("profile", profile)?;
+    Ok((outputs, counters))
 }
 
 /// Borrows named 1-D arrays as slices.
