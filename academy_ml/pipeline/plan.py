@@ -203,7 +203,7 @@ def compile_batch(
             bind = _binding(table, target, entry.folds, cv, ir.classifier)
             _lower_entry(entry, graph, bind, options)
         entries.append(entry)
-    outputs = _collect_outputs(entries)
+    outputs = _collect_outputs(entries, graph)
     _size_neighbor_searches(graph)
     naive = Graph(dedupe=False)
     # Rewrites stay on so a fit counts the same (gram + solve) in both graphs.
@@ -327,15 +327,19 @@ def _lower_entry(entry: Entry, graph: Graph, bind: Binding, options: Options) ->
         entry.error = str(exc)
 
 
-def _collect_outputs(entries: list[Entry]) -> list[int]:
-    """Plan outputs, fold by fold.
+def _collect_outputs(entries: list[Entry], graph: Graph) -> list[int]:
+    """Plan outputs, fold by fold, pipelines that share work next to each other.
 
     The runtime schedules work in output order, so a fold's intermediates are
-    done with (and freed) before the next fold's are made.
+    done with (and freed) before the next fold's are made, and a matrix that
+    several pipelines read is freed once the last of them (now adjacent) has.
     """
     outputs: list[int] = []
     position: dict[int, int] = {}
-    lowered = [e.lowered for e in entries if e.lowered is not None]
+    lowered = sorted(
+        (e.lowered for e in entries if e.lowered is not None),
+        key=lambda low: _ancestry(graph, (low.scores or low.matrices[0])[0]),
+    )
     # A lowered pipeline has either a score or a matrix pair per fold.
     n_folds = max((len(low.scores) + len(low.matrices) for low in lowered), default=0)
     for fold in range(n_folds):
@@ -354,3 +358,19 @@ def _collect_outputs(entries: list[Entry]) -> list[int]:
                 (position[a], position[b]) for a, b in entry.lowered.matrices
             )
     return outputs
+
+
+def _ancestry(graph: Graph, node: int) -> list[int]:
+    """Ids of ``node`` and everything it reads, ascending.
+
+    Sorting pipelines by this list puts those that share their earliest
+    (longest common) work next to each other, as a trie would.
+    """
+    seen = {node}
+    stack = [node]
+    while stack:
+        for parent in graph.nodes[stack.pop()]["inputs"]:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen)
