@@ -122,6 +122,7 @@ impl Store {
     /// written) until usage is back under budget; returns how many.
     fn evict(&self, keep: &Path) -> u64 {
         let _one_at_a_time = self.evicting.lock().unwrap_or_else(|e| e.into_inner());
+        let counted = self.usage.load(Ordering::Relaxed);
         let mut found = self.scan();
         let mut total: u64 = found.iter().map(|f| f.size).sum();
         let mut evicted = 0;
@@ -139,7 +140,17 @@ impl Store {
                 total = total.saturating_sub(entry.size);
             }
         }
-        self.usage.store(total, Ordering::Relaxed);
+        // Swap what was counted before the scan for what the scan found,
+        // keeping bytes that other threads added meanwhile.
+        if total >= counted {
+            self.usage.fetch_add(total - counted, Ordering::Relaxed);
+        } else {
+            let _ = self
+                .usage
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                    Some(u.saturating_sub(counted - total))
+                });
+        }
         evicted
     }
 
