@@ -193,6 +193,7 @@ def compile_batch(
     entries: list[Entry] = []
     graph = Graph(dedupe=options.cse)
     discrete = target is None or type_of_target(target.original) in ("binary", "multiclass")
+    bindings: dict[bool, Binding] = {}
     for ir, score_name in irs:
         entry = Entry(ir, score_name, folds.get(ir.classifier))
         if ir.classifier and not discrete:
@@ -200,8 +201,10 @@ def compile_batch(
             # (continuous values...): let it say so on the Python backend.
             entry.ir = PipelineIR(ir.source, ir.classifier, tail=steps_of(ir.source))
         else:
-            bind = _binding(table, target, entry.folds, cv, ir.classifier)
-            _lower_entry(entry, graph, bind, options)
+            if ir.classifier not in bindings:
+                # One per task type: it fingerprints y, which is costly on large data.
+                bindings[ir.classifier] = _binding(table, target, entry.folds, cv, ir.classifier)
+            _lower_entry(entry, graph, bindings[ir.classifier], options)
         entries.append(entry)
     outputs = _collect_outputs(entries, graph)
     _size_neighbor_searches(graph)
@@ -210,8 +213,7 @@ def compile_batch(
     naive_options = Options(cse=False, hoist=False)
     for entry in entries:
         if entry.lowered is not None:
-            bind = _binding(table, target, entry.folds, cv, entry.ir.classifier)
-            lower(entry.ir, naive, bind, entry.scoring, naive_options)
+            lower(entry.ir, naive, bindings[entry.ir.classifier], entry.scoring, naive_options)
     stats = PlanStats(
         pipelines=len(entries),
         folds=max((len(b) for b in folds.values()), default=0) or _n_splits(cv),

@@ -128,9 +128,11 @@ pub(crate) mod matrix_serde {
     pub(crate) fn to_bytes(m: &Matrix) -> Vec<u8> {
         let mut data = Vec::with_capacity(m.nrows() * m.ncols() * 8);
         for j in 0..m.ncols() {
-            for &v in m.col(j).iter() {
-                data.extend_from_slice(&v.to_le_bytes());
-            }
+            let col = m
+                .col(j)
+                .try_as_col_major()
+                .expect("owned matrices have unit row stride");
+            data.extend(col.as_slice().iter().flat_map(|v| v.to_le_bytes()));
         }
         data
     }
@@ -141,13 +143,11 @@ pub(crate) mod matrix_serde {
         if cells.checked_mul(8)? != data.len() {
             return None;
         }
-        let mut m = Matrix::zeros(rows, cols);
-        for (j, chunk) in data.chunks_exact(8 * rows.max(1)).enumerate().take(cols) {
-            for (dst, bytes) in m.col_mut(j).iter_mut().zip(chunk.chunks_exact(8)) {
-                *dst = f64::from_le_bytes(bytes.try_into().expect("8-byte chunk"));
-            }
-        }
-        Some(m)
+        let values: Vec<f64> = data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")))
+            .collect();
+        Some(faer::MatRef::from_column_major_slice(&values, rows, cols).to_owned())
     }
 
     pub(crate) fn serialize<S: Serializer>(m: &Matrix, s: S) -> Result<S::Ok, S::Error> {
