@@ -364,7 +364,7 @@ impl<'p, 'a> State<'p, 'a> {
             .iter()
             .map(|(step, &(count, took))| (step.clone(), count, took))
             .collect();
-        rows.sort_by(|a, b| b.2.cmp(&a.2));
+        rows.sort_by_key(|row| Reverse(row.2));
         rows
     }
 
