@@ -42,6 +42,7 @@ lint: dev
 	cargo fmt --all --check
 	cargo clippy --locked --all-targets -- -D warnings
 	cargo clippy --locked --all-targets --features python -- -D warnings
+	cargo clippy --locked --lib --features python,jemalloc -- -D warnings
 
 ## make bench: side-by-side benchmarks (release build); BENCH_ARGS="--pipelines 256" for the large batch.
 bench: $(VENV)/.deps
