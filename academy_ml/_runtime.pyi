@@ -1,7 +1,7 @@
 """Type stubs for the Rust runtime extension (kept by hand, checked by stubtest)."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +20,7 @@ PLAN_VERSION: int
 RUNTIME_ID: str
 __version__: str
 
+@final
 class NodeCache:
     def __new__(cls, path: str, memory_bytes: int, disk_bytes: int) -> NodeCache: ...
     def stats(self) -> dict[str, int]: ...
