@@ -13,7 +13,7 @@ from academy_ml.cache import Cache
 from academy_ml.pipeline.lower import Options
 from academy_ml.pipeline.plan import compile_batch
 from academy_ml.pipeline.results import PipelineResult
-from academy_ml.pipeline.run import run
+from academy_ml.pipeline.run import check_run_arguments, run
 from academy_ml.pipeline.scoring import check_scoring
 
 __all__ = ["evaluate"]
@@ -57,12 +57,7 @@ def evaluate(
     """
     if scoring is not None:
         check_scoring(scoring)
-    if cache is not None and not isinstance(cache, Cache):
-        raise TypeError(f"cache must be an academy_ml.Cache or None, got {type(cache).__name__}")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    check_run_arguments(threads, cache)
     batch = list(pipelines)
     if not batch:
         return []

@@ -188,18 +188,16 @@ def explore(
     max_k: int = 8,
     models: Sequence[str] | None = None,
 ) -> list[Pipeline]:
-    """``n`` pipelines proposed the way an exploring agent proposes them.
+    """:func:`explore_candidates` built into pipelines over these columns.
 
     Args:
         n: How many pipelines.
         numeric: Numeric column names.
         categorical: Categorical column names.
         task: Regression or classification.
-        seed: Makes the exploration reproducible.
-        max_k: Largest PCA / SelectKBest size (keep below the feature count).
-        models: Model families to propose (the first is the starting point);
-            None means all of the task's: ridge, linear and knn for
-            regression, logistic and knn for classification.
+        seed: As for :func:`explore_candidates`.
+        max_k: As for :func:`explore_candidates`.
+        models: As for :func:`explore_candidates`.
     """
     candidates = explore_candidates(n, task=task, seed=seed, max_k=max_k, models=models)
     return [c.build(numeric, categorical, task) for c in candidates]

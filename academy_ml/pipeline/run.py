@@ -26,7 +26,7 @@ from academy_ml.pipeline.fallback import StepFailure, fit_and_score
 from academy_ml.pipeline.plan import Entry, Plan
 from academy_ml.pipeline.results import PipelineResult
 
-__all__ = ["RunReport", "run"]
+__all__ = ["RunReport", "check_run_arguments", "run"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,11 @@ class RunReport:
     profile: dict[str, tuple[int, float]]
 
 
-def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> RunReport:
-    """Runs a bound plan and scores every pipeline.
+def check_run_arguments(threads: Any, cache: Any) -> None:
+    """Refuses a ``threads`` or ``cache`` a run cannot use.
 
     Raises:
-        PlanError: If the plan was compiled without data.
-        TypeError: If ``cache`` is not an :class:`academy_ml.Cache`.
+        TypeError: If ``cache`` is not an :class:`academy_ml.Cache` or None.
         ValueError: If ``threads`` is not a positive integer or None.
     """
     if cache is not None and not isinstance(cache, Cache):
@@ -72,6 +71,17 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
         isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
     ):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+
+
+def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> RunReport:
+    """Runs a bound plan and scores every pipeline.
+
+    Raises:
+        PlanError: If the plan was compiled without data.
+        TypeError: If ``cache`` is not an :class:`academy_ml.Cache`.
+        ValueError: If ``threads`` is not a positive integer or None.
+    """
+    check_run_arguments(threads, cache)
     payload = plan.to_bytes()
     assert plan.table is not None
     before = cache.stats() if cache is not None else CacheStats()

@@ -107,8 +107,9 @@ impl Store {
 
     /// Removes `key`'s entry (a damaged one).
     pub(super) fn remove(&self, key: &Key) {
-        if let Ok(meta) = fs::metadata(self.path(key)) {
-            if fs::remove_file(self.path(key)).is_ok() {
+        let path = self.path(key);
+        if let Ok(meta) = fs::metadata(&path) {
+            if fs::remove_file(&path).is_ok() {
                 let _ = self
                     .usage
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {

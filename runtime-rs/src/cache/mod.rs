@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use codec::{Corrupt, Entry, FORMAT};
+use codec::Corrupt;
+pub use codec::{Entry, FORMAT};
 
 use crate::error::{Result, RuntimeError};
 
@@ -171,11 +172,6 @@ impl NodeCache {
             stats: Mutex::default(),
             flushed: Mutex::default(),
         })
-    }
-
-    /// Directory of the disk tier.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     fn count(&self, update: impl FnOnce(&mut Stats)) {
