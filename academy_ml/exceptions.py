@@ -10,10 +10,15 @@ __all__ = [
     "AcademyMLError",
     "CacheError",
     "DataError",
+    "ExchangeConnectionError",
+    "ExchangeError",
+    "MessageTooLargeError",
     "NumericalError",
     "ParameterError",
     "PlanError",
+    "UnsupportedPayloadError",
     "UnsupportedStepError",
+    "WireError",
 ]
 
 
@@ -43,3 +48,23 @@ class CacheError(AcademyMLError, OSError):
 
 class UnsupportedStepError(AcademyMLError, TypeError):
     """An object given as a pipeline is not a scikit-learn estimator."""
+
+
+class ExchangeError(AcademyMLError):
+    """The Redis exchange could not carry a message."""
+
+
+class ExchangeConnectionError(ExchangeError, ConnectionError):
+    """Redis is unreachable, refused the credentials or stayed down too long."""
+
+
+class MessageTooLargeError(ExchangeError, ValueError):
+    """An encoded message exceeds the exchange's ``max_message_bytes``."""
+
+
+class WireError(ExchangeError, ValueError):
+    """A message read off the wire is garbled, of another version or hostile."""
+
+
+class UnsupportedPayloadError(ExchangeError, TypeError):
+    """A value cannot travel through the exchange without pickle."""

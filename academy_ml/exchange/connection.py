@@ -1,0 +1,87 @@
+"""Retrying exchange commands across Redis outages, and clear connection errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from academy_ml.exceptions import ExchangeConnectionError
+from academy_ml.exchange.resp import AuthError, ConnectionLost
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_BACKOFF_CAP_S = 1.0
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def connection_error(url: str, exc: BaseException) -> ExchangeConnectionError:
+    """A clear :class:`ExchangeConnectionError` for a failure to reach ``url``."""
+    where = redacted(url)
+    if isinstance(exc, AuthError) and str(exc).startswith("NOAUTH"):
+        return ExchangeConnectionError(
+            f"Redis at {where} requires a password: authentication failed. "
+            "Put it in the exchange URL (redis://:password@host:port)."
+        )
+    if isinstance(exc, AuthError):
+        return ExchangeConnectionError(
+            f"Redis at {where} refused the credentials: authentication failed ({exc}). "
+            "Check the username and password in the exchange URL."
+        )
+    return ExchangeConnectionError(f"cannot reach Redis at {where}: {exc}")
+
+
+async def with_reconnect(
+    call: Callable[[], Awaitable[T]],
+    *,
+    url: str,
+    deadline_s: float | None,
+    what: str,
+) -> T:
+    """Run ``call``, retrying transient failures until Redis answers again.
+
+    Args:
+        call: Issues the command(s); called again after each failure.
+        url: For messages.
+        deadline_s: Give up after this many seconds (``None``: never).
+        what: What the call does, for the log.
+
+    Raises:
+        ExchangeConnectionError: Redis stayed unreachable past the deadline, or
+            refused the credentials.
+    """
+    start = time.monotonic()
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except AuthError as exc:
+            raise connection_error(url, exc) from exc
+        except ConnectionLost as exc:
+            waited = time.monotonic() - start
+            if deadline_s is not None and waited >= deadline_s:
+                raise connection_error(url, exc) from exc
+            logger.warning(
+                "Redis at %s unavailable while %s (%s); retrying in %.2f s",
+                redacted(url),
+                what,
+                exc,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _BACKOFF_CAP_S)
