@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from academy_ml.exchange import keys
 from academy_ml.exchange.connection import connection_error, redacted
 from academy_ml.exchange.keys import Keys
-from academy_ml.exchange.resp import AuthError, Connection, ConnectionLost
+from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost
 from academy_ml.exchange.transport import RedisExchangeTransport, new_user_id
 
 
@@ -86,7 +86,7 @@ class RedisExchangeFactory(ExchangeFactory[RedisExchangeTransport]):
 
     Raises:
         pydantic.ValidationError: An option is out of range.
-        ValueError: ``url`` is not a Redis URL.
+        ValueError: ``url`` is not a Redis URL, or has unknown parameters.
     """
 
     def __init__(
@@ -97,8 +97,7 @@ class RedisExchangeFactory(ExchangeFactory[RedisExchangeTransport]):
         **options: Any,
     ) -> None:
         super().__init__(config)
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"not a Redis URL: {redacted(url)!r} (use redis:// or rediss://)")
+        Address.parse(url)
         self.url = url
         self.options = ExchangeOptions(**options)
 

@@ -18,10 +18,14 @@ import asyncio
 import collections
 import hashlib
 import ssl
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import hiredis
+
+#: Query parameters a Redis URL may carry (redis-py's names).
+URL_OPTIONS = frozenset({"db", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"})
 
 
 class ConnectionLost(ConnectionError):
@@ -99,7 +103,7 @@ def _pack(args: tuple[Any, ...], chunks: list[bytes | memoryview]) -> None:
     for arg in args:
         if isinstance(arg, list):
             # One bulk string given as several chunks (a frame).
-            chunks.append(b"$%d\r\n" % sum(memoryview(part).nbytes for part in arg))
+            chunks.append(b"$%d\r\n" % sum(map(len, arg)))
             chunks.extend(arg)
             chunks.append(b"\r\n")
             continue
@@ -112,6 +116,64 @@ def _pack(args: tuple[Any, ...], chunks: list[bytes | memoryview]) -> None:
         chunks.append(b"\r\n")
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where and how to connect, parsed from a Redis URL."""
+
+    host: str
+    port: int
+    unix_path: str | None
+    username: str | None
+    password: str | None
+    db: int
+    tls: ssl.SSLContext | None
+
+    @classmethod
+    def parse(cls, url: str) -> Address:
+        """Parse ``redis://``, ``rediss://`` or ``unix://`` URLs.
+
+        TLS takes ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile`` and
+        ``ssl_cert_reqs=none|required`` query parameters, as redis-py does.
+
+        Raises:
+            ValueError: Another scheme, an unknown query parameter or a bad db.
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {parts.scheme}://")
+        query = dict(parse_qsl(parts.query))
+        unknown = set(query) - URL_OPTIONS
+        if unknown:
+            raise ValueError(
+                f"unknown Redis URL parameter(s) {sorted(unknown)}; known: {sorted(URL_OPTIONS)}"
+            )
+        db = query.get("db") or (parts.path.lstrip("/") if parts.scheme != "unix" else "") or "0"
+        if not db.isdigit():
+            raise ValueError(f"Redis database number must be an integer, got {db!r}")
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or 6379,
+            unix_path=parts.path if parts.scheme == "unix" else None,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            db=int(db),
+            tls=_tls_context(query) if parts.scheme == "rediss" else None,
+        )
+
+
+def _tls_context(query: dict[str, str]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+    if "ssl_certfile" in query:
+        context.load_cert_chain(query["ssl_certfile"], query.get("ssl_keyfile"))
+    requirement = query.get("ssl_cert_reqs", "required")
+    if requirement not in ("required", "none"):
+        raise ValueError(f"ssl_cert_reqs must be 'required' or 'none', got {requirement!r}")
+    if requirement == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Connection:
     """One Redis connection whose commands are pipelined as they are issued.
 
@@ -122,7 +184,7 @@ class Connection:
     """
 
     def __init__(self, url: str, *, connect_timeout_s: float) -> None:
-        self._url = url
+        self._address = Address.parse(url)
         self._connect_timeout_s = connect_timeout_s
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[_Protocol] | None = None
@@ -195,18 +257,17 @@ class Connection:
         return protocol
 
     async def _connect(self) -> _Protocol:
-        parts = urlsplit(self._url)
+        address = self._address
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                if parts.scheme == "unix":
-                    _, protocol = await loop.create_unix_connection(_Protocol, parts.path)
+                if address.unix_path is not None:
+                    _, protocol = await loop.create_unix_connection(_Protocol, address.unix_path)
                 else:
-                    context = ssl.create_default_context() if parts.scheme == "rediss" else None
                     _, protocol = await loop.create_connection(
-                        _Protocol, parts.hostname or "localhost", parts.port or 6379, ssl=context
+                        _Protocol, address.host, address.port, ssl=address.tls
                     )
-                await self._handshake(protocol, parts)
+                await _handshake(protocol, address)
         except TimeoutError as exc:
             raise ConnectionLost(f"no answer within {self._connect_timeout_s} s") from exc
         except OSError as exc:
@@ -215,20 +276,16 @@ class Connection:
             raise ConnectionLost(str(exc) or type(exc).__name__) from exc
         return protocol
 
-    @staticmethod
-    async def _handshake(protocol: _Protocol, parts: Any) -> None:
-        try:
-            if parts.password is not None:
-                user = unquote(parts.username) if parts.username else None
-                password = unquote(parts.password)
-                auth = (b"AUTH", user, password) if user else (b"AUTH", password)
-                await protocol.send(auth)[0]
-            db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
-            for option in parts.query.split("&"):
-                if option.startswith("db="):
-                    db = option[3:]
-            if db and db != "0":
-                await protocol.send((b"SELECT", db))[0]
-        except ReplyError:
-            protocol.abort()
-            raise
+
+async def _handshake(protocol: _Protocol, address: Address) -> None:
+    try:
+        if address.password is not None:
+            auth = (b"AUTH", address.password)
+            if address.username:
+                auth = (b"AUTH", address.username, address.password)
+            await protocol.send(auth)[0]
+        if address.db:
+            await protocol.send((b"SELECT", address.db))[0]
+    except ReplyError:
+        protocol.abort()
+        raise

@@ -1,0 +1,160 @@
+"""The RESP connection against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import trustme
+
+from academy_ml.exchange.local_server import RedisServer
+from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost, ReplyError
+
+
+def run(main: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_commands_pipeline_and_replies_keep_their_order(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        replies = await asyncio.gather(*(conn.call(b"INCR", b"n") for _ in range(500)))
+        assert replies == list(range(1, 501))
+        assert await conn.pipeline((b"SET", b"k", "v"), (b"GET", b"k")) == [b"OK", b"v"]
+        with pytest.raises(ReplyError, match="WRONGTYPE"):
+            await conn.pipeline((b"GET", b"k"), (b"LPUSH", b"k", b"x"))
+        assert await conn.call(b"GET", b"missing") is None
+        await conn.close()
+
+    run(main)
+
+
+def test_a_value_given_in_chunks_arrives_whole(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        chunks: list[bytes | memoryview] = [b"head", memoryview(b"x" * 100_000), b"tail"]
+        await conn.call(b"SET", b"k", chunks)
+        assert await conn.call(b"GET", b"k") == b"head" + b"x" * 100_000 + b"tail"
+        await conn.close()
+
+    run(main)
+
+
+def test_scripts_are_reloaded_when_the_server_forgot_them(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        source = "return ARGV[1] .. KEYS[1]"
+        assert await conn.script(source, ["k"], ["a"]) == b"ak"
+        await conn.call(b"SCRIPT", b"FLUSH")
+        assert await conn.script(source, ["k"], ["b"]) == b"bk"
+        await conn.close()
+
+    run(main)
+
+
+def test_database_number_from_the_url(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url + "/3", connect_timeout_s=5)
+        await conn.call(b"SET", b"in-db-3", b"1")
+        await conn.close()
+
+    run(main)
+    assert redis.Redis.from_url(redis_server.url + "/3").get("in-db-3") == b"1"
+    assert redis.Redis.from_url(redis_server.url).get("in-db-3") is None
+
+
+def test_acl_users_and_wrong_passwords(redis_password_server: RedisServer) -> None:
+    admin = redis.Redis.from_url(redis_password_server.url)
+    admin.acl_setuser("alice", enabled=True, passwords=["+wonder"], keys=["*"], commands=["+@all"])
+    port = redis_password_server.port
+
+    async def main() -> None:
+        alice = Connection(f"redis://alice:wonder@127.0.0.1:{port}", connect_timeout_s=5)
+        assert await alice.call(b"ACL", b"WHOAMI") == b"alice"
+        await alice.close()
+        for url in (f"redis://alice:nope@127.0.0.1:{port}", f"redis://127.0.0.1:{port}"):
+            conn = Connection(url, connect_timeout_s=5)
+            with pytest.raises(AuthError):
+                await conn.call(b"PING")
+            await conn.close()
+
+    run(main)
+
+
+def test_a_broken_connection_fails_waiters_and_reopens(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        blocked = asyncio.ensure_future(conn.call(b"BLPOP", b"never", 0))
+        await asyncio.sleep(0.1)
+        conn.abort()
+        with pytest.raises(ConnectionLost):
+            await blocked
+        assert await conn.call(b"PING") == b"PONG"  # a new connection
+        await conn.close()
+
+    run(main)
+
+
+def test_unreachable_server_is_connection_lost() -> None:
+    server = RedisServer()
+    server.start()
+    url = server.url
+    server.close()
+
+    async def main() -> None:
+        conn = Connection(url, connect_timeout_s=1)
+        with pytest.raises(ConnectionLost):
+            await conn.call(b"PING")
+
+    run(main)
+
+
+def test_tls_with_a_private_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    server_cert.cert_chain_pems[0].write_to_path(str(cert))
+    server_cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    tls_port = free_port()
+    tls_args = ["--tls-port", str(tls_port), "--tls-cert-file", str(cert)]
+    tls_args += ["--tls-key-file", str(key), "--tls-ca-cert-file", str(ca_file)]
+    tls_args += ["--tls-auth-clients", "no"]
+    base = f"rediss://127.0.0.1:{tls_port}"
+
+    async def main() -> None:
+        trusted = Connection(f"{base}?ssl_ca_certs={ca_file}", connect_timeout_s=5)
+        assert await trusted.call(b"PING") == b"PONG"
+        await trusted.close()
+        untrusted = Connection(base, connect_timeout_s=5)
+        with pytest.raises(ConnectionLost, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.call(b"PING")
+
+    with RedisServer(extra_args=tls_args):
+        run(main)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://localhost", "not a Redis URL"),
+        ("redis://localhost?timeout=3", "unknown Redis URL parameter"),
+        ("redis://localhost/zero", "integer"),
+        ("rediss://localhost?ssl_cert_reqs=maybe", "ssl_cert_reqs"),
+    ],
+)
+def test_bad_urls_are_refused_up_front(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Address.parse(url)
