@@ -7,13 +7,16 @@ must not modify them in place (copy first).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+if TYPE_CHECKING:
+    from academy_ml.exchange.local_server import RedisServer
 
 #: Numeric columns of the mixed frames that contain NaN.
 NUMERIC_WITH_NAN = ["age", "income", "ratio", "rooms"]
@@ -128,3 +131,37 @@ def mixed_classification(
     """The same frame with a binary 0/1 target (above the median or not)."""
     frame, y = mixed_regression
     return frame, (y > np.median(y)).astype(np.int64)
+
+
+# --- redis-server for the exchange's integration tests -----------------------
+# Imported inside the fixtures so that the rest of the suite does not depend on
+# academy_ml.exchange importing cleanly.
+
+
+def _redis_server(**options: Any) -> Iterator[RedisServer]:
+    from academy_ml.exchange.local_server import RedisServer
+
+    with RedisServer(**options) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free loopback port, no persistence."""
+    yield from _redis_server()
+
+
+#: Password of :func:`redis_password_server`.
+REDIS_PASSWORD = "s3cret/pa ss"
+
+
+@pytest.fixture
+def redis_password_server() -> Iterator[RedisServer]:
+    """A redis-server with ``requirepass`` :data:`REDIS_PASSWORD` (its url carries it)."""
+    yield from _redis_server(password=REDIS_PASSWORD)
+
+
+@pytest.fixture
+def redis_aof_server() -> Iterator[RedisServer]:
+    """A redis-server with ``appendonly yes`` / ``appendfsync always``, for restarts."""
+    yield from _redis_server(appendonly=True)

@@ -280,7 +280,7 @@ class Connection:
 async def _handshake(protocol: _Protocol, address: Address) -> None:
     try:
         if address.password is not None:
-            auth = (b"AUTH", address.password)
+            auth: tuple[Any, ...] = (b"AUTH", address.password)
             if address.username:
                 auth = (b"AUTH", address.username, address.password)
             await protocol.send(auth)[0]
