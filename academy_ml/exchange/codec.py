@@ -158,7 +158,7 @@ class Encoder:
                 f"numpy arrays of dtype {array.dtype} cannot travel through the exchange "
                 "(object and structured dtypes need pickle)"
             )
-        contiguous = np.ascontiguousarray(array)
+        contiguous = np.asarray(array, order="C")  # ascontiguousarray makes 0-d arrays 1-d
         # A byte view of the data (datetime dtypes refuse the buffer protocol).
         index = self._buffer(memoryview(contiguous.reshape(-1).view(np.uint8).data))
         return [contiguous.dtype.str, list(contiguous.shape), index]

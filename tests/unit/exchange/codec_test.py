@@ -76,11 +76,17 @@ def test_bytes_travel_as_msgpack_binary_not_base64() -> None:
     assert Decoder([], allow_pickle=False).unpack(packed) == data
 
 
+def test_zero_dimensional_arrays_stay_zero_dimensional() -> None:
+    result = roundtrip(np.array(2.5))
+    assert result.shape == ()
+    assert result == 2.5
+
+
 def test_numpy_scalars_round_trip() -> None:
     for scalar in (np.float32(1.5), np.int64(-3), np.bool_(True)):
         result = roundtrip(scalar)
         assert result == scalar
-        assert result.dtype == scalar.dtype
+        assert type(result) is type(scalar)
 
 
 def test_handles_and_ids_round_trip() -> None:
