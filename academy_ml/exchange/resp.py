@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -40,9 +41,18 @@ class AuthError(ReplyError):
     """Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM)."""
 
 
-class _Protocol(asyncio.Protocol):
+#: Size of the reused receive buffer. asyncio's default allocates a fresh
+#: bytes object per read; above 128 KiB each is a new mmap (page faults).
+_RECEIVE_BUFFER = 256 * 1024
+#: Chunks at least this large are written without joining them to others.
+_JOIN_LIMIT = 64 * 1024
+
+
+class _Protocol(asyncio.BufferedProtocol):
     def __init__(self) -> None:
         self._reader = hiredis.Reader()
+        self._buffer = bytearray(_RECEIVE_BUFFER)
+        self._view = memoryview(self._buffer)
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -51,8 +61,11 @@ class _Protocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
 
-    def data_received(self, data: bytes) -> None:
-        self._reader.feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._reader.feed(self._buffer, 0, nbytes)
         while (reply := self._reader.gets()) is not False:
             waiter = self._waiters.popleft()
             if waiter.done():
@@ -83,8 +96,19 @@ class _Protocol(asyncio.Protocol):
         for args in commands:
             _pack(args, chunks)
         self._waiters.extend(futures)
-        # One write (one syscall) per batch of commands.
-        self._transport.write(b"".join(chunks))
+        # Small chunks are joined into one write (one syscall); large values
+        # are written as they are, so a 10 MB frame is not copied to join it.
+        small: list[bytes | memoryview] = []
+        for chunk in chunks:
+            if len(chunk) < _JOIN_LIMIT:
+                small.append(chunk)
+                continue
+            if small:
+                self._transport.write(b"".join(small))
+                small = []
+            self._transport.write(chunk)
+        if small:
+            self._transport.write(b"".join(small))
         return futures
 
     def abort(self) -> None:
@@ -215,11 +239,14 @@ class Connection:
         if protocol is None or protocol.closed.done():
             protocol = await self._open()
         futures = protocol.send(*commands)
-        replies = await asyncio.gather(*futures, return_exceptions=True)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return replies
+        # Replies arrive in order: once the last is in, all are.
+        with contextlib.suppress(Exception):
+            await futures[-1]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [f.result() for f in futures]
 
     async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
         """Run a Lua script by its SHA1, loading it when the server lacks it."""
