@@ -65,7 +65,7 @@ class _Protocol(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._reader.feed(self._buffer, 0, nbytes)
+        self._reader.feed(self._buffer, 0, nbytes)  # type: ignore[arg-type]  # any buffer works
         while (reply := self._reader.gets()) is not False:
             waiter = self._waiters.popleft()
             if waiter.done():
