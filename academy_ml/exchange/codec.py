@@ -52,12 +52,14 @@ class Ext(IntEnum):
     PICKLE = 13
 
 
-def _rebuildable_exceptions() -> dict[str, type[BaseException]]:
+def _rebuildable_exceptions() -> dict[str, type[Exception]]:
     """Exception classes the decoder may instantiate, by qualified name."""
-    found: dict[str, type[BaseException]] = {}
+    found: dict[str, type[Exception]] = {}
     for module in (builtins, academy.exception, aml_exceptions):
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, BaseException):
+            # Exception, not BaseException: a peer must not raise SystemExit
+            # or KeyboardInterrupt in its caller.
+            if isinstance(value, type) and issubclass(value, Exception):
                 found[_type_name(value)] = value
     return found
 
@@ -107,8 +109,20 @@ class Encoder:
         self._packer = msgpack.Packer(default=self._default, strict_types=True)
 
     def pack(self, value: Any) -> bytes:
-        """Msgpack bytes of ``value``; large buffers go to :attr:`buffers`."""
-        packed: bytes = self._packer.pack(value)
+        """Msgpack bytes of ``value``; large buffers go to :attr:`buffers`.
+
+        Raises:
+            UnsupportedPayloadError: A value has no encoding, or nests too deep
+                (a self-referencing list, say).
+        """
+        try:
+            packed: bytes = self._packer.pack(value)
+        except UnsupportedPayloadError:
+            self._packer.reset()
+            raise
+        except (ValueError, OverflowError, RecursionError) as exc:
+            self._packer.reset()
+            raise UnsupportedPayloadError(f"value cannot be encoded: {exc}") from exc
         return packed
 
     def _buffer(self, data: memoryview) -> int:
@@ -137,7 +151,8 @@ class Encoder:
         if isinstance(obj, BaseException):
             return msgpack.ExtType(Ext.EXCEPTION, self._nested(self._exception(obj)))
         if type(obj) is int:
-            return msgpack.ExtType(Ext.BIGINT, str(obj).encode())
+            # Hex: decimal conversion is capped at 4300 digits, hex is not.
+            return msgpack.ExtType(Ext.BIGINT, format(obj, "x").encode())
         if type(obj) is complex:
             return msgpack.ExtType(Ext.COMPLEX, self._nested([obj.real, obj.imag]))
         if isinstance(obj, dt.datetime):
@@ -254,7 +269,7 @@ class Decoder:
         return decode_entity(self.unpack(data))
 
     def _bigint(self, data: bytes) -> int:
-        return int(data.decode("ascii"))
+        return int(data.decode("ascii"), 16)
 
     def _datetime(self, data: bytes) -> dt.datetime:
         return dt.datetime.fromisoformat(data.decode("ascii"))

@@ -50,7 +50,7 @@ async def with_reconnect(
     call: Callable[[], Awaitable[T]],
     *,
     url: str,
-    deadline_s: float | None,
+    deadline_s: float,
     what: str,
 ) -> T:
     """Run ``call``, retrying transient failures until Redis answers again.
@@ -58,14 +58,15 @@ async def with_reconnect(
     Args:
         call: Issues the command(s); called again after each failure.
         url: For messages.
-        deadline_s: Give up after this many seconds (``None``: never).
+        deadline_s: Give up this many seconds after the first failure.
         what: What the call does, for the log.
 
     Raises:
         ExchangeConnectionError: Redis stayed unreachable past the deadline, or
             refused the credentials.
     """
-    start = time.monotonic()
+    # The clock starts at the first failure: a read may block for long.
+    first_failure: float | None = None
     delay = 0.05
     while True:
         try:
@@ -73,8 +74,9 @@ async def with_reconnect(
         except AuthError as exc:
             raise connection_error(url, exc) from exc
         except ConnectionLost as exc:
-            waited = time.monotonic() - start
-            if deadline_s is not None and waited >= deadline_s:
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            if now - first_failure >= deadline_s:
                 raise connection_error(url, exc) from exc
             logger.warning(
                 "Redis at %s unavailable while %s (%s); retrying in %.2f s",

@@ -32,7 +32,7 @@ from academy.serialize import NoPickleMixin, SerializationStrategy
 from academy.stats import AgentStats
 from pydantic import BaseModel, Field
 
-from academy_ml.exceptions import MessageTooLargeError, UnsupportedPayloadError, WireError
+from academy_ml.exceptions import MessageTooLargeError, WireError
 from academy_ml.exchange import keys, wire
 from academy_ml.exchange.connection import with_reconnect
 from academy_ml.exchange.keys import Keys
@@ -152,12 +152,14 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
         Malformed, oversized or hostile entries are dropped, logged and
         counted; a request among them is answered with a :class:`WireError`
         when its sender can be read. Connection failures are retried until
-        Redis is back.
+        Redis is back, for up to ``reconnect_timeout_s``.
 
         Raises:
             MailboxTerminatedError: The mailbox was terminated.
             BadEntityIdError: The mailbox does not exist.
             TimeoutError: Nothing arrived within ``timeout`` seconds.
+            ExchangeConnectionError: Redis stayed away past ``reconnect_timeout_s``
+                (the agent then shuts down, as on any listener error).
         """
         status = await self._status(self._mailbox_id)
         if status[0] is None:
@@ -178,7 +180,7 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
                 streams = await with_reconnect(
                     lambda: _read(reader, queue, taken, last, wait_s),  # noqa: B023
                     url=self._url,
-                    deadline_s=None,
+                    deadline_s=self._options.reconnect_timeout_s,
                     what=f"reading {self._mailbox_id}",
                 )
                 taken = []
@@ -282,7 +284,8 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
             chunks = wire.encode(
                 message, allow_pickle=options.allow_pickle, limit=options.max_message_bytes
             )
-        except (UnsupportedPayloadError, MessageTooLargeError) as exc:
+        except Exception as exc:
+            # A response that cannot travel must still answer its request.
             if not message.is_response():
                 raise
             error: Message[Any] = Message(

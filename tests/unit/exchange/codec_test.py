@@ -144,6 +144,24 @@ def test_unsupported_values_are_refused_by_name_unless_pickle_is_on() -> None:
     assert roundtrip(Opaque(), allow_pickle=True) == Opaque()
 
 
+def test_values_nested_without_end_are_refused_not_crashed_on() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(UnsupportedPayloadError, match="cannot be encoded"):
+        Encoder(allow_pickle=False).pack({"x": loop})
+
+
+def test_huge_ints_beyond_the_decimal_digit_limit_round_trip() -> None:
+    value = -(1 << 100_000) + 12345
+    assert roundtrip(value) == value
+
+
+def test_base_exceptions_are_not_raised_in_the_caller() -> None:
+    result = roundtrip(SystemExit(3))
+    assert isinstance(result, AcademyRemoteError)
+    assert "SystemExit" in str(result)
+
+
 def test_pickle_is_never_loaded_unless_allowed() -> None:
     class Boom:
         def __reduce__(self) -> Any:
