@@ -55,6 +55,8 @@ class _Protocol(asyncio.BufferedProtocol):
         self._view = memoryview(self._buffer)
         self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
         self._transport: asyncio.Transport | None = None
+        self._corked = False
+        self._held: list[bytes | memoryview] = []
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,6 +98,24 @@ class _Protocol(asyncio.BufferedProtocol):
         for args in commands:
             _pack(args, chunks)
         self._waiters.extend(futures)
+        if self._corked:
+            self._held.extend(chunks)
+            return futures
+        self._write(chunks)
+        # What else is issued in this loop iteration (a burst of concurrent
+        # calls) is held and written at once when the iteration ends.
+        self._corked = True
+        loop.call_soon(self._uncork)
+        return futures
+
+    def _uncork(self) -> None:
+        self._corked = False
+        held, self._held = self._held, []
+        if held and self._transport is not None:
+            self._write(held)
+
+    def _write(self, chunks: list[bytes | memoryview]) -> None:
+        assert self._transport is not None
         # Small chunks are joined into one write (one syscall); large values
         # are written as they are, so a 10 MB frame is not copied to join it.
         small: list[bytes | memoryview] = []
@@ -109,7 +129,6 @@ class _Protocol(asyncio.BufferedProtocol):
             self._transport.write(chunk)
         if small:
             self._transport.write(b"".join(small))
-        return futures
 
     def abort(self) -> None:
         if self._transport is not None:

@@ -158,3 +158,26 @@ def free_port() -> int:
 def test_bad_urls_are_refused_up_front(url: str, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         Address.parse(url)
+
+
+def test_a_burst_of_commands_goes_out_in_two_writes(redis_server: RedisServer) -> None:
+    async def main() -> int:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        await conn.call(b"PING")
+        transport = conn._protocol._transport  # type: ignore[union-attr]
+        assert transport is not None
+        writes = 0
+        write = transport.write
+
+        def counting(data: Any) -> None:
+            nonlocal writes
+            writes += 1
+            write(data)
+
+        transport.write = counting  # type: ignore[method-assign]
+        replies = await asyncio.gather(*(conn.call(b"INCR", b"n") for _ in range(1000)))
+        assert sorted(replies) == list(range(1, 1001))
+        await conn.close()
+        return writes
+
+    assert run(main) == 2  # the first command at once, the other 999 together
