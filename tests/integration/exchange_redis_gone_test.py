@@ -12,6 +12,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from academy_ml.exchange.local_server import RedisServer
+
+# The agents' process: one call succeeds, then it waits for the test to stop
+# Redis (a line on stdin) and calls again.
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys, time
@@ -20,23 +24,20 @@ SCRIPT = textwrap.dedent(
     from exchange_agents import Calculator
     from academy_ml.exceptions import ExchangeConnectionError
     from academy_ml.exchange import RedisExchangeFactory
-    from academy_ml.exchange.local_server import RedisServer
 
     async def main() -> None:
-        server = RedisServer().start()
-        factory = RedisExchangeFactory(server.url, reconnect_timeout_s=1.0)
+        factory = RedisExchangeFactory(sys.argv[1], reconnect_timeout_s=1.0)
         manager = await Manager.from_exchange_factory(factory, executors=ThreadPoolExecutor(1))
         try:
             async with manager:
                 calc = await manager.launch(Calculator)
                 assert await calc.double(2) == 4
-                server.close()
-                start = time.monotonic()
+                print("ready", flush=True)
+                await asyncio.to_thread(sys.stdin.readline)
                 try:
                     await calc.double(3)
                 except ExchangeConnectionError as exc:
                     print("call failed:", exc, flush=True)
-                print(f"after {time.monotonic() - start:.1f} s", flush=True)
         except ExchangeConnectionError:
             print("manager closed with the connection error", flush=True)
 
@@ -50,16 +51,24 @@ def test_agents_and_their_process_end_when_redis_is_gone(tmp_path: Path) -> None
     script = tmp_path / "gone.py"
     script.write_text(SCRIPT)
     here = Path(__file__).parent
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=here,
-        env={"PYTHONPATH": str(here), "PATH": "/usr/bin:/bin"},
-        check=False,
-    )
-    print(done.stdout, done.stderr[-2000:])
-    assert "call failed: cannot reach Redis" in done.stdout
-    assert "exited" in done.stdout
-    assert done.returncode == 0
+    with RedisServer() as server:
+        process = subprocess.Popen(
+            [sys.executable, str(script), server.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=here,
+            env={"PYTHONPATH": str(here), "PATH": "/usr/bin:/bin"},
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+            server.stop()
+            stdout, stderr = process.communicate("go\n", timeout=60)
+        finally:
+            process.kill()
+    print(stdout, stderr[-2000:])
+    assert "call failed: cannot reach Redis" in stdout
+    assert "exited" in stdout
+    assert process.returncode == 0
