@@ -32,6 +32,7 @@ test: redis dev
 	cargo test --locked
 	$(BIN)/python -m pytest -q
 	$(BIN)/python benchmarks/pipeline_search.py --quick
+	$(BIN)/python benchmarks/exchange.py --quick
 
 ## make lint: ruff, mypy, rustfmt, clippy, stub check.
 lint: dev
@@ -45,9 +46,10 @@ lint: dev
 	cargo clippy --locked --lib --features python,jemalloc -- -D warnings
 
 ## make bench: side-by-side benchmarks (release build); BENCH_ARGS="--pipelines 256" for the large batch.
-bench: $(VENV)/.deps
+bench: redis $(VENV)/.deps
 	$(BIN)/maturin develop --release
 	$(BIN)/python benchmarks/pipeline_search.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/exchange.py
 
 ## make demo: the showcase on embedded defaults.
 demo: dev
