@@ -349,7 +349,7 @@ class Decoder:
         exc: BaseException
         try:
             exc = cls(*args) if cls is not None else _remote_error(name, message)
-        except Exception:
+        except Exception:  # its constructor takes other arguments than the peer sent
             exc = _remote_error(name, message)
         exc.add_note(f"Raised remotely:\n{remote}")
         return exc
@@ -359,7 +359,7 @@ class Decoder:
             raise WireError(
                 "received a pickled value, but this exchange does not unpickle (allow_pickle=False)"
             )
-        return pickle.loads(data)
+        return pickle.loads(data)  # the deployment turned pickle on
 
 
 _DECODE_HOOKS: dict[int, Callable[[Decoder, bytes], Any]] = {

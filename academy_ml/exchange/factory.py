@@ -8,14 +8,14 @@ from academy.exception import BadEntityIdError
 from academy.exchange.client_config import ExchangeClientConfig
 from academy.exchange.factory import ExchangeFactory
 from academy.exchange.transport import AgentRegistration
-from academy.identifier import EntityId
+from academy.identifier import EntityId, UserId
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from academy_ml.exchange import keys
 from academy_ml.exchange.connection import connection_error, redacted
 from academy_ml.exchange.keys import Keys
 from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost
-from academy_ml.exchange.transport import RedisExchangeTransport, new_user_id
+from academy_ml.exchange.transport import RedisExchangeTransport
 
 
 class ExchangeOptions(BaseModel):
@@ -129,7 +129,7 @@ class RedisExchangeFactory(ExchangeFactory[RedisExchangeTransport]):
             raise connection_error(self.url, exc) from exc
         if mailbox_id is not None:
             return RedisExchangeTransport(mailbox_id, self, connection)
-        user = new_user_id(name)
+        user = UserId.new(name=name)
         transport = RedisExchangeTransport(user, self, connection)
         await transport.register(user, ())
         return transport

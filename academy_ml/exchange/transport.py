@@ -1,6 +1,6 @@
 """The Redis exchange transport: one mailbox's connection to the exchange.
 
-A send is one ``XADD`` (batched with concurrent sends). The mailbox is read
+A send is one ``XADD`` (written with concurrent sends). The mailbox is read
 by one blocking ``XREAD`` over its stream and its control stream; entries
 the agent has taken are deleted by the next read's pipelined ``XDEL``, so
 a one-way message costs three commands and two round trips, fewer under
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from academy.exception import BadEntityIdError, MailboxTerminatedError
 from academy.exchange.transport import ExchangeTransportMixin
-from academy.identifier import AgentId, EntityId, UserId
+from academy.identifier import AgentId, EntityId
 from academy.message import (
     AcademyErrorResponse,
     ErrorCode,
@@ -217,7 +217,7 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
             return None
         try:
             frame = wire.Frame(data)
-        except WireError as exc:
+        except Exception as exc:  # nothing read off the wire may stop the reader
             await self._drop(None, str(exc))
             return None
         if frame.header.tag in self._seen:
@@ -233,10 +233,11 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
                     f"{self._options.max_message_bytes:,} bytes"
                 )
             message = frame.message(allow_pickle=self._options.allow_pickle)
-        except (WireError, MessageTooLargeError) as exc:
+        except Exception as exc:  # nothing read off the wire may stop the reader
             await self._drop(frame, str(exc))
             if frame.header.kind == "request":
-                await self._reply_error(frame, exc)
+                error = exc if isinstance(exc, WireError | MessageTooLargeError) else WireError(exc)
+                await self._reply_error(frame, error)
             return None
         if message.is_request():
             self._unpublished[0] += 1
@@ -416,8 +417,3 @@ def _frame_field(fields: list[bytes]) -> bytes | None:
         if fields[i] == keys.FRAME_FIELD:
             return fields[i + 1]
     return None
-
-
-def new_user_id(name: str | None) -> UserId:
-    """A fresh user mailbox ID."""
-    return UserId.new(name=name)
