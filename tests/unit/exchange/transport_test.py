@@ -12,6 +12,7 @@ import pytest
 import redis
 from academy.agent import Agent
 from academy.exception import BadEntityIdError, MailboxTerminatedError
+from academy.exchange.transport import ExchangeTransport
 from academy.identifier import AgentId
 from academy.message import (
     AcademyErrorResponse,
@@ -69,6 +70,7 @@ def test_request_and_response_are_delivered(redis_server: RedisServer) -> None:
         factory = RedisExchangeFactory(redis_server.url)
         caller = await user(factory)
         worker, worker_id = await agent(factory)
+        assert isinstance(caller, ExchangeTransport)  # Academy's protocol
         sent = request(caller.mailbox_id, worker_id, 41)
         await caller.send(sent)
         received = await next_message(worker)
