@@ -22,7 +22,8 @@ BURST = 1_000
 
 def test_idle_agent_still_answers(redis_server: RedisServer) -> None:
     async def main() -> None:
-        factory = RedisExchangeFactory(redis_server.url)
+        # Reads block for 2 s at a time: the idle spell spans several of them.
+        factory = RedisExchangeFactory(redis_server.url, listen_block_s=2.0)
         pool = ThreadPoolExecutor(2)
         async with await Manager.from_exchange_factory(factory, executors=pool) as manager:
             calc = await manager.launch(Calculator)
