@@ -12,6 +12,8 @@ import pytest
 import redis
 from academy.agent import Agent
 from academy.exception import BadEntityIdError, MailboxTerminatedError
+from academy.exchange import MailboxStatus
+from academy.exchange.client_config import ExchangeClientConfig
 from academy.exchange.transport import ExchangeTransport
 from academy.identifier import AgentId
 from academy.message import (
@@ -329,5 +331,28 @@ def test_unreachable_redis_is_a_connection_error_after_the_deadline() -> None:
         factory = RedisExchangeFactory(url, reconnect_timeout_s=0.3, connect_timeout_s=0.5)
         with pytest.raises(ExchangeConnectionError, match="cannot reach Redis"):
             await user(factory)
+
+    run(main)
+
+
+def test_academy_status_follows_heartbeats_and_termination(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        factory = RedisExchangeFactory(
+            redis_server.url, config=ExchangeClientConfig(heartbeat_interval=0.1)
+        )
+        client = await factory.create_user_client(start_listener=False)
+        assert await client.status(AgentId.new()) == MailboxStatus.MISSING
+        registration = await client.register_agent(Base)
+        agent_id = registration.agent_id
+        assert await client.status(agent_id) == MailboxStatus.INACTIVE  # no heartbeat yet
+        worker = await factory._create_transport(mailbox_id=agent_id)
+        await worker.update_heartbeat()
+        assert await client.status(agent_id) == MailboxStatus.ACTIVE
+        await asyncio.sleep(0.5)  # three intervals (0.3 s) without a heartbeat
+        assert await client.status(agent_id) == MailboxStatus.INACTIVE
+        await client.terminate(agent_id)
+        assert await client.status(agent_id) == MailboxStatus.TERMINATED
+        await worker.close()
+        await client.close()
 
     run(main)
