@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from academy_ml import __version__, demo
 from academy_ml.cache import Cache, default_cache_dir, summarize
+from academy_ml.kits import KITS, KitError, kit_variables, render_kit
 
 __all__ = ["main"]
 
@@ -37,16 +41,96 @@ def main(argv: list[str] | None = None) -> None:
             default=None,
             help=f"cache directory (default: $ACADEMY_ML_CACHE_DIR or {default_cache_dir()})",
         )
+    _add_endpoint(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         demo.main(rest)
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.action == "stats":
+    if args.command == "endpoint":
+        try:
+            _endpoint(args)
+        except KitError as error:
+            print(f"academy-ml: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+    elif args.action == "stats":
         _cache_stats(args.dir)
     else:
         _cache_clear(args.dir)
+
+
+def _add_endpoint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    endpoint = sub.add_parser("endpoint", help="Globus Compute and Parsl endpoint kits")
+    endpoint_sub = endpoint.add_subparsers(dest="action", required=True)
+    endpoint_sub.add_parser("kits", help="list the kits and the variables each takes")
+    render = endpoint_sub.add_parser("render", help="write a ready endpoint configuration")
+    render.add_argument("kit", choices=sorted(KITS), help="which kit")
+    render.add_argument(
+        "--set",
+        dest="values",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a variable of the kit (repeat; `academy-ml endpoint kits` lists them)",
+    )
+    render.add_argument("--output", type=Path, required=True, help="directory to write")
+    render.add_argument(
+        "--kits-dir",
+        type=Path,
+        default=None,
+        help="the endpoints/ directory of an academy_ml checkout (default: found)",
+    )
+
+
+def _endpoint(args: argparse.Namespace) -> None:
+    if args.action == "kits":
+        _list_kits()
+        return
+    values: dict[str, str] = {}
+    for assignment in args.values:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key:
+            raise KitError(f"--set {assignment!r}: expected KEY=VALUE")
+        if key in values:
+            raise KitError(f"--set: variable {key!r} given twice")
+        values[key] = value
+    written = render_kit(args.kit, values, args.output, kits_dir=args.kits_dir)
+    out = args.output
+    print(f"{args.kit} kit written to {out}:")
+    for path in written:
+        print(f"  {path.name}")
+    files = " ".join(
+        f"--{flag} {shlex.quote(str(out / name))}"
+        for flag, name in (
+            ("core-config", "config.yaml"),
+            ("template-config", "user_config_template.yaml.j2"),
+            ("schema-config", "user_config_schema.json"),
+        )
+    )
+    print("Globus Compute (on the login node; `start` logs in to Globus):")
+    print(f"  globus-compute-endpoint configure {files} NAME")
+    print("  globus-compute-endpoint start NAME")
+    print(f"Parsl: the `config` of {out / 'parsl_config.py'}")
+
+
+def _list_kits() -> None:
+    console = Console(width=110)
+    for kit, model in KITS.items():
+        summary = escape(f"{kit}: {(model.__doc__ or '').strip()}")
+        table = Table(title=summary, title_justify="left")
+        table.add_column("variable")
+        table.add_column("default")
+        table.add_column("meaning")
+        for variable in kit_variables(kit):
+            if variable.required:
+                default = "required"
+            elif variable.default is None:
+                default = "-"
+            else:
+                default = str(variable.default)
+            table.add_row(variable.name, escape(default), escape(variable.description))
+        console.print(table)
 
 
 def _cache_stats(directory: Path | None) -> None:

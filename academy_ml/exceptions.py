@@ -12,6 +12,7 @@ __all__ = [
     "DataError",
     "ExchangeConnectionError",
     "ExchangeError",
+    "KitError",
     "MessageTooLargeError",
     "NumericalError",
     "ParameterError",
@@ -68,3 +69,7 @@ class WireError(ExchangeError, ValueError):
 
 class UnsupportedPayloadError(ExchangeError, TypeError):
     """A value cannot travel through the exchange without pickle."""
+
+
+class KitError(AcademyMLError, ValueError):
+    """An endpoint kit is unknown or missing, or a value given to it is not acceptable."""

@@ -64,3 +64,86 @@ def test_unknown_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["cache", "stats", "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_endpoint_render_writes_a_ready_kit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = ["venv=/opt/aml", "account=m1", "cache_dir=/local/scratch/$USER/aml"]
+    main(
+        ["endpoint", "render", "slurm", "--output", str(tmp_path), *(f"--set={v}" for v in values)]
+    )
+
+    out = capsys.readouterr().out
+    assert f"globus-compute-endpoint configure --core-config {tmp_path / 'config.yaml'}" in out
+    assert {path.name for path in tmp_path.iterdir()} == {
+        "config.yaml",
+        "user_config_template.yaml.j2",
+        "user_config_schema.json",
+        "parsl_config.py",
+        "worker_init.sh",
+    }
+    template = (tmp_path / "user_config_template.yaml.j2").read_text()
+    assert '"account": "m1"' in template
+    worker_init = (tmp_path / "worker_init.sh").read_text()
+    assert 'export ACADEMY_ML_CACHE_DIR="/local/scratch/$USER/aml"' in worker_init
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["slurm", "--set", "venv=/a", "--set", "walltime=abc"], "variable 'walltime': expected"),
+        (["slurm", "--set", "venv=/a", "--set", "max_blocks=-1"], "variable 'max_blocks'"),
+        (["slurm", "--set", "venv=/a", "--set", "colour=red"], "unknown variable 'colour'"),
+        (["slurm", "--set", "venv"], "--set 'venv': expected KEY=VALUE"),
+        (["slurm", "--set", "venv=/a", "--set", "venv=/b"], "variable 'venv' given twice"),
+        (["slurm", "--set", "venv=/a", "--kits-dir", "/nonexistent"], "no endpoint kits in"),
+    ],
+)
+def test_endpoint_render_errors_exit_2_without_a_traceback(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["endpoint", "render", *args, "--output", str(tmp_path / "out")])
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("academy-ml: error: ")
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_endpoint_render_error_in_a_real_process(tmp_path: Path) -> None:
+    command = ["endpoint", "render", "pbs", "--set", "venv=/a", "--output", str(tmp_path / "x")]
+    done = subprocess.run(
+        [sys.executable, "-m", "academy_ml", *command],
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 2
+    assert done.stderr == (
+        "academy-ml: error: kit 'pbs': variable 'account' is required;"
+        " variable 'queue' is required\n"
+    )
+
+
+def test_endpoint_render_refuses_an_unknown_kit(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["endpoint", "render", "cloud", "--output", "x"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'cloud'" in capsys.readouterr().err
+
+
+def test_endpoint_kits_lists_every_kit_and_its_variables(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["endpoint", "kits"])
+
+    out = capsys.readouterr().out
+    for kit in ("local:", "slurm:", "pbs:"):
+        assert kit in out
+    for name in ("venv", "cache_dir", "walltime", "partition", "queue", "mpiexec_overrides"):
+        assert name in out
+    assert "academy-ml[endpoint]" in out
+    assert "required" in out
