@@ -1,0 +1,100 @@
+"""What runs on an endpoint: batches of pipelines, datasets by reference.
+
+Endpoint workers (Parsl, Globus Compute, a local pool) import these
+functions; nothing is pickled by value. Requests and results are msgpack
+bytes (:mod:`~academy_ml.endpoint.request`); pipelines travel as specs that
+import only from trusted modules (:mod:`~academy_ml.endpoint.specs`); the
+dataset is named by fingerprint and read from the endpoint's dataset store
+(:mod:`~academy_ml.endpoint.datasets`). The node-local cache is the one
+``$ACADEMY_ML_CACHE_DIR`` names, which the endpoint kits point at
+node-local disk.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from academy_ml.cache import Cache
+from academy_ml.endpoint import specs
+from academy_ml.endpoint.datasets import DatasetStore
+from academy_ml.endpoint.request import (
+    BatchRequest,
+    BatchResult,
+    PipelineScores,
+    compile_request,
+    make_request,
+)
+from academy_ml.exceptions import PlanError
+from academy_ml.pipeline import compile_batch
+
+__all__ = [
+    "BatchRequest",
+    "BatchResult",
+    "DatasetStore",
+    "PipelineScores",
+    "compile_request",
+    "has_dataset",
+    "make_request",
+    "put_dataset",
+    "run_batch",
+]
+
+
+def run_batch(request: bytes) -> bytes:
+    """Run a batch request on this node; the msgpack :class:`BatchResult`.
+
+    The same request always yields the same scores: running it twice costs
+    cache lookups the second time, and a caller discards the duplicate by
+    its plan key.
+
+    Raises:
+        WireError: The request is malformed or names an untrusted module.
+        DataError: The dataset is not in this endpoint's store.
+        PlanError: This endpoint compiles another plan than the client did
+            (different academy_ml or scikit-learn versions).
+    """
+    start = time.perf_counter()
+    task = BatchRequest.from_bytes(request)
+    X, y = DatasetStore().get(task.dataset)
+    pipelines = specs.decode_pipelines(task.pipelines)
+    plan = compile_batch(pipelines, cv=task.cv, X=X, y=y, scoring=task.scoring)
+    if plan.key != task.plan_key:
+        raise PlanError(
+            f"this endpoint compiles plan {plan.key} where the client compiled "
+            f"{task.plan_key}: are academy_ml and scikit-learn the same versions on both?"
+        )
+    report = plan.run(threads=task.threads, cache=Cache())
+    result = BatchResult(
+        plan_key=task.plan_key,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        results=[
+            PipelineScores(
+                index=r.index,
+                fold_scores=[float(s) for s in r.fold_scores],
+                error=r.error,
+                backends=dict(r.backends),
+            )
+            for r in report.results
+        ],
+        executed=report.executed,
+        cache_hits=report.cache_hits,
+        seconds=time.perf_counter() - start,
+    )
+    return result.to_bytes()
+
+
+def put_dataset(data: bytes) -> str:
+    """Store a dataset (Arrow IPC bytes) in this node's store; its fingerprint.
+
+    Raises:
+        DataError: The bytes are not an academy_ml dataset.
+    """
+    return DatasetStore().put_bytes(data)
+
+
+def has_dataset(fingerprint: str) -> bool:
+    """Whether this node's store holds dataset ``fingerprint``."""
+    return fingerprint in DatasetStore()
