@@ -33,6 +33,7 @@ test: redis dev
 	$(BIN)/python -m pytest -q
 	$(BIN)/python benchmarks/pipeline_search.py --quick
 	$(BIN)/python benchmarks/exchange.py --quick
+	$(BIN)/python benchmarks/placement.py --quick
 
 ## make lint: ruff, mypy, rustfmt, clippy, stub check.
 lint: dev
@@ -50,6 +51,7 @@ bench: redis $(VENV)/.deps
 	$(BIN)/maturin develop --release
 	$(BIN)/python benchmarks/pipeline_search.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/exchange.py
+	$(BIN)/python benchmarks/placement.py
 
 ## make demo: the showcase on embedded defaults.
 demo: dev

@@ -12,10 +12,15 @@ node-local disk.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
+from typing import Any
 
+import numpy as np
+
+from academy_ml.cache import ENV_VAR as CACHE_ENV
 from academy_ml.cache import Cache
 from academy_ml.endpoint import specs
 from academy_ml.endpoint.datasets import DatasetStore
@@ -28,6 +33,7 @@ from academy_ml.endpoint.request import (
 )
 from academy_ml.exceptions import PlanError
 from academy_ml.pipeline import compile_batch
+from academy_ml.pipeline.data import Table, prepare_features
 
 __all__ = [
     "BatchRequest",
@@ -57,15 +63,15 @@ def run_batch(request: bytes) -> bytes:
     """
     start = time.perf_counter()
     task = BatchRequest.from_bytes(request)
-    X, y = DatasetStore().get(task.dataset)
+    table, y = _dataset(str(DatasetStore().root), task.dataset)
     pipelines = specs.decode_pipelines(task.pipelines)
-    plan = compile_batch(pipelines, cv=task.cv, X=X, y=y, scoring=task.scoring)
+    plan = compile_batch(pipelines, cv=task.cv, X=table, y=y, scoring=task.scoring)
     if plan.key != task.plan_key:
         raise PlanError(
             f"this endpoint compiles plan {plan.key} where the client compiled "
             f"{task.plan_key}: are academy_ml and scikit-learn the same versions on both?"
         )
-    report = plan.run(threads=task.threads, cache=Cache())
+    report = plan.run(threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
     result = BatchResult(
         plan_key=task.plan_key,
         host=socket.gethostname(),
@@ -84,6 +90,20 @@ def run_batch(request: bytes) -> bytes:
         seconds=time.perf_counter() - start,
     )
     return result.to_bytes()
+
+
+# A worker process serves many batches on few datasets: it keeps the last
+# datasets it read prepared (a fingerprint names immutable content) and one
+# handle on the node cache per directory.
+@functools.lru_cache(maxsize=2)
+def _dataset(root: str, fingerprint: str) -> tuple[Table, np.ndarray[Any, Any]]:
+    X, y = DatasetStore(root).get(fingerprint)
+    return prepare_features(X), y
+
+
+@functools.lru_cache(maxsize=4)
+def _node_cache(directory: str | None) -> Cache:
+    return Cache(directory)
 
 
 def put_dataset(data: bytes) -> str:

@@ -18,6 +18,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
 from academy_ml.exchange.codec import Decoder, Encoder
 
@@ -26,7 +28,7 @@ TRUSTED_ENV = "ACADEMY_ML_TRUSTED_MODULES"
 #: Module prefixes a spec may import from by default.
 TRUSTED = ("sklearn", "numpy", "academy_ml")
 
-_ESTIMATOR, _CALLABLE, _TYPE = "__estimator__", "__callable__", "__type__"
+_ESTIMATOR, _CALLABLE, _TYPE, _ARRAY = "__estimator__", "__callable__", "__type__", "__array__"
 
 
 def trusted_modules(extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -42,11 +44,7 @@ def encode_pipelines(pipelines: Iterable[Any]) -> bytes:
         UnsupportedPayloadError: A parameter is neither plain data nor an
             estimator, function or type with an import path.
     """
-    encoder = Encoder(allow_pickle=False)
-    packed = encoder.pack([_to_spec(p) for p in pipelines])
-    if encoder.buffers:
-        raise UnsupportedPayloadError("pipeline parameters may not hold numpy arrays")
-    return packed
+    return Encoder(allow_pickle=False).pack([_to_spec(p) for p in pipelines])
 
 
 def decode_pipelines(data: bytes, trusted: tuple[str, ...] | None = None) -> list[Any]:
@@ -81,6 +79,12 @@ def _to_spec(value: Any) -> Any:
         return tuple(_to_spec(v) for v in value)
     if isinstance(value, dict):
         return {k: _to_spec(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()  # np.float64(0.1) from np.logspace, say
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biufcSU":
+            raise UnsupportedPayloadError(f"parameter arrays of dtype {value.dtype} cannot travel")
+        return {_ARRAY: value.dtype.str, "values": value.tolist()}
     if inspect.isclass(value):
         return {_TYPE: _path(value)}
     if inspect.isfunction(value) or inspect.isbuiltin(value):
@@ -109,6 +113,11 @@ def _from_spec(spec: Any, trusted: tuple[str, ...]) -> Any:
         if not (inspect.isfunction(function) or inspect.isbuiltin(function)):
             raise WireError(f"{spec[_CALLABLE]} is not a function")
         return function
+    if _ARRAY in spec:
+        try:
+            return np.asarray(spec["values"], dtype=np.dtype(spec[_ARRAY]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WireError(f"malformed parameter array: {exc}") from exc
     if _TYPE in spec:
         cls = _resolve(spec[_TYPE], trusted)
         if not inspect.isclass(cls):

@@ -110,12 +110,15 @@ class Target:
 
 
 def prepare_features(X: Any) -> Table:
-    """Converts ``X`` to a :class:`Table`.
+    """Converts ``X`` to a :class:`Table` (a Table is returned as it is).
 
     Raises:
         ValueError: If ``X`` is empty, not 2-D, or a column mixes numbers and
             strings.
     """
+    if isinstance(X, Table):
+        # Endpoints keep the prepared table of a dataset across batches.
+        return X
     original = X
     if _is_arrow(X):
         X = X.to_pandas()

@@ -91,3 +91,13 @@ def test_hostile_or_broken_specs_are_wire_errors(spec: Any) -> None:
 def test_unencodable_parameters_are_refused_when_encoding() -> None:
     with pytest.raises(UnsupportedPayloadError):
         encode_pipelines([StandardScaler().set_params(with_mean=object())])
+
+
+def test_numpy_scalars_and_arrays_in_parameters() -> None:
+    pipeline = make_pipeline(
+        OneHotEncoder(categories=[np.array(["a", "b"])], handle_unknown="ignore"),
+        Ridge(alpha=np.geomspace(0.1, 10, 3)[1]),
+    )
+    (copy,) = decode_pipelines(encode_pipelines([pipeline]))
+    assert copy.steps[1][1].alpha == 1.0
+    np.testing.assert_array_equal(copy.steps[0][1].categories[0], ["a", "b"])
