@@ -58,7 +58,7 @@ def endpoint(workdir: Path) -> DataFlowKernel:
         label="endpoint",
         address="127.0.0.1",
         max_workers_per_node=2,
-        provider=LocalProvider(init_blocks=1, max_blocks=1, worker_init=init),
+        provider=LocalProvider(init_blocks=1, max_blocks=1, worker_init=init),  # type: ignore[no-untyped-call]
     )
     return DataFlowKernel(
         Config(executors=[executor], strategy_period=0.2, run_dir=str(workdir / "runinfo"))
