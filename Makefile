@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: dev build test lint bench demo redis clean
+.PHONY: dev build test lint bench demo redis slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ build: | $(BIN)/python
 	$(BIN)/python -c "import academy_ml._runtime"
 
 ## make test: everything CI runs.
-test: redis dev
+test: redis slurm dev
 	cargo test --locked
 	$(BIN)/python -m pytest -q
 	$(BIN)/python benchmarks/pipeline_search.py --quick
@@ -63,6 +63,15 @@ redis:
 		echo "installing redis-server"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+
+## slurm: a one-machine Slurm for the slurm kit's test, best effort (the test skips, saying why, without it).
+slurm:
+	@command -v slurmd >/dev/null || { \
+		echo "installing slurm (munge, slurmctld, slurmd, slurm-client)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			--no-install-recommends munge slurmctld slurmd slurm-client >/dev/null \
+		|| echo "slurm could not be installed: the slurm kit test will skip"; }
 
 clean:
 	rm -rf $(VENV) target
