@@ -16,9 +16,6 @@ import functools
 import os
 import socket
 import time
-from typing import Any
-
-import numpy as np
 
 from academy_ml.cache import ENV_VAR as CACHE_ENV
 from academy_ml.cache import Cache
@@ -33,7 +30,7 @@ from academy_ml.endpoint.request import (
 )
 from academy_ml.exceptions import PlanError
 from academy_ml.pipeline import compile_batch
-from academy_ml.pipeline.data import Table, prepare_features
+from academy_ml.pipeline.data import Table, Target, prepare_features, prepare_target
 
 __all__ = [
     "BatchRequest",
@@ -96,9 +93,10 @@ def run_batch(request: bytes) -> bytes:
 # datasets it read prepared (a fingerprint names immutable content) and one
 # handle on the node cache per directory.
 @functools.lru_cache(maxsize=2)
-def _dataset(root: str, fingerprint: str) -> tuple[Table, np.ndarray[Any, Any]]:
+def _dataset(root: str, fingerprint: str) -> tuple[Table, Target]:
     X, y = DatasetStore(root).get(fingerprint)
-    return prepare_features(X), y
+    table = prepare_features(X)
+    return table, prepare_target(y, table.n_rows)
 
 
 @functools.lru_cache(maxsize=4)

@@ -168,11 +168,15 @@ def prepare_features(X: Any) -> Table:
 
 
 def prepare_target(y: Any, n_rows: int) -> Target:
-    """Converts ``y`` to a :class:`Target`.
+    """Converts ``y`` to a :class:`Target` (a Target is returned as it is).
 
     Raises:
         ValueError: If ``y`` is not 1-D, is empty, or its length differs from X's.
     """
+    if isinstance(y, Target):
+        if len(y.codes) != n_rows:
+            raise ValueError(f"X has {n_rows} rows but y has {len(y.codes)} values")
+        return y
     # zero_copy_only=False: string arrays and arrays with nulls need a copy.
     arr = y.to_numpy(zero_copy_only=False) if _is_arrow(y) else np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
