@@ -17,6 +17,7 @@ __all__ = [
     "NumericalError",
     "ParameterError",
     "PlanError",
+    "RegistryError",
     "UnsupportedPayloadError",
     "UnsupportedStepError",
     "WireError",
@@ -73,3 +74,7 @@ class UnsupportedPayloadError(ExchangeError, TypeError):
 
 class KitError(AcademyMLError, ValueError):
     """An endpoint kit is unknown or missing, or a value given to it is not acceptable."""
+
+
+class RegistryError(AcademyMLError, ValueError):
+    """An endpoint registry file is unreadable, or a value in it is missing or invalid."""
