@@ -8,16 +8,19 @@ from __future__ import annotations
 
 __all__ = [
     "AcademyMLError",
+    "ActionError",
     "CacheError",
     "DataError",
     "ExchangeConnectionError",
     "ExchangeError",
     "KitError",
+    "KnowledgeError",
     "MessageTooLargeError",
     "NumericalError",
     "ParameterError",
     "PlanError",
     "RegistryError",
+    "StrategyError",
     "UnsupportedPayloadError",
     "UnsupportedStepError",
     "WireError",
@@ -78,3 +81,19 @@ class KitError(AcademyMLError, ValueError):
 
 class RegistryError(AcademyMLError, ValueError):
     """An endpoint registry file is unreadable, or a value in it is missing or invalid."""
+
+
+class KnowledgeError(AcademyMLError, ValueError):
+    """A request conflicts with what the knowledge base holds.
+
+    For example a model version registered twice, or a stage set on a model
+    version that was never registered.
+    """
+
+
+class StrategyError(AcademyMLError, ValueError):
+    """A trigger, constraint or strategy is given a value it cannot work with."""
+
+
+class ActionError(AcademyMLError, RuntimeError):
+    """A strategy's action could not run (the host lacks the method, a chained action failed...)."""
