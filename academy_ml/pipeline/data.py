@@ -10,6 +10,7 @@ content, which is what plan node keys are built from.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
+from sklearn.utils.multiclass import type_of_target
 
 __all__ = ["Table", "Target", "digest", "prepare_features", "prepare_target"]
 
@@ -95,6 +97,11 @@ class Target:
     codes: FloatArray
     classes: NDArray[Any]
     original: NDArray[Any]
+
+    @functools.cached_property
+    def discrete(self) -> bool:
+        """Whether ``y`` holds class labels (binary or multiclass), as scikit-learn judges."""
+        return type_of_target(self.original) in ("binary", "multiclass")
 
     def fingerprint(self, kind: str) -> str:
         """Content hash of the raw values or of the codes."""

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import numpy as np
 from sklearn.utils._indexing import _get_column_indices
-from sklearn.utils.multiclass import type_of_target
 
 from academy_ml.exceptions import PlanError
 from academy_ml.pipeline.data import Table, Target, digest, prepare_features, prepare_target
@@ -192,7 +191,7 @@ def compile_batch(
     folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
     entries: list[Entry] = []
     graph = Graph(dedupe=options.cse)
-    discrete = target is None or type_of_target(target.original) in ("binary", "multiclass")
+    discrete = target is None or target.discrete
     bindings: dict[bool, Binding] = {}
     for ir, score_name in irs:
         entry = Entry(ir, score_name, folds.get(ir.classifier))
