@@ -22,7 +22,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -148,7 +148,14 @@ pub struct NodeCache {
     stats: Mutex<Stats>,
     /// Counters already added to the directory's totals.
     flushed: Mutex<Stats>,
+    /// When a run last added its counters to the totals (None: never).
+    last_flush: Mutex<Option<Instant>>,
 }
+
+/// Runs add their counters to the directory's totals at most this often: a
+/// worker serving many small plans would otherwise lock and rewrite the
+/// totals file for each (dropping the cache flushes the rest).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl NodeCache {
     /// Opens the cache; creates its directory when the disk tier is on.
@@ -171,6 +178,7 @@ impl NodeCache {
             disk,
             stats: Mutex::default(),
             flushed: Mutex::default(),
+            last_flush: Mutex::default(),
         })
     }
 
@@ -307,6 +315,20 @@ impl NodeCache {
         with_totals(&self.dir, |totals| totals.add(&delta)).map_err(cache_error)?;
         *flushed = now;
         Ok(())
+    }
+
+    /// Flushes the counters when the last flush of a run is older than
+    /// [`FLUSH_EVERY`]. Best effort: counters that cannot be written stay
+    /// pending, and a run that computed its results does not fail over them.
+    pub fn flush_stats_if_due(&self) {
+        {
+            let mut last = self.last_flush.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < FLUSH_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let _ = self.flush_stats();
     }
 
     /// What the directory holds and its totals, without opening a cache.

@@ -134,7 +134,7 @@ pub fn run_cached(
         })
     });
     if let Some(cache) = cache {
-        cache.flush_stats()?;
+        cache.flush_stats_if_due();
     }
     if cancel.load(Ordering::Relaxed) {
         return Err(RuntimeError::Interrupted);
