@@ -1,0 +1,25 @@
+"""Agent roles: Academy agents that host strategies and share a knowledge base.
+
+* :class:`StrategicAgent`: the base; strategies fed by Academy loops,
+  actions and events; firings logged; state checkpointed and restored.
+* :class:`GenerationAgent`, :class:`AnalysisAgent`, :class:`PlannerAgent`:
+  the generation -> analysis -> planner loop.
+
+Launchable specs (TOML) for these classes live in the top-level ``agents/``
+directory, not here.
+"""
+
+from __future__ import annotations
+
+from academy_ml.agents.roles import AnalysisAgent, GenerationAgent, Generator, PlannerAgent
+from academy_ml.agents.strategic import StrategicAgent, strategic_action, wait_any
+
+__all__ = [
+    "AnalysisAgent",
+    "GenerationAgent",
+    "Generator",
+    "PlannerAgent",
+    "StrategicAgent",
+    "strategic_action",
+    "wait_any",
+]

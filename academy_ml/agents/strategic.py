@@ -1,0 +1,222 @@
+"""The base of every agent role: an Academy agent that hosts a strategy runner.
+
+A :class:`StrategicAgent` owns a state dict, a knowledge base and a
+:class:`~academy_ml.strategies.StrategyRunner`, and wires them into Academy:
+
+* one ``@loop`` sleeps until the runner's next time trigger is due and calls
+  :meth:`~academy_ml.strategies.StrategyRunner.on_time` (no second scheduler);
+* actions declared with :func:`strategic_action` are Academy actions that,
+  once they return, feed ``Signal("call", name)`` to the runner (``OnCall``);
+* :meth:`StrategicAgent.emit` feeds ``Signal("event", name)`` (``OnEvent``);
+* every evaluation is logged to the knowledge base as a
+  :class:`~academy_ml.knowledge.StrategyFiring`;
+* the state is checkpointed (msgpack) to the knowledge base on a timer and at
+  shutdown, and restored at startup when the agent's name has a checkpoint.
+
+Evaluations are serialised by one lock, so a strategy never fires twice on
+two concurrent calls. Strategic actions that a strategy's own actions call on
+the same agent raise no further signal (no recursion, no self-deadlock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import msgpack
+from academy.agent import Agent, action, loop
+
+from academy_ml.knowledge import KnowledgeBase, RedisKnowledgeBase, StrategyFiring
+from academy_ml.strategies import FiringRecord, Signal, Strategy, StrategyRunner
+
+__all__ = ["StrategicAgent", "strategic_action", "wait_any"]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="StrategicAgent")
+
+#: Longest sleep of the strategy loop when no time trigger is due sooner.
+MAX_SLEEP_S = 60.0
+
+#: True while the runner evaluates strategies (in that task and what it awaits).
+_EVALUATING: ContextVar[bool] = ContextVar("academy_ml_evaluating", default=False)
+
+
+def strategic_action(
+    method: Callable[Concatenate[S, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, R]]:
+    """Declare an Academy action whose calls fire ``OnCall(<method name>)`` strategies.
+
+    The signal is raised after the method returns (so a strategy counting
+    results sees the one just recorded), and not when the method raised.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def wrapper(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result = await method(self, *args, **kwargs)
+        await self.signal(Signal("call", name))
+        return result
+
+    return action(wrapper)
+
+
+async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Wait until one of ``events`` is set, or ``timeout`` seconds pass."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class StrategicAgent(Agent):
+    """An Academy agent with strategies, a knowledge base and a durable state.
+
+    Subclasses fill :attr:`state` in ``__init__`` (defaults, overwritten by a
+    checkpoint) with msgpack-encodable values, and return their strategies
+    from :meth:`strategies`.
+
+    Args:
+        knowledge: A knowledge base shared by reference (same process), or
+            the URL of a Redis knowledge base the agent opens at startup (so
+            the agent can run in another process).
+        name: The agent's identity: its checkpoint key and name in the
+            strategy log (default: the class name).
+        kb_prefix: Key prefix of the Redis knowledge base.
+        checkpoint_interval_s: Seconds between checkpoints.
+    """
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase | str,
+        *,
+        name: str | None = None,
+        kb_prefix: str = "academy_ml",
+        checkpoint_interval_s: float = 5.0,
+    ) -> None:
+        super().__init__()
+        if checkpoint_interval_s <= 0:
+            raise ValueError(f"checkpoint_interval_s must be positive, got {checkpoint_interval_s}")
+        self.name = name or type(self).__name__
+        self.state: dict[str, Any] = {}
+        self._knowledge = knowledge
+        self._kb_prefix = kb_prefix
+        self._checkpoint_interval_s = checkpoint_interval_s
+        self._kb: KnowledgeBase | None = None
+        self._runner: StrategyRunner | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def strategies(self) -> Sequence[Strategy]:
+        """The agent's strategies, built at startup (none by default)."""
+        return ()
+
+    @property
+    def kb(self) -> KnowledgeBase:
+        """The knowledge base (available from startup on)."""
+        if self._kb is None:
+            raise RuntimeError(f"agent {self.name!r} has not started")
+        return self._kb
+
+    @property
+    def runner(self) -> StrategyRunner:
+        """The strategy runner (available from startup on)."""
+        if self._runner is None:
+            raise RuntimeError(f"agent {self.name!r} has not started")
+        return self._runner
+
+    async def agent_on_startup(self) -> None:
+        """Open the knowledge base, restore the last checkpoint and build the runner."""
+        if isinstance(self._knowledge, str):
+            self._kb = RedisKnowledgeBase(self._knowledge, self._kb_prefix)
+        else:
+            self._kb = self._knowledge
+        saved = await self._kb.load_checkpoint(self.name)
+        if saved is not None:
+            self.state.update(msgpack.unpackb(saved, raw=False))
+            logger.info("%s restored its state from a checkpoint", self.name)
+        self._lock = asyncio.Lock()
+        self._runner = StrategyRunner(
+            self.strategies(), self, self.state, self._kb, self._log_firing, agent=self.name
+        )
+        self._runner.context.stop_requested = bool(self.state.get("strategies_stopped", False))
+
+    async def agent_on_shutdown(self) -> None:
+        """Checkpoint the state; close the knowledge base if the agent opened it."""
+        if self._kb is None:
+            return
+        await self.checkpoint()
+        if isinstance(self._knowledge, str):
+            await self._kb.close()
+
+    async def checkpoint(self) -> None:
+        """Save the state to the knowledge base under the agent's name."""
+        self.state["strategies_stopped"] = self.runner.stop_requested
+        await self.kb.save_checkpoint(self.name, msgpack.packb(self.state, use_bin_type=True))
+
+    async def signal(self, signal: Signal) -> list[FiringRecord]:
+        """Evaluate the strategies on ``signal``; return the records logged.
+
+        Signals raised while the strategies are being evaluated are dropped.
+        """
+        if _EVALUATING.get():
+            return []
+        return await self._evaluate(self.runner.on_signal, signal)
+
+    async def emit(self, event: str) -> list[FiringRecord]:
+        """Raise the event ``event`` (fires ``OnEvent(event)`` strategies)."""
+        return await self.signal(Signal("event", event))
+
+    async def _evaluate(self, step: Callable[[Any], Any], argument: Any) -> list[FiringRecord]:
+        """Run one runner step under the lock, marking the task as evaluating."""
+        assert self._lock is not None
+        async with self._lock:
+            token = _EVALUATING.set(True)
+            try:
+                records: list[FiringRecord] = await step(argument)
+            finally:
+                _EVALUATING.reset(token)
+        return records
+
+    async def _log_firing(self, record: FiringRecord) -> None:
+        await self.kb.log_firing(StrategyFiring.model_validate(dict(record)))
+
+    @action
+    async def status(self) -> dict[str, Any]:
+        """The agent's name, a copy of its state, and whether its strategies stopped."""
+        return {
+            "name": self.name,
+            "state": dict(self.state),
+            "stopped": self.runner.stop_requested,
+        }
+
+    @loop
+    async def run_strategies(self, shutdown: asyncio.Event) -> None:
+        """Feed time to the runner until shutdown or until a strategy stops it."""
+        runner = self.runner
+        while not shutdown.is_set() and not runner.stop_requested:
+            now = datetime.now(UTC)
+            wake = runner.next_wakeup(now)
+            delay = MAX_SLEEP_S if wake is None else max(0.0, (wake - now).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), min(delay, MAX_SLEEP_S))
+            if not shutdown.is_set():
+                await self._evaluate(runner.on_time, datetime.now(UTC))
+
+    @loop
+    async def checkpoint_periodically(self, shutdown: asyncio.Event) -> None:
+        """Checkpoint the state every ``checkpoint_interval_s`` seconds."""
+        while not shutdown.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), self._checkpoint_interval_s)
+            if not shutdown.is_set():
+                await self.checkpoint()

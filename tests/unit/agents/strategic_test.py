@@ -1,0 +1,326 @@
+"""StrategicAgent and the roles, driven directly (no exchange): signals, log, checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+import msgpack
+import pytest
+
+from academy_ml.agents import (
+    AnalysisAgent,
+    GenerationAgent,
+    PlannerAgent,
+    StrategicAgent,
+    strategic_action,
+)
+from academy_ml.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
+from academy_ml.strategies import (
+    Call,
+    Interval,
+    OnCall,
+    OnEvent,
+    SetState,
+    StateAtLeast,
+    Stop,
+    Strategy,
+)
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(main(), 10.0)
+
+    return asyncio.run(bounded())
+
+
+async def poll(check: Callable[[], Awaitable[bool]]) -> None:
+    async with asyncio.timeout(5.0):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+class Counting(StrategicAgent):
+    """Counts calls; strategies react to calls, an event and time."""
+
+    def __init__(self, kb: InMemoryKnowledgeBase, *, tick_s: float = 3600.0, **options: Any):
+        super().__init__(kb, **options)
+        self.tick_s = tick_s
+        self.state.update(calls=0, bumps=0, ticks=0)
+        self.gate: asyncio.Event | None = None
+
+    def strategies(self) -> Sequence[Strategy]:
+        return (
+            Strategy(
+                "bump",
+                when=OnCall("hit"),
+                if_=StateAtLeast("calls", 2),
+                then=[Call("bump")],
+            ),
+            Strategy("flag", when=OnEvent("ping"), then=[SetState("pinged", True)]),
+            Strategy("tick", when=Interval(self.tick_s), then=[Call("tick")]),
+            Strategy("halt", when=OnCall("halt"), then=[Stop()]),
+        )
+
+    @strategic_action
+    async def hit(self) -> int:
+        self.state["calls"] += 1
+        return int(self.state["calls"])
+
+    @strategic_action
+    async def halt(self) -> None:
+        """Stops the strategies (through the ``halt`` strategy)."""
+
+    async def bump(self) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.state["bumps"] += 1
+        await self.hit()  # called by a strategy: raises no further signal
+
+    async def tick(self) -> None:
+        self.state["ticks"] += 1
+
+
+def test_calls_fire_strategies_and_every_evaluation_is_logged() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        agent = Counting(kb, name="counting")
+        await agent.agent_on_startup()
+        assert await agent.hit() == 1
+        assert agent.state["bumps"] == 0
+        assert await agent.hit() == 2
+        assert agent.state == {**agent.state, "calls": 3, "bumps": 1}
+
+        firings = await kb.firings(agent="counting", strategy="bump")
+        assert [f.fired for f in firings] == [True, False]
+        assert firings[0].actions == ["bump"]
+        assert firings[0].trigger == "call hit"
+        assert "calls = 2" in firings[0].reason
+
+        await agent.emit("ping")
+        assert agent.state["pinged"] is True
+        assert (await kb.firings(strategy="flag"))[0].fired
+
+    run(main)
+
+
+def test_concurrent_calls_are_evaluated_one_at_a_time() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        agent = Counting(kb)
+        await agent.agent_on_startup()
+        agent.state["calls"] = 5
+        agent.gate = asyncio.Event()
+        calls = [asyncio.create_task(agent.hit()) for _ in range(3)]
+        await asyncio.sleep(0)
+        agent.gate.set()
+        await asyncio.gather(*calls)
+        # Each call fires once in turn; the bump's own hit() adds no evaluation.
+        assert agent.state["bumps"] == 3
+        assert len(await kb.firings(strategy="bump")) == 3
+
+    run(main)
+
+
+def test_time_triggers_run_in_the_strategy_loop_until_stop() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        agent = Counting(kb, tick_s=0.01)
+        await agent.agent_on_startup()
+        shutdown = asyncio.Event()
+        loop = asyncio.create_task(agent.run_strategies(shutdown))
+
+        async def ticked() -> bool:
+            return bool(agent.state["ticks"] >= 3)
+
+        await poll(ticked)
+        await agent.halt()
+        assert (await agent.status())["stopped"] is True
+        await asyncio.wait_for(loop, 1.0)  # ends by itself once stopped
+        ticks = agent.state["ticks"]
+        await agent.hit()
+        assert agent.state["ticks"] == ticks
+        assert not (await kb.firings(strategy="bump"))  # stopped: nothing evaluated
+
+    run(main)
+
+
+def test_state_is_checkpointed_and_restored_by_name() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        first = Counting(kb, name="same", checkpoint_interval_s=0.01)
+        await first.agent_on_startup()
+        await first.hit()
+        shutdown = asyncio.Event()
+        periodic = asyncio.create_task(first.checkpoint_periodically(shutdown))
+
+        async def saved() -> bool:
+            data = await kb.load_checkpoint("same")
+            return data is not None and msgpack.unpackb(data)["calls"] == 1
+
+        await poll(saved)
+        shutdown.set()
+        await periodic
+        await first.halt()
+        await first.agent_on_shutdown()
+
+        again = Counting(kb, name="same")
+        await again.agent_on_startup()
+        assert again.state["calls"] == 1
+        assert again.runner.stop_requested
+        other = Counting(kb, name="other")
+        await other.agent_on_startup()
+        assert other.state["calls"] == 0
+        assert not other.runner.stop_requested
+
+    run(main)
+
+
+class FakeGeneration:
+    """Stands in for a handle to the generation agent."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.version = 0
+
+    async def pause(self) -> None:
+        self.calls.append("pause")
+
+    async def resume(self) -> None:
+        self.calls.append("resume")
+
+    async def retrain(self) -> int:
+        self.calls.append("retrain")
+        self.version += 1
+        return self.version
+
+    async def finish(self) -> None:
+        self.calls.append("finish")
+
+
+def test_planner_backpressure_pauses_and_resumes_generation() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        generation = FakeGeneration()
+        planner = PlannerAgent(
+            generation,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            kb,
+            budget=100,
+            high_water=4,
+            low_water=1,
+        )
+        await planner.agent_on_startup()
+        for depth in (3, 5, 6, 2):
+            await planner.report_queue(depth)
+        assert generation.calls == ["pause"]
+        await planner.report_queue(1)
+        await planner.report_queue(0)
+        assert generation.calls == ["pause", "resume"]
+        pauses = [f for f in await kb.firings(strategy="backpressure-pause") if f.fired]
+        assert len(pauses) == 1
+        assert pauses[0].reason.endswith("queue above 4: yes")
+
+    run(main)
+
+
+def test_planner_retrains_by_strategy_and_stops_at_budget() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        generation = FakeGeneration()
+        planner = PlannerAgent(
+            generation,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            kb,
+            budget=5,
+            retrain_after=2,
+        )
+        await planner.agent_on_startup()
+        for i in range(7):
+            stable = i != 1
+            result = ResultRecord(
+                candidate_id=f"c{i}",
+                model_version=generation.version,
+                metrics={"score": float(i)},
+                flags={"stable": stable},
+            )
+            assert await kb.add_result(result)
+            await planner.record_result(f"c{i}", 0)
+        # stable results: c0 (v0), c2 -> retrain; c3, c4 (v1) -> retrain; then the budget.
+        assert generation.calls == ["retrain", "retrain", "finish"]
+        assert planner.state["model_version"] == 2
+        assert planner.runner.stop_requested
+
+    run(main)
+
+
+def evaluate(payload: bytes) -> dict[str, Any]:
+    """A toy evaluation: fails on negative numbers."""
+    x = msgpack.unpackb(payload)["x"]
+    if x < 0:
+        raise ValueError("negative")
+    return {"metrics": {"score": float(x)}, "flags": {"stable": x % 2 == 0}}
+
+
+class FakePlanner:
+    def __init__(self) -> None:
+        self.results: list[str] = []
+
+    async def record_result(self, candidate_id: str, queue_depth: int) -> None:
+        self.results.append(candidate_id)
+
+    async def report_queue(self, queue_depth: int) -> None:
+        pass
+
+
+def test_analysis_stores_one_result_per_candidate() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        planner = FakePlanner()
+        analysis = AnalysisAgent(f"{__name__}.evaluate", planner, kb)  # type: ignore[arg-type]
+        await analysis.agent_on_startup()
+        batch = [
+            CandidateRecord(id=f"c{x}", model_version=3, payload={"x": x}).to_bytes()
+            for x in (2, 3, -1)
+        ]
+        assert await analysis.submit(batch + batch[:1]) == 3
+
+        async def drained() -> bool:
+            return await analysis.queue_depth() == 0
+
+        await poll(drained)
+        assert await analysis.submit(batch) == 0  # already evaluated
+        assert sorted(planner.results) == ["c-1", "c2", "c3"]
+        (two,) = await kb.results_for("c2")
+        assert two.model_version == 3
+        assert two.flags == {"stable": True}
+        (failed,) = await kb.results_for("c-1")
+        assert failed.flags == {"failed": True}
+        assert analysis.state == {**analysis.state, "evaluated": 3, "failed": 1}
+        await analysis.agent_on_shutdown()
+
+    run(main)
+
+
+class StuckGenerator:
+    def sample(self, n: int) -> list[dict[str, Any]]:
+        return [{"x": i} for i in range(n)]
+
+    def retrain(self, records: Sequence[ResultRecord]) -> int:
+        return 0
+
+
+def test_generation_refuses_a_version_that_does_not_increase() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        generation = GenerationAgent(StuckGenerator(), None, kb)  # type: ignore[arg-type]
+        await generation.agent_on_startup()
+        with pytest.raises(ValueError, match="not above 0"):
+            await generation.retrain()
+        assert await kb.latest_model("GenerationAgent") is None
+
+    run(main)
