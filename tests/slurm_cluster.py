@@ -39,6 +39,8 @@ from types import TracebackType
 
 import psutil  # type: ignore[import-untyped]
 
+from academy_ml.exchange.local_server import free_port
+
 __all__ = ["SlurmCluster", "SlurmUnavailable", "job_environment", "slurm_cluster_or_skip"]
 
 #: Programs the cluster needs on PATH (or in /usr/sbin).
@@ -58,13 +60,6 @@ class SlurmUnavailable(RuntimeError):
 
 def _which(name: str) -> str | None:
     return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -264,8 +259,8 @@ class SlurmCluster:
             "# Written by tests/slurm_cluster.py: a one-node test cluster.",
             f"ClusterName=aml{os.getpid()}",
             f"SlurmctldHost={self.node}(127.0.0.1)",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
+            f"SlurmctldPort={free_port()}",
+            f"SlurmdPort={free_port()}",
             "SlurmUser=root",
             "SlurmdUser=root",
             "AuthType=auth/munge",

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from academy_ml.cache import default_cache_dir
 from academy_ml.exceptions import DataError
-from academy_ml.pipeline.data import digest, prepare_features, prepare_target
+from academy_ml.pipeline.data import Table, Target, digest, prepare_features, prepare_target
 
 #: Environment variable naming an endpoint's dataset directory.
 ENV_VAR = "ACADEMY_ML_DATASET_DIR"
@@ -76,7 +76,12 @@ def fingerprint(table: pa.Table) -> str:
     """Content fingerprint of a dataset table (features and target)."""
     X, y = split(table)
     features = prepare_features(X)
-    return digest(features.fingerprint, prepare_target(y, features.n_rows).content_key)
+    return prepared_fingerprint(features, prepare_target(y, features.n_rows))
+
+
+def prepared_fingerprint(features: Table, target: Target) -> str:
+    """The same fingerprint from data the compiler has prepared already."""
+    return digest(features.fingerprint, target.content_key)
 
 
 def to_bytes(table: pa.Table) -> bytes:
@@ -109,9 +114,15 @@ class DatasetStore:
     def __contains__(self, fp: str) -> bool:
         return self.path(fp).exists()
 
-    def put(self, table: pa.Table) -> str:
-        """Store ``table`` (from :func:`to_arrow`); its fingerprint."""
-        fp = fingerprint(table)
+    def put(self, table: pa.Table, fp: str | None = None) -> str:
+        """Store ``table`` (from :func:`to_arrow`); its fingerprint.
+
+        Args:
+            table: The dataset.
+            fp: Its fingerprint when the caller has it (preparing a large
+                table again to compute it costs seconds).
+        """
+        fp = fingerprint(table) if fp is None else fp
         if fp not in self:
             self._write(fp, to_bytes(table))
         return fp

@@ -112,13 +112,16 @@ def compile_request(
     """
     X, y = datasets.split(table)
     plan = compile_batch(pipelines, cv=cv, X=X, y=y, scoring=scoring)
+    # Compiled with X and y, so the plan is bound to both.
+    assert plan.table is not None
+    assert plan.target is not None
     request = BatchRequest(
         plan_key=plan.key,
         node_keys=sorted({node["key"] for node in plan.nodes if node.get("key")}),
         pipelines=specs.encode_pipelines(pipelines),
         cv=cv,
         scoring=scoring,
-        dataset=datasets.fingerprint(table),
+        dataset=datasets.prepared_fingerprint(plan.table, plan.target),
         threads=threads,
     )
     return request, plan
@@ -146,5 +149,5 @@ def make_request(
     """
     table = datasets.to_arrow(X, y)
     request, _ = compile_request(pipelines, table, cv=cv, scoring=scoring, threads=threads)
-    datasets.DatasetStore(dataset_dir).put(table)
+    datasets.DatasetStore(dataset_dir).put(table, request.dataset)
     return request

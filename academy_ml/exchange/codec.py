@@ -206,15 +206,16 @@ def _handle_state(handle: Handle[Any]) -> list[Any]:
         raise UnsupportedPayloadError("a Handle with ignore_context=True cannot be sent")
     return [
         encode_entity(handle.agent_id),
-        _strategy(handle.request_serializer),
-        _strategy(handle.result_serializer),
-        _strategy(handle.exception_serializer),
+        strategy_name(handle.request_serializer),
+        strategy_name(handle.result_serializer),
+        strategy_name(handle.exception_serializer),
         float(handle.polling_interval),
         bool(handle.reject_on_inactive),
     ]
 
 
-def _strategy(strategy: SerializationStrategy | None) -> str | None:
+def strategy_name(strategy: SerializationStrategy | str | None) -> str | None:
+    """The wire form of an Academy serialization strategy (its value, or None)."""
     return None if strategy is None else SerializationStrategy(strategy).value
 
 
@@ -318,9 +319,9 @@ class Decoder:
         try:
             return Handle(
                 agent_id,
-                request_serializer=_parse_strategy(request_s),
-                result_serializer=_parse_strategy(result_s),
-                exception_serializer=_parse_strategy(exception_s),
+                request_serializer=parse_strategy(request_s),
+                result_serializer=parse_strategy(result_s),
+                exception_serializer=parse_strategy(exception_s),
                 polling_interval=float(polling),
                 reject_on_inactive=bool(reject),
             )
@@ -379,7 +380,8 @@ _DECODE_HOOKS: dict[int, Callable[[Decoder, bytes], Any]] = {
 }
 
 
-def _parse_strategy(raw: Any) -> SerializationStrategy | None:
+def parse_strategy(raw: Any) -> SerializationStrategy | None:
+    """Inverse of :func:`strategy_name` (ValueError for an unknown name)."""
     return None if raw is None else SerializationStrategy(raw)
 
 

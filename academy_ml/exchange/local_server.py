@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import redis
 
-__all__ = ["RedisServer", "RedisServerError"]
+__all__ = ["RedisServer", "RedisServerError", "free_port"]
 
 _STARTUP_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
@@ -36,7 +36,8 @@ class RedisServerError(RuntimeError):
     """``redis-server`` is missing, or did not start or stop in time."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the moment of asking)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -84,7 +85,7 @@ class RedisServer:
         self.appendonly = appendonly
         self.extra_args = list(extra_args)
         self._fixed_port = port is not None
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="academy-ml-redis-"))
         self.log_path = self.dir / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -163,7 +164,7 @@ class RedisServer:
                 in_use = "Address already in use" in self.log_tail()
                 if self._fixed_port or not in_use or attempt == 2:
                     raise
-                self.port = _free_port()  # lost a race for the port: try another
+                self.port = free_port()  # lost a race for the port: try another
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _launch(self) -> None:

@@ -33,7 +33,14 @@ from academy.message import (
 from academy.serialize import SerializationStrategy
 
 from academy_ml.exceptions import MessageTooLargeError, WireError
-from academy_ml.exchange.codec import Decoder, Encoder, decode_entity, encode_entity
+from academy_ml.exchange.codec import (
+    Decoder,
+    Encoder,
+    decode_entity,
+    encode_entity,
+    parse_strategy,
+    strategy_name,
+)
 
 MAGIC = b"AMX"
 #: Version of the frame layout and extension codes; bumped on any change.
@@ -90,8 +97,8 @@ def _body_fields(body: Any) -> list[Any]:
                 body.action,
                 list(body.get_args()),
                 body.get_kwargs(),
-                _strategy(body.result_serialization),
-                _strategy(body.exception_serialization),
+                strategy_name(body.result_serialization),
+                strategy_name(body.exception_serialization),
             ]
         case ActionResponse():
             return [body.get_result()]
@@ -107,10 +114,6 @@ def _body_fields(body: Any) -> list[Any]:
         case PingRequest() | SuccessResponse():
             return []
     raise TypeError(f"not an Academy message body: {type(body).__name__}")
-
-
-def _strategy(strategy: SerializationStrategy | str | None) -> str | None:
-    return None if strategy is None else SerializationStrategy(strategy).value
 
 
 class Frame:
@@ -201,8 +204,8 @@ def _body(kind: str, fields: list[Any]) -> Any:
                 pargs=tuple(args),
                 kargs=kwargs,
                 serialization=_DECODED,
-                result_serialization=_parse_strategy(result_s),
-                exception_serialization=_parse_strategy(exception_s),
+                result_serialization=parse_strategy(result_s),
+                exception_serialization=parse_strategy(exception_s),
             )
         case "action-response", [result]:
             return ActionResponse(result=result, serialization=_DECODED)
@@ -220,7 +223,3 @@ def _body(kind: str, fields: list[Any]) -> Any:
         case "success-response", []:
             return SuccessResponse()
     raise WireError(f"unknown or malformed {kind!r} body")
-
-
-def _parse_strategy(raw: Any) -> str | None:
-    return None if raw is None else SerializationStrategy(raw).value

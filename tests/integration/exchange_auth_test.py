@@ -6,7 +6,6 @@ with an error that says what is wrong, not a hang or a bare redis-py error.
 
 from __future__ import annotations
 
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,7 +15,7 @@ from exchange_agents import Calculator, run, step
 
 from academy_ml.exceptions import ExchangeConnectionError
 from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.exchange.local_server import RedisServer, free_port
 
 
 def test_right_password_works(redis_password_server: RedisServer) -> None:
@@ -51,9 +50,7 @@ def test_wrong_password_is_reported(redis_password_server: RedisServer) -> None:
 
 
 def test_unreachable_redis_fails_fast() -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens on it
 
     async def main() -> None:
         factory = RedisExchangeFactory(f"redis://127.0.0.1:{port}")

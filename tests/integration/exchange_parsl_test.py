@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
 import pytest
 from academy.manager import Manager
 from exchange_agents import Calculator, Recorder, poll, run, step, worker_env
@@ -18,6 +17,7 @@ from parsl.concurrent import ParslPoolExecutor
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
+from processes import alive, descendants
 
 from academy_ml.exchange import RedisExchangeFactory
 from academy_ml.exchange.local_server import RedisServer
@@ -53,19 +53,8 @@ def _config(run_dir: Path) -> Config:
     )
 
 
-def _descendants() -> set[int]:
-    return {child.pid for child in psutil.Process().children(recursive=True)}
-
-
 async def _none_alive(pids: set[int]) -> bool:
-    alive = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            pass
-    return not alive
+    return not alive(pids)
 
 
 def test_agents_on_parsl_workers(
@@ -73,7 +62,7 @@ def test_agents_on_parsl_workers(
 ) -> None:
     for name, value in worker_env().items():
         monkeypatch.setenv(name, value)
-    before = _descendants()
+    before = descendants()
 
     async def main() -> None:
         factory = RedisExchangeFactory(redis_server.url, prefix="parsl")
@@ -96,6 +85,6 @@ def test_agents_on_parsl_workers(
         await poll(lambda: _none_alive(workers), timeout=15, what="the Parsl workers to exit")
 
     run(main, timeout=150)
-    leaked = _descendants() - before
+    leaked = descendants() - before
     # Parsl's cleanup cancels the block and returns; its processes exit right after.
     run(lambda: poll(lambda: _none_alive(leaked), timeout=15, what="Parsl's processes to exit"))

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from placement_support import descendants, parsl_endpoint, rounds, venv_path, wait_gone
+from placement_support import parsl_endpoint, rounds, venv_path, wait_gone
+from processes import descendants
 
 from academy_ml.endpoint import BatchRequest, BatchResult
 from academy_ml.endpoint.datasets import DatasetStore

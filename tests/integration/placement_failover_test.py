@@ -20,7 +20,8 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
 import pytest
-from placement_support import descendants, parsl_endpoint, rounds, venv_path, wait_gone
+from placement_support import parsl_endpoint, rounds, venv_path, wait_gone
+from processes import descendants
 
 from academy_ml.endpoint import BatchResult
 from academy_ml.endpoint.datasets import DatasetStore

@@ -22,7 +22,8 @@ from globus_compute_endpoint.engines import (  # type: ignore[import-untyped]
 )
 from parsl.providers import LocalProvider
 from placement_gc_service import LoopbackBroker, LoopbackService
-from placement_support import descendants, rounds, venv_path, wait_gone
+from placement_support import rounds, venv_path, wait_gone
+from processes import descendants
 
 from academy_ml.endpoint import BatchResult
 from academy_ml.endpoint.datasets import DatasetStore

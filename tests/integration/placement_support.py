@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+from processes import alive
 from sklearn.datasets import load_diabetes
 from sklearn.decomposition import PCA
 from sklearn.impute import SimpleImputer
@@ -96,21 +96,11 @@ def rounds(dataset_dir: Path, n_rounds: int = 2) -> list[list[BatchRequest]]:
     return batches
 
 
-def descendants() -> set[int]:
-    return {child.pid for child in psutil.Process().children(recursive=True)}
-
-
 def wait_gone(pids: set[int], timeout: float = 20.0) -> list[int]:
     """Waits for ``pids`` to exit; the ones still alive after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
-        alive = []
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive or time.monotonic() > deadline:
-            return alive
+        running = alive(pids)
+        if not running or time.monotonic() > deadline:
+            return running
         time.sleep(0.2)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 import redis
 import trustme
 
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.exchange.local_server import RedisServer, free_port
 from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost, ReplyError
 
 
@@ -101,10 +100,7 @@ def test_a_broken_connection_fails_waiters_and_reopens(redis_server: RedisServer
 
 
 def test_unreachable_server_is_connection_lost() -> None:
-    server = RedisServer()
-    server.start()
-    url = server.url
-    server.close()
+    url = f"redis://127.0.0.1:{free_port()}"
 
     async def main() -> None:
         conn = Connection(url, connect_timeout_s=1)
@@ -137,13 +133,6 @@ def test_tls_with_a_private_ca(tmp_path: Path) -> None:
 
     with RedisServer(extra_args=tls_args):
         run(main)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from academy.message import (
 
 from academy_ml.exceptions import ExchangeConnectionError, WireError
 from academy_ml.exchange import RedisExchangeFactory, RedisExchangeTransport
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.exchange.local_server import RedisServer, free_port
 
 
 class Base(Agent):
@@ -322,10 +322,7 @@ class Opaque:
 
 
 def test_unreachable_redis_is_a_connection_error_after_the_deadline() -> None:
-    server = RedisServer()
-    server.start()
-    url = server.url
-    server.close()
+    url = f"redis://127.0.0.1:{free_port()}"
 
     async def main() -> None:
         factory = RedisExchangeFactory(url, reconnect_timeout_s=0.3, connect_timeout_s=0.5)
