@@ -16,7 +16,7 @@ $(BIN)/python:
 # itself is installed (editable) by maturin in `build`.
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	$(BIN)/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-		print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+		extra = p['optional-dependencies']; print('\n'.join(p['dependencies'] + extra['dev'] + extra['mofa']))" > $(VENV)/requirements.txt
 	$(BIN)/pip install --quiet -r $(VENV)/requirements.txt
 	touch $@
 
