@@ -11,15 +11,30 @@ directory, not here.
 
 from __future__ import annotations
 
-from academy_ml.agents.roles import AnalysisAgent, GenerationAgent, Generator, PlannerAgent
-from academy_ml.agents.strategic import StrategicAgent, strategic_action, wait_any
+from academy_ml.agents.analysis import AnalysisAgent
+from academy_ml.agents.generation import (
+    GenerationAgent,
+    Generator,
+    StatefulGenerator,
+    TrainingExample,
+)
+from academy_ml.agents.planner import PlannerAgent
+from academy_ml.agents.strategic import (
+    StrategicAgent,
+    call_with_timeout,
+    strategic_action,
+    wait_any,
+)
 
 __all__ = [
     "AnalysisAgent",
     "GenerationAgent",
     "Generator",
     "PlannerAgent",
+    "StatefulGenerator",
     "StrategicAgent",
+    "TrainingExample",
+    "call_with_timeout",
     "strategic_action",
     "wait_any",
 ]

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -34,8 +34,9 @@ from academy.agent import Agent, action, loop
 
 from academy_ml.knowledge import KnowledgeBase, RedisKnowledgeBase, StrategyFiring
 from academy_ml.strategies import FiringRecord, Signal, Strategy, StrategyRunner
+from academy_ml.strategies.spec import build_strategies, parse_strategies
 
-__all__ = ["StrategicAgent", "strategic_action", "wait_any"]
+__all__ = ["StrategicAgent", "call_with_timeout", "strategic_action", "wait_any"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,16 @@ async def wait_any(*events: asyncio.Event, timeout: float | None = None) -> None
             waiter.cancel()
 
 
+async def call_with_timeout(call: Awaitable[R], timeout_s: float) -> R:
+    """Await a call to another agent, raising TimeoutError after ``timeout_s`` seconds.
+
+    An agent killed while running a request never answers it; callers that
+    can go on without the answer (the ledger or a later review catches up)
+    must not wait forever.
+    """
+    return await asyncio.wait_for(call, timeout_s)
+
+
 class StrategicAgent(Agent):
     """An Academy agent with strategies, a knowledge base and a durable state.
 
@@ -94,6 +105,12 @@ class StrategicAgent(Agent):
             strategy log (default: the class name).
         kb_prefix: Key prefix of the Redis knowledge base.
         checkpoint_interval_s: Seconds between checkpoints.
+        strategies: Strategy specs (``[[strategies]]`` tables of an agent
+            spec file, see :mod:`academy_ml.strategies.spec`) that replace
+            the class's :meth:`strategies`.
+
+    Raises:
+        StrategyError: A strategy spec is malformed.
     """
 
     def __init__(
@@ -103,6 +120,7 @@ class StrategicAgent(Agent):
         name: str | None = None,
         kb_prefix: str = "academy_ml",
         checkpoint_interval_s: float = 5.0,
+        strategies: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if checkpoint_interval_s <= 0:
@@ -115,6 +133,7 @@ class StrategicAgent(Agent):
         self._kb: KnowledgeBase | None = None
         self._runner: StrategyRunner | None = None
         self._lock: asyncio.Lock | None = None
+        self._strategy_specs = None if strategies is None else parse_strategies(strategies)
 
     def strategies(self) -> Sequence[Strategy]:
         """The agent's strategies, built at startup (none by default)."""
@@ -143,10 +162,16 @@ class StrategicAgent(Agent):
         saved = await self._kb.load_checkpoint(self.name)
         if saved is not None:
             self.state.update(msgpack.unpackb(saved, raw=False))
+            self.restored()
             logger.info("%s restored its state from a checkpoint", self.name)
         self._lock = asyncio.Lock()
+        strategies = (
+            self.strategies()
+            if self._strategy_specs is None
+            else build_strategies(self._strategy_specs, self)
+        )
         self._runner = StrategyRunner(
-            self.strategies(), self, self.state, self._kb, self._log_firing, agent=self.name
+            strategies, self, self.state, self._kb, self._log_firing, agent=self.name
         )
         self._runner.context.stop_requested = bool(self.state.get("strategies_stopped", False))
 
@@ -158,8 +183,15 @@ class StrategicAgent(Agent):
         if isinstance(self._knowledge, str):
             await self._kb.close()
 
+    def snapshot(self) -> None:
+        """Hook: bring :attr:`state` up to date before a checkpoint (nothing by default)."""
+
+    def restored(self) -> None:
+        """Hook: called after :attr:`state` was restored from a checkpoint (nothing by default)."""
+
     async def checkpoint(self) -> None:
         """Save the state to the knowledge base under the agent's name."""
+        self.snapshot()
         self.state["strategies_stopped"] = self.runner.stop_requested
         await self.kb.save_checkpoint(self.name, msgpack.packb(self.state, use_bin_type=True))
 

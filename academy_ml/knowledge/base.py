@@ -39,6 +39,26 @@ class KnowledgeBase(Protocol):
         """
         ...
 
+    async def pending(self, limit: int = 1000) -> list[str]:
+        """Up to ``limit`` ids of candidates without a result, oldest first (the ledger).
+
+        A candidate enters this list when it is added and leaves it when its
+        result is stored, so whatever a crash interrupted can be found again.
+        """
+        ...
+
+    async def start_attempt(self, candidate_id: str) -> int:
+        """Counts an evaluation of ``candidate_id`` as started; returns its attempt number."""
+        ...
+
+    async def attempts(self, candidate_id: str) -> int:
+        """How many evaluations of ``candidate_id`` were started."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """``candidates``, ``results`` and ``pending`` (candidates without a result)."""
+        ...
+
     async def candidate(self, candidate_id: str) -> CandidateRecord | None:
         """The candidate with this id, or None."""
         ...

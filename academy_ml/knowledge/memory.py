@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import threading
 
 from academy_ml.exceptions import KnowledgeError
@@ -43,6 +44,9 @@ class InMemoryKnowledgeBase:
         self._models: dict[str, dict[int, bytes]] = {}
         self._logs: dict[_LogKey, collections.deque[bytes]] = {}
         self._checkpoints: dict[str, bytes] = {}
+        # Insertion-ordered, so the oldest pending candidates come first.
+        self._pending: dict[str, None] = {}
+        self._attempts: collections.Counter[str] = collections.Counter()
 
     async def add_candidate(self, candidate: CandidateRecord) -> bool:
         """See :meth:`KnowledgeBase.add_candidate`."""
@@ -51,6 +55,8 @@ class InMemoryKnowledgeBase:
             if candidate.id in self._candidates:
                 return False
             self._candidates[candidate.id] = data
+            if candidate.id not in self._results:
+                self._pending[candidate.id] = None
             return True
 
     async def add_result(self, result: ResultRecord) -> bool:
@@ -62,11 +68,37 @@ class InMemoryKnowledgeBase:
             if cid in self._results:
                 return False
             self._results[cid] = data
+            self._pending.pop(cid, None)
             for flag in flags:
                 self._versions.setdefault(flag, {})[cid] = result.model_version
                 for metric, score in result.metrics.items():
                     self._scores.setdefault((metric, flag), {})[cid] = score
             return True
+
+    async def pending(self, limit: int = 1000) -> list[str]:
+        """See :meth:`KnowledgeBase.pending`."""
+        with self._lock:
+            return list(itertools.islice(self._pending, max(limit, 0)))
+
+    async def start_attempt(self, candidate_id: str) -> int:
+        """See :meth:`KnowledgeBase.start_attempt`."""
+        with self._lock:
+            self._attempts[candidate_id] += 1
+            return self._attempts[candidate_id]
+
+    async def attempts(self, candidate_id: str) -> int:
+        """See :meth:`KnowledgeBase.attempts`."""
+        with self._lock:
+            return self._attempts[candidate_id]
+
+    async def counts(self) -> dict[str, int]:
+        """See :meth:`KnowledgeBase.counts`."""
+        with self._lock:
+            return {
+                "candidates": len(self._candidates),
+                "results": len(self._results),
+                "pending": len(self._pending),
+            }
 
     async def candidate(self, candidate_id: str) -> CandidateRecord | None:
         """See :meth:`KnowledgeBase.candidate`."""

@@ -101,6 +101,8 @@ class ResultRecord(Record):
     model_version: int
     metrics: dict[str, Metric]
     flags: dict[str, bool] = {}
+    #: Why the evaluation failed (with ``flags["failed"]``), else None.
+    error: str | None = None
     created: float = Field(default_factory=time.time)
 
 

@@ -14,6 +14,8 @@ no metric, flag, model or agent name can reach another's key):
 - ``log``, ``log:agent:{agent}``, ``log:strategy:{strategy}`` streams of
   firings, each capped near :data:`FIRING_LOG_LENGTH`.
 - ``ckpt`` hash: agent -> checkpointed state.
+- The ledger: ``pend`` sorted set of candidates without a result, scored by
+  the ``seq`` counter (oldest first); ``att`` hash: candidate id -> attempts.
 
 Multi-key updates are Lua scripts, so they are atomic. Commands go through
 :class:`academy_ml.exchange.resp.Connection` (one pipelined connection, bound
@@ -22,6 +24,7 @@ to the event loop that first uses it).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -37,10 +40,21 @@ from academy_ml.knowledge.records import (
 
 __all__ = ["RedisKnowledgeBase"]
 
-#: KEYS: results hash, then sorted sets. ARGV: candidate id, record, one score per sorted set.
+#: KEYS: candidates hash, results hash, pending set, sequence. ARGV: candidate id, record.
+_ADD_CANDIDATE = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then
+  redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[1])
+end
+return 1
+"""
+
+#: KEYS: results hash, pending set, then sorted sets. ARGV: candidate id, record, one
+#: score per sorted set.
 _ADD_RESULT = """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-for i = 2, #KEYS do redis.call('ZADD', KEYS[i], ARGV[i + 1], ARGV[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+for i = 3, #KEYS do redis.call('ZADD', KEYS[i], ARGV[i], ARGV[1]) end
 return 1
 """
 
@@ -111,14 +125,14 @@ class RedisKnowledgeBase:
 
     async def add_candidate(self, candidate: CandidateRecord) -> bool:
         """See :meth:`KnowledgeBase.add_candidate`."""
-        added = await self._conn.call(
-            b"HSETNX", self._key("cand"), candidate.id, candidate.to_bytes()
+        keys = [self._key("cand"), self._key("res"), self._key("pend"), self._key("seq")]
+        return bool(
+            await self._conn.script(_ADD_CANDIDATE, keys, [candidate.id, candidate.to_bytes()])
         )
-        return bool(added)
 
     async def add_result(self, result: ResultRecord) -> bool:
         """See :meth:`KnowledgeBase.add_result`."""
-        keys = [self._key("res")]
+        keys = [self._key("res"), self._key("pend")]
         scores: list[Any] = []
         for flag in [None, *(flag for flag, value in result.flags.items() if value)]:
             keys.append(self._versions(flag))
@@ -128,6 +142,31 @@ class RedisKnowledgeBase:
                 scores.append(repr(score))
         args = [result.candidate_id, result.to_bytes(), *scores]
         return bool(await self._conn.script(_ADD_RESULT, keys, args))
+
+    async def pending(self, limit: int = 1000) -> list[str]:
+        """See :meth:`KnowledgeBase.pending`."""
+        if limit <= 0:
+            return []
+        ids = await self._conn.call(b"ZRANGE", self._key("pend"), 0, limit - 1)
+        return [cid.decode() for cid in ids]
+
+    async def start_attempt(self, candidate_id: str) -> int:
+        """See :meth:`KnowledgeBase.start_attempt`."""
+        return int(await self._conn.call(b"HINCRBY", self._key("att"), candidate_id, 1))
+
+    async def attempts(self, candidate_id: str) -> int:
+        """See :meth:`KnowledgeBase.attempts`."""
+        count = await self._conn.call(b"HGET", self._key("att"), candidate_id)
+        return 0 if count is None else int(count)
+
+    async def counts(self) -> dict[str, int]:
+        """See :meth:`KnowledgeBase.counts`."""
+        candidates, results, pending = await asyncio.gather(
+            self._conn.call(b"HLEN", self._key("cand")),
+            self._conn.call(b"HLEN", self._key("res")),
+            self._conn.call(b"ZCARD", self._key("pend")),
+        )
+        return {"candidates": int(candidates), "results": int(results), "pending": int(pending)}
 
     async def candidate(self, candidate_id: str) -> CandidateRecord | None:
         """See :meth:`KnowledgeBase.candidate`."""

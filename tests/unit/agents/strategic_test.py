@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgpack
@@ -14,6 +14,7 @@ from academy_ml.agents import (
     GenerationAgent,
     PlannerAgent,
     StrategicAgent,
+    TrainingExample,
     strategic_action,
 )
 from academy_ml.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
@@ -277,31 +278,98 @@ class FakePlanner:
         pass
 
 
+async def add_candidates(kb: InMemoryKnowledgeBase, xs: Sequence[int]) -> list[str]:
+    for x in xs:
+        await kb.add_candidate(CandidateRecord(id=f"c{x}", model_version=3, payload={"x": x}))
+    return [f"c{x}" for x in xs]
+
+
 def test_analysis_stores_one_result_per_candidate() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         planner = FakePlanner()
         analysis = AnalysisAgent(f"{__name__}.evaluate", planner, kb)  # type: ignore[arg-type]
         await analysis.agent_on_startup()
-        batch = [
-            CandidateRecord(id=f"c{x}", model_version=3, payload={"x": x}).to_bytes()
-            for x in (2, 3, -1)
-        ]
-        assert await analysis.submit(batch + batch[:1]) == 3
+        ids = await add_candidates(kb, (2, 3, -1))
+        assert await analysis.submit([*ids, ids[0]]) == 3
 
         async def drained() -> bool:
             return await analysis.queue_depth() == 0
 
         await poll(drained)
-        assert await analysis.submit(batch) == 0  # already evaluated
+        assert await analysis.submit(ids) == 0  # already evaluated
         assert sorted(planner.results) == ["c-1", "c2", "c3"]
         (two,) = await kb.results_for("c2")
         assert two.model_version == 3
         assert two.flags == {"stable": True}
         (failed,) = await kb.results_for("c-1")
         assert failed.flags == {"failed": True}
+        assert failed.error == "ValueError: negative"
         assert analysis.state == {**analysis.state, "evaluated": 3, "failed": 1}
+        assert await kb.pending() == []
+        assert [await kb.attempts(cid) for cid in ids] == [1, 1, 1]
         await analysis.agent_on_shutdown()
+
+    run(main)
+
+
+def test_analysis_sweeps_the_ledger_and_gives_up_after_max_attempts() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        planner = FakePlanner()
+        ids = await add_candidates(kb, (4, 5, 6))
+        for _ in range(2):  # c6's evaluations died twice before
+            await kb.start_attempt("c6")
+        analysis = AnalysisAgent(
+            f"{__name__}.evaluate",
+            planner,  # type: ignore[arg-type]
+            kb,
+            max_attempts=2,
+        )
+        await analysis.agent_on_startup()
+        shutdown = asyncio.Event()
+        sweep = asyncio.create_task(analysis.sweep(shutdown))  # nothing was handed over
+
+        async def done() -> bool:
+            return (await kb.counts())["pending"] == 0
+
+        await poll(done)
+        shutdown.set()
+        await sweep
+        assert sorted(planner.results) == ids
+        (given_up,) = await kb.results_for("c6")
+        assert given_up.flags == {"failed": True}
+        assert given_up.error == "gave up after 2 attempts"
+        (four,) = await kb.results_for("c4")
+        assert four.metrics == {"score": 4.0}
+        await analysis.agent_on_shutdown()
+
+    run(main)
+
+
+def test_planner_catches_up_from_the_knowledge_base_after_a_restart() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        for i in range(6):  # results stored while no planner was listening
+            result = ResultRecord(candidate_id=f"c{i}", model_version=0, metrics={"score": 1.0})
+            await kb.add_result(result)
+        generation = FakeGeneration()
+        planner = PlannerAgent(
+            generation,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            kb,
+            budget=5,
+            retrain_flag=None,
+            retrain_after=100,
+            review_interval_s=0.05,
+        )
+        await planner.agent_on_startup()
+        assert planner.state["results"] == 6
+        shutdown = asyncio.Event()
+        await asyncio.wait_for(planner.run_strategies(shutdown), 5.0)  # ends at the Stop
+        assert generation.calls == ["finish"]
+        (budget,) = [f for f in await kb.firings(strategy="budget") if f.fired]
+        assert "every 0.05 s" in budget.trigger
 
     run(main)
 
@@ -310,8 +378,30 @@ class StuckGenerator:
     def sample(self, n: int) -> list[dict[str, Any]]:
         return [{"x": i} for i in range(n)]
 
-    def retrain(self, records: Sequence[ResultRecord]) -> int:
+    def retrain(self, examples: Sequence[TrainingExample]) -> int:
         return 0
+
+
+class Remembering:
+    """A stateful generator: its offset survives a restart through the agent's checkpoint."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.trained_on: list[TrainingExample] = []
+
+    def sample(self, n: int) -> list[dict[str, Any]]:
+        return [{"x": self.offset + i} for i in range(n)]
+
+    def retrain(self, examples: Sequence[TrainingExample]) -> int:
+        self.trained_on = list(examples)
+        self.offset += 100
+        return self.offset // 100
+
+    def state(self) -> dict[str, Any]:
+        return {"offset": self.offset}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.offset = state["offset"]
 
 
 def test_generation_refuses_a_version_that_does_not_increase() -> None:
@@ -322,5 +412,40 @@ def test_generation_refuses_a_version_that_does_not_increase() -> None:
         with pytest.raises(ValueError, match="not above 0"):
             await generation.retrain()
         assert await kb.latest_model("GenerationAgent") is None
+
+    run(main)
+
+
+def test_generation_retrains_on_the_best_flagged_results_and_checkpoints_its_generator() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        ids = await add_candidates(kb, (1, 2, 3, 4))
+        for cid, x in zip(ids, (1, 2, 3, 4), strict=True):
+            result = ResultRecord(
+                candidate_id=cid, model_version=0, metrics={"score": x}, flags={"ok": x != 4}
+            )
+            await kb.add_result(result)
+        generator = Remembering()
+        generation = GenerationAgent(
+            generator,
+            None,  # type: ignore[arg-type]
+            kb,
+            train_flag="ok",
+            train_size=2,
+            name="gen",
+        )
+        await generation.agent_on_startup()
+        assert await generation.retrain() == 1
+        assert [e.payload["x"] for e in generator.trained_on] == [3, 2]
+        assert generator.trained_on[0].flags == {"ok": True}
+        model = await kb.latest_model("gen")
+        assert model is not None
+        assert model.version == 1
+
+        again = Remembering()
+        restarted = GenerationAgent(again, None, kb, name="gen")  # type: ignore[arg-type]
+        await restarted.agent_on_startup()
+        assert again.offset == 100
+        assert restarted.state["model_version"] == 1
 
     run(main)

@@ -138,6 +138,35 @@ def test_a_candidate_gets_exactly_one_result(open_kb: Opener) -> None:
     run(open_kb, body)
 
 
+def test_the_ledger_lists_candidates_without_a_result_oldest_first(open_kb: Opener) -> None:
+    async def body(kb: KnowledgeBase) -> None:
+        for cid in ["c3", "c1", "c2"]:
+            await kb.add_candidate(CandidateRecord(id=cid, model_version=0, payload={}))
+        assert await kb.pending() == ["c3", "c1", "c2"]
+        assert await kb.pending(limit=2) == ["c3", "c1"]
+        assert await kb.pending(limit=0) == []
+        await kb.add_result(result("c1", auc=0.5))
+        assert await kb.pending() == ["c3", "c2"]
+        # A result that arrives before its candidate keeps it out of the ledger.
+        await kb.add_result(result("c9", auc=0.1))
+        await kb.add_candidate(CandidateRecord(id="c9", model_version=0, payload={}))
+        assert await kb.pending() == ["c3", "c2"]
+        assert await kb.counts() == {"candidates": 4, "results": 2, "pending": 2}
+
+    run(open_kb, body)
+
+
+def test_attempts_are_counted_per_candidate(open_kb: Opener) -> None:
+    async def body(kb: KnowledgeBase) -> None:
+        assert await kb.attempts("c1") == 0
+        assert await kb.start_attempt("c1") == 1
+        assert await kb.start_attempt("c1") == 2
+        assert await kb.start_attempt("c2") == 1
+        assert await kb.attempts("c1") == 2
+
+    run(open_kb, body)
+
+
 def test_concurrent_results_for_one_candidate_one_wins(open_kb: Opener) -> None:
     async def body(kb: KnowledgeBase) -> None:
         attempts = [result("c1", auc=i / 100) for i in range(50)]

@@ -1,0 +1,203 @@
+"""The analysis agent: evaluates each candidate of the ledger once, on an endpoint.
+
+Work comes from two places: hand-overs from the generation agent
+(:meth:`AnalysisAgent.submit`) and a sweep of the knowledge base's ledger at
+startup and every ``sweep_interval_s``, which finds candidates whose
+hand-over or evaluation a crash interrupted. Every evaluation start is
+counted in the ledger (``start_attempt``); a candidate whose evaluations
+keep dying gets a ``failed`` result after ``max_attempts``, so the loop
+neither loses it nor retries it forever. Results are stored with
+``add_result``, which keeps exactly one per candidate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+from academy.agent import action, loop
+
+from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
+from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
+from academy_ml.placement import Endpoint, LocalEndpoint
+
+if TYPE_CHECKING:
+    from academy.handle import Handle
+
+    from academy_ml.agents.planner import PlannerAgent
+
+__all__ = ["AnalysisAgent"]
+
+logger = logging.getLogger(__name__)
+
+
+class AnalysisAgent(StrategicAgent):
+    """Evaluates candidates on an endpoint; one stored result per candidate.
+
+    The function is given the candidate's payload as msgpack bytes and
+    returns ``{"metrics": {name: float}, "flags": {name: bool}}``. A function
+    that raises, or returns anything else, yields a result flagged ``failed``
+    (with the error in the log), so one bad candidate stops nothing.
+
+    Args:
+        function: Import path of the evaluation function (``pkg.mod.fn``).
+        planner: Handle to the planner, told of every result and of the queue depth.
+        knowledge: See :class:`StrategicAgent`.
+        endpoint: Where the function runs (default: a local thread pool).
+        sweep_interval_s: Seconds between sweeps of the ledger.
+        max_attempts: Evaluations started per candidate before it is given up as failed.
+        call_timeout_s: How long a report to the planner may take.
+        **options: See :class:`StrategicAgent`.
+    """
+
+    def __init__(
+        self,
+        function: str,
+        planner: Handle[PlannerAgent],
+        knowledge: KnowledgeBase | str,
+        *,
+        endpoint: Endpoint | None = None,
+        sweep_interval_s: float = 5.0,
+        max_attempts: int = 3,
+        call_timeout_s: float = 30.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(knowledge, **options)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.function = function
+        self.planner = planner
+        self.sweep_interval_s = sweep_interval_s
+        self.max_attempts = max_attempts
+        self.call_timeout_s = call_timeout_s
+        self._endpoint = endpoint
+        self._owned: Endpoint | None = None
+        self._pending: dict[str, asyncio.Task[None]] = {}
+        self.state.update(evaluated=0, failed=0)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint evaluations run on (a local pool opened on first use by default)."""
+        if self._endpoint is None:
+            self._endpoint = self._owned = LocalEndpoint(f"{self.name}-local")
+        return self._endpoint
+
+    async def agent_on_shutdown(self) -> None:
+        """Abandon evaluations in flight (the ledger keeps them), close an own endpoint."""
+        for task in self._pending.values():
+            task.cancel()
+        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        if self._owned is not None:
+            self._owned.close()
+        await super().agent_on_shutdown()
+
+    @strategic_action
+    async def submit(self, candidate_ids: list[str]) -> int:
+        """Queue candidates (ids in the knowledge base) not evaluated or queued yet.
+
+        Returns:
+            How many were queued.
+        """
+        fresh = [cid for cid in candidate_ids if not await self.kb.results_for(cid)]
+        queued = self._queue(fresh)
+        await self._report_queue()
+        return queued
+
+    @action
+    async def queue_depth(self) -> int:
+        """Candidates queued or being evaluated."""
+        return len(self._pending)
+
+    @loop
+    async def sweep(self, shutdown: asyncio.Event) -> None:
+        """Queue the ledger's candidates without a result, at startup and periodically."""
+        while not shutdown.is_set():
+            if self._queue(await self.kb.pending()):
+                await self._report_queue()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(shutdown.wait(), self.sweep_interval_s)
+
+    def _queue(self, candidate_ids: Iterable[str]) -> int:
+        # The task is registered before anything is awaited, so a sweep and a
+        # hand-over of the same id never both evaluate it.
+        queued = 0
+        for cid in candidate_ids:
+            if cid not in self._pending:
+                self._pending[cid] = asyncio.create_task(self._evaluate_candidate(cid))
+                queued += 1
+        return queued
+
+    async def _report_queue(self) -> None:
+        try:
+            await call_with_timeout(
+                self.planner.report_queue(len(self._pending)), self.call_timeout_s
+            )
+        except Exception as error:
+            logger.warning("could not report the queue depth to the planner: %s", error)
+
+    async def _evaluate_candidate(self, cid: str) -> None:
+        """Evaluate one candidate (unless it has a result), store and report the result."""
+        try:
+            candidate = await self.kb.candidate(cid)
+            if candidate is None:
+                logger.warning("candidate %s is not in the knowledge base; skipped", cid)
+                return
+            if await self.kb.results_for(cid):
+                return
+            attempt = await self.kb.start_attempt(cid)
+            if attempt > self.max_attempts:
+                result = _failed(candidate, f"gave up after {self.max_attempts} attempts")
+            else:
+                result = await self._run(candidate)
+            stored = await self.kb.add_result(result)
+        finally:
+            self._pending.pop(cid, None)
+        if not stored:
+            return
+        self.state["evaluated"] += 1
+        self.state["failed"] += result.flags.get("failed", False)
+        await self.emit("result")
+        try:
+            await call_with_timeout(
+                self.planner.record_result(cid, len(self._pending)), self.call_timeout_s
+            )
+        except Exception as error:
+            logger.warning("could not report %s to the planner: %s", cid, error)
+
+    async def _run(self, candidate: CandidateRecord) -> ResultRecord:
+        payload = msgpack.packb(candidate.payload, use_bin_type=True)
+        try:
+            output = await asyncio.wrap_future(self.endpoint.submit(self.function, payload))
+            return _result(candidate, output)
+        except Exception as error:
+            logger.warning(
+                "evaluation of %s failed: %s: %s", candidate.id, type(error).__name__, error
+            )
+            return _failed(candidate, f"{type(error).__name__}: {error}")
+
+
+def _failed(candidate: CandidateRecord, reason: str) -> ResultRecord:
+    logger.info("%s: result flagged failed (%s)", candidate.id, reason)
+    return ResultRecord(
+        candidate_id=candidate.id,
+        model_version=candidate.model_version,
+        metrics={},
+        flags={"failed": True},
+        error=reason,
+    )
+
+
+def _result(candidate: CandidateRecord, output: Any) -> ResultRecord:
+    """The result record of ``candidate`` from what the evaluation function returned."""
+    if not isinstance(output, Mapping):
+        raise TypeError(f"evaluation returned {type(output).__name__}, not a mapping")
+    return ResultRecord(
+        candidate_id=candidate.id,
+        model_version=candidate.model_version,
+        metrics=dict(output.get("metrics", {})),
+        flags=dict(output.get("flags", {})),
+    )

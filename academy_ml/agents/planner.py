@@ -1,0 +1,177 @@
+"""The planner agent: backpressure, retraining and the budget, as strategies.
+
+What the planner counts comes from the knowledge base, not from the calls it
+was given: results are counted there, the model version is the generator's
+latest registered one, and its strategies also run every
+``review_interval_s``. So a planner killed and started again (it restores its
+checkpoint by name) misses nothing that happened while it was down, and
+counts nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
+from academy_ml.knowledge import KnowledgeBase
+from academy_ml.strategies import (
+    Call,
+    Interval,
+    KnowledgeCount,
+    OnCall,
+    Predicate,
+    Stop,
+    Strategy,
+    StrategyContext,
+)
+
+if TYPE_CHECKING:
+    from academy.handle import Handle
+
+    from academy_ml.agents.analysis import AnalysisAgent
+    from academy_ml.agents.generation import GenerationAgent
+
+__all__ = ["PlannerAgent"]
+
+
+class PlannerAgent(StrategicAgent):
+    """Decides: backpressure, retraining and the budget, as strategies.
+
+    Args:
+        generation: Handle to the generation agent.
+        analysis: Handle to the analysis agent.
+        knowledge: See :class:`StrategicAgent`.
+        budget: Results after which generation finishes and the strategies stop.
+        retrain_after: New results with ``retrain_flag`` since the current
+            model version that trigger a retrain.
+        retrain_flag: The flag those results carry (None: any result).
+        high_water: Queue depth above which generation pauses.
+        low_water: Queue depth at or below which it resumes (default: half of ``high_water``).
+        model_name: Name the generation agent registers its model versions under.
+        review_interval_s: Seconds between evaluations of the retrain and
+            budget strategies without a call (catching up after a restart).
+        call_timeout_s: How long a call to the generation agent may take.
+        **options: See :class:`StrategicAgent`.
+    """
+
+    def __init__(
+        self,
+        generation: Handle[GenerationAgent],
+        analysis: Handle[AnalysisAgent],
+        knowledge: KnowledgeBase | str,
+        *,
+        budget: int,
+        retrain_after: int = 16,
+        retrain_flag: str | None = "stable",
+        high_water: int = 64,
+        low_water: int | None = None,
+        model_name: str = "GenerationAgent",
+        review_interval_s: float = 5.0,
+        call_timeout_s: float = 120.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(knowledge, **options)
+        self.generation = generation
+        self.analysis = analysis
+        self.budget = budget
+        self.retrain_after = retrain_after
+        self.retrain_flag = retrain_flag
+        self.high_water = high_water
+        self.low_water = high_water // 2 if low_water is None else low_water
+        if not 0 <= self.low_water < self.high_water:
+            raise ValueError(f"need 0 <= low_water < high_water, got {low_water}, {high_water}")
+        self.model_name = model_name
+        self.review_interval_s = review_interval_s
+        self.call_timeout_s = call_timeout_s
+        self.state.update(model_version=0, results=0, queue_depth=0, paused=False)
+
+    def strategies(self) -> Sequence[Strategy]:
+        """Backpressure (pause, resume), retrain, budget; evaluated in that order."""
+        on_queue = OnCall("record_result") | OnCall("report_queue")
+        review = OnCall("record_result") | Interval(self.review_interval_s)
+        return (
+            Strategy(
+                "backpressure-pause",
+                when=on_queue,
+                if_=Predicate(
+                    self.queue_deep, f"generation running, queue above {self.high_water}"
+                ),
+                then=[Call("pause_generation")],
+            ),
+            Strategy(
+                "backpressure-resume",
+                when=on_queue,
+                if_=Predicate(
+                    self.queue_drained, f"generation paused, queue at most {self.low_water}"
+                ),
+                then=[Call("resume_generation")],
+            ),
+            Strategy(
+                "retrain",
+                when=review,
+                if_=KnowledgeCount(self.retrain_flag, at_least=self.retrain_after),
+                then=[Call("retrain_generator")],
+            ),
+            Strategy(
+                "budget",
+                when=review,
+                if_=Predicate(self.budget_spent, f"at least {self.budget} results"),
+                then=[Call("finish_generation"), Stop()],
+            ),
+        )
+
+    async def agent_on_startup(self) -> None:
+        """Restore the checkpoint, then catch up with the knowledge base."""
+        await super().agent_on_startup()
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the result count and the latest model version from the knowledge base."""
+        self.state["results"] = (await self.kb.counts())["results"]
+        model = await self.kb.latest_model(self.model_name)
+        if model is not None and model.version > self.state["model_version"]:
+            self.state["model_version"] = model.version
+
+    def queue_deep(self, context: StrategyContext) -> bool:
+        """Generation runs while the analysis queue is above the high-water mark."""
+        return not context.state["paused"] and context.state["queue_depth"] > self.high_water
+
+    def queue_drained(self, context: StrategyContext) -> bool:
+        """Generation is paused and the analysis queue is down to the low-water mark."""
+        return bool(context.state["paused"]) and context.state["queue_depth"] <= self.low_water
+
+    async def budget_spent(self, context: StrategyContext) -> bool:
+        """The knowledge base holds at least ``budget`` results."""
+        await self.refresh()
+        return bool(context.state["results"] >= self.budget)
+
+    @strategic_action
+    async def record_result(self, candidate_id: str, queue_depth: int) -> None:
+        """Told by the analysis agent that ``candidate_id`` has its result."""
+        self.state["queue_depth"] = queue_depth
+
+    @strategic_action
+    async def report_queue(self, queue_depth: int) -> None:
+        """Told by the analysis agent how deep its queue is."""
+        self.state["queue_depth"] = queue_depth
+
+    async def pause_generation(self) -> None:
+        """Pause the generation agent."""
+        await call_with_timeout(self.generation.pause(), self.call_timeout_s)
+        self.state["paused"] = True
+
+    async def resume_generation(self) -> None:
+        """Resume the generation agent."""
+        await call_with_timeout(self.generation.resume(), self.call_timeout_s)
+        self.state["paused"] = False
+
+    async def retrain_generator(self) -> int:
+        """Retrain the generator; later results count towards the next retrain."""
+        version: int = await call_with_timeout(self.generation.retrain(), self.call_timeout_s)
+        self.state["model_version"] = version
+        return version
+
+    async def finish_generation(self) -> None:
+        """Tell the generation agent to stop for good (the budget is spent)."""
+        await call_with_timeout(self.generation.finish(), self.call_timeout_s)
