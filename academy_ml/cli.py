@@ -13,6 +13,7 @@ from rich.table import Table
 
 from academy_ml import __version__, demo
 from academy_ml.cache import Cache, default_cache_dir, summarize
+from academy_ml.exceptions import AcademyMLError
 from academy_ml.kits import KITS, KitError, kit_variables, render_kit
 
 __all__ = ["main"]
@@ -42,12 +43,21 @@ def main(argv: list[str] | None = None) -> None:
             help=f"cache directory (default: $ACADEMY_ML_CACHE_DIR or {default_cache_dir()})",
         )
     _add_endpoint(sub)
+    _add_launch(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         demo.main(rest)
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in ("up", "status"):
+        from academy_ml.launch.console import run_status, run_up
+
+        try:
+            raise SystemExit((run_up if args.command == "up" else run_status)(args))
+        except AcademyMLError as error:
+            print(f"academy-ml: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
     if args.command == "endpoint":
         try:
             _endpoint(args)
@@ -58,6 +68,30 @@ def main(argv: list[str] | None = None) -> None:
         _cache_stats(args.dir)
     else:
         _cache_clear(args.dir)
+
+
+def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for command, text in (
+        ("up", "launch a deployment's agents and watch the run until the planner stops"),
+        ("status", "agents, endpoints, caches and recent strategy firings of a deployment"),
+    ):
+        cmd = sub.add_parser(command, help=text)
+        cmd.add_argument("config", type=Path, help="deployment config (configs/local.toml...)")
+        cmd.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME.KEY=VALUE",
+            help="override an agent's init argument or a deployment setting "
+            "(planner.budget=64, deployment.exchange=redis://...)",
+        )
+        if command == "up":
+            cmd.add_argument(
+                "--timeout", type=float, default=None, help="end the run after SECONDS"
+            )
+            cmd.add_argument(
+                "--logs", type=Path, default=None, help="host process logs (default runinfo/NAME)"
+            )
 
 
 def _add_endpoint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

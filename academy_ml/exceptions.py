@@ -10,6 +10,7 @@ __all__ = [
     "AcademyMLError",
     "ActionError",
     "CacheError",
+    "ConfigError",
     "DataError",
     "ExchangeConnectionError",
     "ExchangeError",
@@ -93,6 +94,10 @@ class KnowledgeError(AcademyMLError, ValueError):
 
 class StrategyError(AcademyMLError, ValueError):
     """A trigger, constraint or strategy is given a value it cannot work with."""
+
+
+class ConfigError(AcademyMLError, ValueError):
+    """A deployment config or agent spec file is unreadable or invalid (names file and key)."""
 
 
 class ActionError(AcademyMLError, RuntimeError):

@@ -77,7 +77,7 @@ class AnalysisAgent(StrategicAgent):
         self._endpoint = endpoint
         self._owned: Endpoint | None = None
         self._pending: dict[str, asyncio.Task[None]] = {}
-        self.state.update(evaluated=0, failed=0)
+        self.state.update(evaluated=0, failed=0, queue_depth=0)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -132,6 +132,7 @@ class AnalysisAgent(StrategicAgent):
         return queued
 
     async def _report_queue(self) -> None:
+        self.state["queue_depth"] = len(self._pending)
         try:
             await call_with_timeout(
                 self.planner.report_queue(len(self._pending)), self.call_timeout_s
@@ -160,6 +161,7 @@ class AnalysisAgent(StrategicAgent):
             return
         self.state["evaluated"] += 1
         self.state["failed"] += result.flags.get("failed", False)
+        self.state["queue_depth"] = len(self._pending)
         await self.emit("result")
         try:
             await call_with_timeout(

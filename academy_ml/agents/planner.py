@@ -10,6 +10,7 @@ counts nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from academy_ml.agents.generation import GenerationAgent
 
 __all__ = ["PlannerAgent"]
+
+#: How long the review asks another agent for its queue or state.
+REVIEW_CALL_TIMEOUT_S = 5.0
 
 
 class PlannerAgent(StrategicAgent):
@@ -88,8 +92,8 @@ class PlannerAgent(StrategicAgent):
 
     def strategies(self) -> Sequence[Strategy]:
         """Backpressure (pause, resume), retrain, budget; evaluated in that order."""
-        on_queue = OnCall("record_result") | OnCall("report_queue")
         review = OnCall("record_result") | Interval(self.review_interval_s)
+        on_queue = review | OnCall("report_queue")
         return (
             Strategy(
                 "backpressure-pause",
@@ -133,11 +137,27 @@ class PlannerAgent(StrategicAgent):
         if model is not None and model.version > self.state["model_version"]:
             self.state["model_version"] = model.version
 
-    def queue_deep(self, context: StrategyContext) -> bool:
+    async def _observe(self, context: StrategyContext) -> None:
+        """On a review tick, ask the other agents what a missed call would have said.
+
+        After a restart the checkpointed queue depth and pause flag may be
+        stale, and no call may come to correct them (the queue is empty).
+        """
+        if context.signal is not None:
+            return
+        with contextlib.suppress(Exception):
+            depth = await call_with_timeout(self.analysis.queue_depth(), REVIEW_CALL_TIMEOUT_S)
+            self.state["queue_depth"] = depth
+        with contextlib.suppress(Exception):
+            answer = await call_with_timeout(self.generation.status(), REVIEW_CALL_TIMEOUT_S)
+            self.state["paused"] = bool(answer["state"]["paused"])
+
+    async def queue_deep(self, context: StrategyContext) -> bool:
         """Generation runs while the analysis queue is above the high-water mark."""
+        await self._observe(context)
         return not context.state["paused"] and context.state["queue_depth"] > self.high_water
 
-    def queue_drained(self, context: StrategyContext) -> bool:
+    async def queue_drained(self, context: StrategyContext) -> bool:
         """Generation is paused and the analysis queue is down to the low-water mark."""
         return bool(context.state["paused"]) and context.state["queue_depth"] <= self.low_water
 

@@ -1,0 +1,129 @@
+"""Building agents from their specs: objects from tables, handles, the knowledge base, endpoints.
+
+Specs are the operator's own files, so naming a class to import is what they
+are for; nothing here reads anything that arrived over the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from academy.agent import Agent
+from academy.handle import Handle
+
+from academy_ml.exceptions import ConfigError
+from academy_ml.knowledge import KnowledgeBase
+from academy_ml.launch.config import AgentSpec, Deployment
+from academy_ml.placement import Endpoint, GlobusComputeSpec, load_registry
+
+__all__ = ["build_agent", "build_endpoint", "import_object", "use_python_path"]
+
+
+def import_object(path: str, where: str) -> Any:
+    """Import ``pkg.mod.Name``.
+
+    Raises:
+        ConfigError: It cannot be imported (``where`` says which key named it).
+    """
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"{where}: cannot import {path!r}: {error}") from None
+
+
+def use_python_path(deployment: Deployment) -> None:
+    """Put the deployment's ``python_path`` on ``sys.path`` and on ``PYTHONPATH`` (for workers)."""
+    entries = [str(p) for p in deployment.settings.python_path]
+    for entry in reversed(entries):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [*entries, *(p for p in current if p not in entries)]
+    )
+
+
+def _build_value(value: Any, where: str) -> Any:
+    """Tables with a ``class`` key become objects (recursively); the rest stays data."""
+    if isinstance(value, Mapping):
+        built = {k: _build_value(v, f"{where}.{k}") for k, v in value.items()}
+        if "class" not in built:
+            return built
+        factory = import_object(str(built.pop("class")), f"{where}.class")
+        try:
+            return factory(**built)
+        except Exception as error:
+            raise ConfigError(f"{where}: {type(error).__name__}: {error}") from None
+    if isinstance(value, list):
+        return [_build_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    return value
+
+
+def build_endpoint(deployment: Deployment, name: str, where: str) -> Endpoint:
+    """Open the registry's endpoint ``name``.
+
+    Raises:
+        ConfigError: The registry has no such endpoint.
+    """
+    specs = load_registry(deployment.registry)
+    if name not in specs:
+        known = ", ".join(sorted(specs)) or "none"
+        raise ConfigError(
+            f"{where}: no endpoint {name!r} in {deployment.registry} (known: {known})"
+        )
+    spec = specs[name]
+    return spec.build(name) if not isinstance(spec, GlobusComputeSpec) else spec.build(name, None)
+
+
+def build_agent(
+    deployment: Deployment,
+    spec: AgentSpec,
+    handles: Mapping[str, Handle[Any]],
+    knowledge: KnowledgeBase | str,
+) -> Agent:
+    """Instantiate the agent ``spec`` describes.
+
+    Args:
+        deployment: The deployment the agent belongs to.
+        spec: Its spec.
+        handles: Handles to every agent of the deployment, by name.
+        knowledge: The shared knowledge base, or its Redis URL.
+
+    Raises:
+        ConfigError: The class, an object or the endpoint cannot be built, or
+            the class refuses the arguments (the message says which file).
+    """
+    where = f"{spec.file}: agent"
+    cls = import_object(spec.agent.class_, f"{where}.class")
+    if not (isinstance(cls, type) and issubclass(cls, Agent)):
+        raise ConfigError(f"{where}.class: {spec.agent.class_} is not an Academy Agent")
+    kwargs: dict[str, Any] = {
+        key: _build_value(value, f"{where}.init.{key}") for key, value in spec.agent.init.items()
+    }
+    kwargs.update({arg: handles[target] for arg, target in spec.agent.handles.items()})
+    kwargs.update(
+        knowledge=knowledge,
+        name=spec.agent.name,
+        kb_prefix=deployment.settings.name,
+        checkpoint_interval_s=deployment.settings.checkpoint_interval_s,
+    )
+    if spec.strategies is not None:
+        kwargs["strategies"] = spec.strategies
+    if spec.placement is not None:
+        kwargs["endpoint"] = build_endpoint(
+            deployment, spec.placement.endpoint, f"{spec.file}: placement.endpoint"
+        )
+    try:
+        agent: Agent = cls(**kwargs)
+    except Exception as error:
+        if "endpoint" in kwargs:
+            kwargs["endpoint"].close()
+        raise ConfigError(
+            f"{where}: {spec.agent.class_}: {type(error).__name__}: {error}"
+        ) from None
+    return agent

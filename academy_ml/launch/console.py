@@ -1,0 +1,118 @@
+"""What ``academy-ml up`` and ``academy-ml status`` print (rich)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from academy_ml.launch.config import load_deployment
+from academy_ml.launch.run import Progress as RunProgress
+from academy_ml.launch.run import up
+from academy_ml.launch.status import DeploymentStatus, collect_status
+
+__all__ = ["run_status", "run_up"]
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """``academy-ml up CONFIG``: 0 when the run completed, 1 otherwise (interrupted, timed out)."""
+    deployment = load_deployment(args.config, args.set)
+    console = Console(stderr=True)
+    stop_with = deployment.settings.stop_with
+    budget = None
+    if stop_with is not None:
+        budget = deployment.agents[stop_with].agent.init.get("budget")
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(deployment.settings.name, total=budget, detail="starting agents")
+
+        def show(progress: RunProgress) -> None:
+            counts = progress.counts
+            state = progress.stop_agent["state"] if progress.stop_agent else {}
+            detail = (
+                f"results {counts['results']} · pending {counts['pending']} · "
+                f"model v{state.get('model_version', '?')} · queue {state.get('queue_depth', '?')}"
+            )
+            restarts = sum(progress.restarts.values())
+            if restarts:
+                detail += f" · restarts {restarts}"
+            bar.update(task, completed=counts["results"], detail=detail)
+
+        outcome = asyncio.run(
+            up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs)
+        )
+    counts = outcome.counts
+    console.print(
+        f"{deployment.settings.name}: {outcome.reason} after {outcome.elapsed_s:.1f} s: "
+        f"{counts['candidates']} candidates, {counts['results']} results, "
+        f"{counts['pending']} pending" + (f"; logs in {outcome.log_dir}" if outcome.log_dir else "")
+    )
+    return 0 if outcome.reason == "done" else 1
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """``academy-ml status CONFIG``."""
+    deployment = load_deployment(args.config, args.set)
+    status = asyncio.run(collect_status(deployment))
+    _print_status(Console(), status)
+    return 0
+
+
+def _print_status(console: Console, status: DeploymentStatus) -> None:
+    counts = status.counts
+    console.print(
+        f"[bold]{escape(status.name)}[/bold]: {counts['candidates']} candidates, "
+        f"{counts['results']} results, {counts['pending']} pending"
+        + ("" if status.registered else " (never launched)")
+    )
+    agents = Table("agent", "answering", "heartbeat", "queued", "stopped", "state", title="agents")
+    for agent in status.agents:
+        heartbeat = "-" if agent.heartbeat_age_s is None else f"{agent.heartbeat_age_s:.1f} s ago"
+        state = ", ".join(f"{k}={v}" for k, v in sorted(agent.state.items()))
+        agents.add_row(
+            agent.name,
+            "yes" if agent.answering else "no (last checkpoint)",
+            heartbeat,
+            "-" if agent.queued is None else str(agent.queued),
+            "-" if agent.stopped is None else str(agent.stopped).lower(),
+            escape(state),
+        )
+    console.print(agents)
+    endpoints = Table("endpoint", "kind", "used by", "queue", "cache", title="endpoints")
+    for endpoint in status.endpoints:
+        cache = "-"
+        if endpoint.cache is not None:
+            totals = endpoint.cache.totals
+            cache = f"{endpoint.cache.entries} entries, {totals.hits} hits, {totals.misses} misses"
+        endpoints.add_row(
+            endpoint.name,
+            endpoint.kind,
+            ", ".join(endpoint.used_by) or "-",
+            "-" if endpoint.queue_depth is None else str(endpoint.queue_depth),
+            cache,
+        )
+    console.print(endpoints)
+    firings = Table("when", "agent", "strategy", "fired", "why", "outcome", title="recent firings")
+    now = time.time()
+    for firing in status.firings:
+        when = datetime.fromtimestamp(firing.created, UTC).strftime("%H:%M:%S")
+        firings.add_row(
+            f"{when} ({now - firing.created:.0f} s ago)",
+            firing.agent,
+            firing.strategy,
+            "yes" if firing.fired else "no",
+            escape(firing.reason),
+            escape(firing.outcome or "-"),
+        )
+    console.print(firings)
