@@ -75,6 +75,8 @@ class GenerationAgent(StrategicAgent):
         analysis: Handle to the analysis agent.
         knowledge: See :class:`StrategicAgent`.
         batch_size: Candidates per batch.
+        oversample: Payloads sampled per candidate kept; :meth:`choose` keeps
+            ``batch_size`` of them (the first ones unless a subclass chooses).
         metric: Metric ranking the results the generator retrains on.
         train_flag: Flag the results it retrains on must carry (None: any).
         train_size: How many of the best results it retrains on.
@@ -90,6 +92,7 @@ class GenerationAgent(StrategicAgent):
         knowledge: KnowledgeBase | str,
         *,
         batch_size: int = 8,
+        oversample: int = 1,
         metric: str = "score",
         train_flag: str | None = None,
         train_size: int = 64,
@@ -102,6 +105,9 @@ class GenerationAgent(StrategicAgent):
         self.generator = generator
         self.analysis = analysis
         self.batch_size = batch_size
+        if oversample < 1:
+            raise ValueError(f"oversample must be at least 1, got {oversample}")
+        self.oversample = oversample
         self.metric = metric
         self.train_flag = train_flag
         self.train_size = train_size
@@ -121,8 +127,8 @@ class GenerationAgent(StrategicAgent):
             self.generator.load_state(saved)
 
     async def choose(self, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Which sampled payloads become candidates (all by default; subclasses filter)."""
-        return payloads
+        """Which ``batch_size`` of the sampled payloads become candidates (the first ones)."""
+        return payloads[: self.batch_size]
 
     @loop
     async def generate(self, shutdown: asyncio.Event) -> None:
@@ -132,7 +138,8 @@ class GenerationAgent(StrategicAgent):
                 self._resumed.clear()
                 await wait_any(shutdown, self._resumed)
                 continue
-            payloads = await self.choose(self.generator.sample(self.batch_size))
+            sampled = self.generator.sample(self.batch_size * self.oversample)
+            payloads = await self.choose(sampled)
             version = self.state["model_version"]
             ids = [await self._record(payload, version) for payload in payloads]
             try:

@@ -67,6 +67,10 @@ class KnowledgeBase(Protocol):
         """The results of a candidate (at most one)."""
         ...
 
+    async def results(self) -> list[ResultRecord]:
+        """Every stored result, oldest first (for reports: reads them all)."""
+        ...
+
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """The ``k`` results with the highest ``metric``, best first.
 

@@ -112,6 +112,12 @@ class InMemoryKnowledgeBase:
             data = self._results.get(candidate_id)
         return [] if data is None else [ResultRecord.from_bytes(data)]
 
+    async def results(self) -> list[ResultRecord]:
+        """See :meth:`KnowledgeBase.results`."""
+        with self._lock:
+            found = list(self._results.values())
+        return sorted((ResultRecord.from_bytes(data) for data in found), key=lambda r: r.created)
+
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.top_k`."""
         with self._lock:

@@ -178,6 +178,11 @@ class RedisKnowledgeBase:
         data = await self._conn.call(b"HGET", self._key("res"), candidate_id)
         return [] if data is None else [ResultRecord.from_bytes(data)]
 
+    async def results(self) -> list[ResultRecord]:
+        """See :meth:`KnowledgeBase.results`."""
+        found = await self._conn.call(b"HVALS", self._key("res"))
+        return sorted((ResultRecord.from_bytes(data) for data in found), key=lambda r: r.created)
+
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.top_k`."""
         if k <= 0:

@@ -28,8 +28,9 @@ its work runs (an endpoint of the registry)::
 Both are checked by pydantic; every error names the file, the key and the
 problem (:class:`~academy_ml.exceptions.ConfigError`). Overrides
 ``NAME.KEY=VALUE`` (``deployment.exchange=redis://...``,
-``planner.budget=64``) are applied before validation; values are read as TOML
-values when they parse as one, else as strings.
+``planner.budget=64``, ``analysis.placement.endpoint=polaris``) are applied
+before validation; values are read as TOML values when they parse as one,
+else as strings.
 """
 
 from __future__ import annotations

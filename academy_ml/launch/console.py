@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -12,18 +14,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from academy_ml.launch.config import load_deployment
+from academy_ml.launch.config import Deployment, load_deployment
 from academy_ml.launch.run import Progress as RunProgress
 from academy_ml.launch.run import up
 from academy_ml.launch.status import DeploymentStatus, collect_status
 
-__all__ = ["run_status", "run_up"]
+__all__ = ["progress_bar", "run_status", "run_up"]
 
 
-def run_up(args: argparse.Namespace) -> int:
-    """``academy-ml up CONFIG``: 0 when the run completed, 1 otherwise (interrupted, timed out)."""
-    deployment = load_deployment(args.config, args.set)
-    console = Console(stderr=True)
+@contextlib.contextmanager
+def progress_bar(
+    deployment: Deployment, console: Console
+) -> Iterator[Callable[[RunProgress], None]]:
+    """A rich progress bar of a run (results of the stop agent's budget); yields its callback."""
     stop_with = deployment.settings.stop_with
     budget = None
     if stop_with is not None:
@@ -49,6 +52,14 @@ def run_up(args: argparse.Namespace) -> int:
                 detail += f" · restarts {restarts}"
             bar.update(task, completed=counts["results"], detail=detail)
 
+        yield show
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """``academy-ml up CONFIG``: 0 when the run completed, 1 otherwise (interrupted, timed out)."""
+    deployment = load_deployment(args.config, args.set)
+    console = Console(stderr=True)
+    with progress_bar(deployment, console) as show:
         outcome = asyncio.run(
             up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs)
         )

@@ -74,11 +74,15 @@ async def up(
     timeout_s: float | None = None,
     log_dir: Path | None = None,
     max_restarts: int = 3,
+    knowledge: KnowledgeBase | None = None,
 ) -> RunOutcome:
     """Launch every agent of ``deployment`` and watch the run until it ends.
 
     Args:
         deployment: A loaded deployment.
+        knowledge: The in-process knowledge base to use (``knowledge =
+            "memory"`` deployments; default: a new one), so the caller can
+            read it after the run.
         on_progress: Called on every look at the run.
         timeout_s: End the run after this many seconds.
         log_dir: Where host processes write their logs (Redis deployments;
@@ -95,7 +99,7 @@ async def up(
             return await _up_processes(
                 deployment, stop, on_progress, timeout_s, log_dir, max_restarts
             )
-        return await _up_embedded(deployment, stop, on_progress, timeout_s)
+        return await _up_embedded(deployment, stop, on_progress, timeout_s, knowledge)
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
@@ -106,14 +110,15 @@ async def _up_embedded(
     stop: asyncio.Event,
     on_progress: Callable[[Progress], None] | None,
     timeout_s: float | None,
+    knowledge: KnowledgeBase | None,
 ) -> RunOutcome:
     url = deployment.knowledge_url
     kb: KnowledgeBase = (
-        InMemoryKnowledgeBase()
+        (knowledge or InMemoryKnowledgeBase())
         if url is None
         else RedisKnowledgeBase(url, deployment.settings.name)
     )
-    knowledge: KnowledgeBase | str = kb if url is None else url
+    shared: KnowledgeBase | str = kb if url is None else url
     pool = ThreadPoolExecutor(len(deployment.agents), thread_name_prefix="academy-ml-agent")
     factory: Any = (
         LocalExchangeFactory()
@@ -133,7 +138,7 @@ async def _up_embedded(
                 name: Handle(reg.agent_id) for name, reg in registrations.items()
             }
             for name, spec in deployment.agents.items():
-                agent = build_agent(deployment, spec, handles, knowledge)
+                agent = build_agent(deployment, spec, handles, shared)
                 await manager.launch(agent, registration=registrations[name])
             outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
     finally:

@@ -152,6 +152,7 @@ def test_the_ledger_lists_candidates_without_a_result_oldest_first(open_kb: Open
         await kb.add_candidate(CandidateRecord(id="c9", model_version=0, payload={}))
         assert await kb.pending() == ["c3", "c2"]
         assert await kb.counts() == {"candidates": 4, "results": 2, "pending": 2}
+        assert [r.candidate_id for r in await kb.results()] == ["c1", "c9"]
 
     run(open_kb, body)
 
