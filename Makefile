@@ -37,8 +37,8 @@ test: redis slurm dev
 
 ## make lint: ruff, mypy, rustfmt, clippy, stub check.
 lint: dev
-	$(BIN)/ruff check academy_ml tests benchmarks
-	$(BIN)/ruff format --check academy_ml tests benchmarks
+	$(BIN)/ruff check academy_ml tests benchmarks examples
+	$(BIN)/ruff format --check academy_ml tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest academy_ml._runtime
 	cargo fmt --all --check
@@ -53,9 +53,9 @@ bench: redis $(VENV)/.deps
 	$(BIN)/python benchmarks/exchange.py
 	$(BIN)/python benchmarks/placement.py
 
-## make demo: the showcase on embedded defaults.
+## make demo: the MOFA-style loop on embedded defaults (in-process exchange, Parsl LocalProvider), retrain vs --no-retrain.
 demo: dev
-	$(BIN)/python -m academy_ml.demo
+	PYTHONPATH=examples $(BIN)/python -m mofa $(DEMO_ARGS)
 
 ## redis-server for the integration tests, installed through apt-get when absent.
 redis:

@@ -198,10 +198,12 @@ def load_deployment(path: str | Path, overrides: Sequence[str] = ()) -> Deployme
         if name not in agents:
             raise ConfigError(f"override {name}.*: no agent {name!r} in {file}")
         spec = agents[name]
+        endpoint = values.pop("placement.endpoint", None)
         init = {**spec.agent.init, **values}
-        agents[name] = spec.model_copy(
-            update={"agent": spec.agent.model_copy(update={"init": init})}
-        )
+        update: dict[str, Any] = {"agent": spec.agent.model_copy(update={"init": init})}
+        if endpoint is not None:
+            update["placement"] = PlacementSection(endpoint=str(endpoint))
+        agents[name] = spec.model_copy(update=update)
     for spec in agents.values():
         for argument, target in spec.agent.handles.items():
             if target not in agents:

@@ -92,3 +92,14 @@ def test_killed_planner_restarts_and_the_run_loses_and_repeats_nothing(
             await kb.close()
 
     asyncio.run(check())
+
+    # `academy-ml status` reads the finished deployment: agents from their
+    # checkpoints (they are gone), and the strategy log.
+    status = subprocess.run(
+        [sys.executable, "-m", "academy_ml", "status", str(config)],
+        capture_output=True, text=True, timeout=60, env={**env, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert f"restart: {final['candidates']} candidates, {final['results']} results" in status.stdout
+    for name in ("planner", "analysis", "generation", "no (last checkpoint)", "budget"):
+        assert name in status.stdout
