@@ -166,7 +166,16 @@ def write_outputs(
                     "candidate": payloads[run.label].get(row.candidate_id),
                 }
                 file.write(json.dumps(record) + "\n")
-        best = sorted((r for r in run.rows if r.uptake is not None), key=lambda r: -(r.uptake or 0))
+        ranked = sorted(
+            (r for r in run.rows if r.uptake is not None), key=lambda r: -(r.uptake or 0)
+        )
+        best, seen = [], set()
+        for row in ranked:  # one structure per design (the generator proposes repeats)
+            payload = payloads[run.label][row.candidate_id]
+            design = (payload["smiles"], payload["genes"]["pillar"])
+            if design not in seen:
+                seen.add(design)
+                best.append(row)
         for rank, row in enumerate(best[:TOP_STRUCTURES], 1):
             framework = build_framework(payloads[run.label][row.candidate_id])
             if framework is not None:
