@@ -6,7 +6,10 @@ startup and every ``sweep_interval_s``, which finds candidates whose
 hand-over or evaluation a crash interrupted. Every evaluation start is
 counted in the ledger (``start_attempt``); a candidate whose evaluations
 keep dying gets a ``failed`` result after ``max_attempts``, so the loop
-neither loses it nor retries it forever. Results are stored with
+neither loses it nor retries it forever. Failed evaluations raise the
+``evaluation_failed`` event (a strategy may :meth:`~AnalysisAgent.redirect`
+to a backup endpoint, or :meth:`~AnalysisAgent.scale` the endpoint). Results
+are stored with
 ``add_result``, which keeps exactly one per candidate.
 """
 
@@ -22,8 +25,9 @@ import msgpack
 from academy.agent import action, loop
 
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
+from academy_ml.exceptions import ActionError
 from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
-from academy_ml.placement import Endpoint, LocalEndpoint
+from academy_ml.placement import Endpoint, LocalEndpoint, Scalable
 
 if TYPE_CHECKING:
     from academy.handle import Handle
@@ -48,6 +52,9 @@ class AnalysisAgent(StrategicAgent):
         planner: Handle to the planner, told of every result and of the queue depth.
         knowledge: See :class:`StrategicAgent`.
         endpoint: Where the function runs (default: a local thread pool).
+        backups: Endpoints :meth:`redirect` may switch to, by name.
+        owns_endpoints: Close ``endpoint`` and ``backups`` at shutdown (the
+            launcher's agents own the endpoints it built for them).
         sweep_interval_s: Seconds between sweeps of the ledger.
         max_attempts: Evaluations started per candidate before it is given up as failed.
         call_timeout_s: How long a report to the planner may take.
@@ -61,6 +68,8 @@ class AnalysisAgent(StrategicAgent):
         knowledge: KnowledgeBase | str,
         *,
         endpoint: Endpoint | None = None,
+        backups: Mapping[str, Endpoint] | None = None,
+        owns_endpoints: bool = False,
         sweep_interval_s: float = 5.0,
         max_attempts: int = 3,
         call_timeout_s: float = 30.0,
@@ -75,24 +84,35 @@ class AnalysisAgent(StrategicAgent):
         self.max_attempts = max_attempts
         self.call_timeout_s = call_timeout_s
         self._endpoint = endpoint
-        self._owned: Endpoint | None = None
+        self.backups = dict(backups or {})
+        # Endpoints closed at shutdown: a default pool, or all when owned.
+        self._owned: list[Endpoint] = []
+        if owns_endpoints:
+            self._owned = [e for e in (endpoint, *self.backups.values()) if e is not None]
         self._pending: dict[str, asyncio.Task[None]] = {}
-        self.state.update(evaluated=0, failed=0, queue_depth=0)
+        self.state.update(
+            evaluated=0,
+            failed=0,
+            queue_depth=0,
+            consecutive_failures=0,
+            endpoint=None if endpoint is None else endpoint.name,
+        )
 
     @property
     def endpoint(self) -> Endpoint:
         """The endpoint evaluations run on (a local pool opened on first use by default)."""
         if self._endpoint is None:
-            self._endpoint = self._owned = LocalEndpoint(f"{self.name}-local")
+            self._endpoint = LocalEndpoint(f"{self.name}-local")
+            self._owned.append(self._endpoint)
         return self._endpoint
 
     async def agent_on_shutdown(self) -> None:
-        """Abandon evaluations in flight (the ledger keeps them), close an own endpoint."""
+        """Abandon evaluations in flight (the ledger keeps them), close owned endpoints."""
         for task in self._pending.values():
             task.cancel()
         await asyncio.gather(*self._pending.values(), return_exceptions=True)
-        if self._owned is not None:
-            self._owned.close()
+        for endpoint in self._owned:
+            endpoint.close()
         await super().agent_on_shutdown()
 
     @strategic_action
@@ -149,11 +169,7 @@ class AnalysisAgent(StrategicAgent):
                 return
             if await self.kb.results_for(cid):
                 return
-            attempt = await self.kb.start_attempt(cid)
-            if attempt > self.max_attempts:
-                result = _failed(candidate, f"gave up after {self.max_attempts} attempts")
-            else:
-                result = await self._run(candidate)
+            result = await self._attempts(candidate)
             stored = await self.kb.add_result(result)
         finally:
             self._pending.pop(cid, None)
@@ -170,16 +186,59 @@ class AnalysisAgent(StrategicAgent):
         except Exception as error:
             logger.warning("could not report %s to the planner: %s", cid, error)
 
-    async def _run(self, candidate: CandidateRecord) -> ResultRecord:
+    async def _attempts(self, candidate: CandidateRecord) -> ResultRecord:
+        """Evaluate, trying again (on the endpoint current then) until ``max_attempts``.
+
+        Every failure raises the ``evaluation_failed`` event, so a strategy
+        can redirect to a backup endpoint before the next attempt.
+        """
         payload = msgpack.packb(candidate.payload, use_bin_type=True)
-        try:
-            output = await asyncio.wrap_future(self.endpoint.submit(self.function, payload))
-            return _result(candidate, output)
-        except Exception as error:
-            logger.warning(
-                "evaluation of %s failed: %s: %s", candidate.id, type(error).__name__, error
-            )
-            return _failed(candidate, f"{type(error).__name__}: {error}")
+        while True:
+            attempt = await self.kb.start_attempt(candidate.id)
+            if attempt > self.max_attempts:
+                return _failed(candidate, f"gave up after {self.max_attempts} attempts")
+            try:
+                output = await asyncio.wrap_future(self.endpoint.submit(self.function, payload))
+                result = _result(candidate, output)
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                logger.warning(
+                    "evaluation of %s failed (attempt %d): %s", candidate.id, attempt, reason
+                )
+                self.state["consecutive_failures"] += 1
+                await self.emit("evaluation_failed")
+                if attempt >= self.max_attempts:
+                    return _failed(candidate, reason)
+                continue
+            self.state["consecutive_failures"] = 0
+            return result
+
+    @strategic_action
+    async def redirect(self, endpoint: str) -> str:
+        """Send later evaluations to the backup endpoint named ``endpoint``.
+
+        Raises:
+            ActionError: No backup of that name.
+        """
+        if endpoint not in self.backups:
+            known = ", ".join(sorted(self.backups)) or "none"
+            raise ActionError(f"{self.name} has no backup endpoint {endpoint!r} (backups: {known})")
+        self._endpoint = self.backups[endpoint]
+        self.state.update(endpoint=endpoint, consecutive_failures=0)
+        return endpoint
+
+    @strategic_action
+    async def scale(self, max_blocks: int) -> int:
+        """Change the current endpoint's ``max_blocks`` (endpoints that scale, e.g. Parsl).
+
+        Raises:
+            ActionError: The endpoint does not scale.
+        """
+        endpoint = self.endpoint
+        if not isinstance(endpoint, Scalable):
+            raise ActionError(f"endpoint {endpoint.name!r} does not scale")
+        endpoint.set_max_blocks(max_blocks)
+        return max_blocks
 
 
 def _failed(candidate: CandidateRecord, reason: str) -> ResultRecord:

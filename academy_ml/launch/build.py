@@ -124,15 +124,22 @@ def build_agent(
     )
     if spec.strategies is not None:
         kwargs["strategies"] = spec.strategies
+    opened: list[Endpoint] = []
     if spec.placement is not None:
-        kwargs["endpoint"] = build_endpoint(
-            deployment, spec.placement.endpoint, f"{spec.file}: placement.endpoint"
-        )
+        where = f"{spec.file}: placement"
+        opened.append(build_endpoint(deployment, spec.placement.endpoint, f"{where}.endpoint"))
+        kwargs.update(endpoint=opened[0], owns_endpoints=True)
+        if spec.placement.backups:
+            kwargs["backups"] = {
+                name: build_endpoint(deployment, name, f"{where}.backups")
+                for name in spec.placement.backups
+            }
+            opened.extend(kwargs["backups"].values())
     try:
         agent: Agent = cls(**kwargs)
     except Exception as error:
-        if "endpoint" in kwargs:
-            kwargs["endpoint"].close()
+        for endpoint in opened:
+            endpoint.close()
         raise ConfigError(
             f"{where}: {spec.agent.class_}: {type(error).__name__}: {error}"
         ) from None

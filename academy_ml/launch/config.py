@@ -65,6 +65,8 @@ class PlacementSection(_Strict):
     """The ``[placement]`` table: where the agent's work runs."""
 
     endpoint: str = Field(min_length=1)
+    #: Registry endpoints the agent may redirect to (its ``backups``).
+    backups: list[str] = []
 
 
 class AgentSpec(_Strict):

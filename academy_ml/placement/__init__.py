@@ -18,6 +18,7 @@ from academy_ml.placement.endpoints import (
     GlobusComputeEndpoint,
     LocalEndpoint,
     ParslEndpoint,
+    Scalable,
     TaskFunction,
     resolve_task,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "Policy",
     "RedisAffinity",
     "RegistryError",
+    "Scalable",
     "TaskFunction",
     "build_placer",
     "load_placement_settings",

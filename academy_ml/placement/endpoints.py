@@ -38,6 +38,7 @@ __all__ = [
     "GlobusComputeEndpoint",
     "LocalEndpoint",
     "ParslEndpoint",
+    "Scalable",
     "TaskFunction",
     "resolve_task",
 ]
@@ -93,6 +94,15 @@ class Endpoint(Protocol):
 
     def close(self) -> None:
         """Stops the endpoint's executor; tasks still running are abandoned."""
+        ...
+
+
+@runtime_checkable
+class Scalable(Protocol):
+    """An endpoint whose capacity can change while it runs."""
+
+    def set_max_blocks(self, max_blocks: int) -> None:
+        """Let the endpoint's providers run at most ``max_blocks`` blocks (batch jobs)."""
         ...
 
 
@@ -227,6 +237,30 @@ class ParslEndpoint(_TrackedEndpoint):
             )
         future: Future[Any] = app(payload)
         return future
+
+    def set_max_blocks(self, max_blocks: int) -> None:
+        """Change ``max_blocks`` of every executor's provider (Parsl's scaling reads it).
+
+        Raises:
+            ValueError: ``max_blocks`` is below a provider's ``min_blocks``.
+        """
+        from parsl.executors.status_handling import BlockProviderExecutor
+
+        providers = [
+            executor.provider
+            for label, executor in self._dfk.executors.items()
+            if isinstance(executor, BlockProviderExecutor)
+            and executor.provider is not None
+            and (self._executors == "all" or label in self._executors)
+        ]
+        for provider in providers:
+            if max_blocks < provider.min_blocks:
+                minimum = provider.min_blocks
+                raise ValueError(
+                    f"max_blocks {max_blocks} is below {self.name}'s min_blocks {minimum}"
+                )
+        for provider in providers:
+            provider.max_blocks = max_blocks
 
     def close(self) -> None:
         """Stops the kernel: its executors, interchange and blocks."""

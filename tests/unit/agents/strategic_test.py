@@ -17,7 +17,9 @@ from academy_ml.agents import (
     TrainingExample,
     strategic_action,
 )
+from academy_ml.exceptions import ActionError
 from academy_ml.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
+from academy_ml.placement import LocalEndpoint
 from academy_ml.strategies import (
     Call,
     Interval,
@@ -307,8 +309,56 @@ def test_analysis_stores_one_result_per_candidate() -> None:
         assert failed.error == "ValueError: negative"
         assert analysis.state == {**analysis.state, "evaluated": 3, "failed": 1}
         assert await kb.pending() == []
-        assert [await kb.attempts(cid) for cid in ids] == [1, 1, 1]
+        assert [await kb.attempts(cid) for cid in ids] == [1, 1, 3]  # c-1 tried max_attempts times
+        assert analysis.state["consecutive_failures"] == 3
         await analysis.agent_on_shutdown()
+
+    run(main)
+
+
+def test_analysis_redirects_to_a_backup_endpoint_by_a_spec_strategy() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        planner = FakePlanner()
+        broken = LocalEndpoint("primary", workers=1)
+        broken.close()  # every submission fails, as an unreachable endpoint's would
+        backup = LocalEndpoint("backup", workers=1)
+        failover = {
+            "name": "failover",
+            "when": [{"on_event": "evaluation_failed"}],
+            "if": [{"state_at_least": {"key": "consecutive_failures", "n": 2}}],
+            "then": [{"call": "redirect", "args": ["backup"]}],
+        }
+        analysis = AnalysisAgent(
+            f"{__name__}.evaluate",
+            planner,  # type: ignore[arg-type]
+            kb,
+            endpoint=broken,
+            backups={"backup": backup},
+            owns_endpoints=True,
+            strategies=[failover],
+        )
+        await analysis.agent_on_startup()
+        ids = await add_candidates(kb, (2, 4, 6))
+        await analysis.submit(ids)
+
+        async def done() -> bool:
+            return (await kb.counts())["pending"] == 0
+
+        await poll(done)
+        results = [(await kb.results_for(cid))[0] for cid in ids]
+        assert all("failed" not in r.flags for r in results)  # retried on the backup
+        assert analysis.state["endpoint"] == "backup"
+        assert analysis.endpoint is backup
+        (fired,) = [f for f in await kb.firings(strategy="failover") if f.fired]
+        assert fired.outcome == "redirect -> 'backup'"
+        with pytest.raises(ActionError, match="no backup endpoint 'nowhere'"):
+            await analysis.redirect("nowhere")
+        with pytest.raises(ActionError, match="endpoint 'backup' does not scale"):
+            await analysis.scale(4)
+        await analysis.agent_on_shutdown()
+        with pytest.raises(RuntimeError):
+            backup.submit(f"{__name__}.evaluate", b"")  # owned: closed at shutdown
 
     run(main)
 

@@ -78,3 +78,35 @@ def test_submit_that_raises_leaves_no_load() -> None:
         endpoint.submit("nope", b"")
     assert endpoint.in_flight == 0
     endpoint.close()
+
+
+def test_parsl_endpoint_max_blocks_changes_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor
+    from parsl.providers import LocalProvider
+
+    from academy_ml.placement import ParslEndpoint, Scalable
+
+    executor = HighThroughputExecutor(
+        label="htex",
+        address="127.0.0.1",
+        provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=1),
+    )
+    config = Config(executors=[executor], run_dir=str(tmp_path), strategy="none")
+    # Parsl starts its interchange as a script of this environment.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    endpoint = ParslEndpoint("scalable", config)
+    try:
+        assert isinstance(endpoint, Scalable)
+        endpoint.set_max_blocks(3)
+        assert executor.provider.max_blocks == 3
+        with pytest.raises(ValueError, match="below scalable's min_blocks 0"):
+            endpoint.set_max_blocks(-1)
+        assert executor.provider.max_blocks == 3
+    finally:
+        endpoint.close()
+    assert not isinstance(LocalEndpoint("pool"), Scalable)
