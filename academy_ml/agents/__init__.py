@@ -3,7 +3,9 @@
 * :class:`StrategicAgent`: the base; strategies fed by Academy loops,
   actions and events; firings logged; state checkpointed and restored.
 * :class:`GenerationAgent`, :class:`AnalysisAgent`, :class:`PlannerAgent`:
-  the generation -> analysis -> planner loop.
+  the generation -> analysis -> planner loop;
+* :class:`PipelineGenerator` and :class:`PipelineAnalysisAgent`: the same
+  loop over scikit-learn pipelines, evaluated as batches on the runtime.
 
 Launchable specs (TOML) for these classes live in the top-level ``agents/``
 directory, not here.
@@ -18,6 +20,7 @@ from academy_ml.agents.generation import (
     StatefulGenerator,
     TrainingExample,
 )
+from academy_ml.agents.pipelines import PipelineAnalysisAgent, PipelineGenerator
 from academy_ml.agents.planner import PlannerAgent
 from academy_ml.agents.strategic import (
     StrategicAgent,
@@ -30,6 +33,8 @@ __all__ = [
     "AnalysisAgent",
     "GenerationAgent",
     "Generator",
+    "PipelineAnalysisAgent",
+    "PipelineGenerator",
     "PlannerAgent",
     "StatefulGenerator",
     "StrategicAgent",

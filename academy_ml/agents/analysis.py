@@ -196,7 +196,7 @@ class AnalysisAgent(StrategicAgent):
         while True:
             attempt = await self.kb.start_attempt(candidate.id)
             if attempt > self.max_attempts:
-                return _failed(candidate, f"gave up after {self.max_attempts} attempts")
+                return failed_result(candidate, f"gave up after {self.max_attempts} attempts")
             try:
                 output = await asyncio.wrap_future(self.endpoint.submit(self.function, payload))
                 result = _result(candidate, output)
@@ -208,7 +208,7 @@ class AnalysisAgent(StrategicAgent):
                 self.state["consecutive_failures"] += 1
                 await self.emit("evaluation_failed")
                 if attempt >= self.max_attempts:
-                    return _failed(candidate, reason)
+                    return failed_result(candidate, reason)
                 continue
             self.state["consecutive_failures"] = 0
             return result
@@ -241,7 +241,8 @@ class AnalysisAgent(StrategicAgent):
         return max_blocks
 
 
-def _failed(candidate: CandidateRecord, reason: str) -> ResultRecord:
+def failed_result(candidate: CandidateRecord, reason: str) -> ResultRecord:
+    """The result of a candidate whose evaluation failed, saying why."""
     logger.info("%s: result flagged failed (%s)", candidate.id, reason)
     return ResultRecord(
         candidate_id=candidate.id,

@@ -181,9 +181,11 @@ async def _up_processes(
                 supervise.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervise
-            for handle in handles.values():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(handle.shutdown(), 5.0)
+            running = [handles[name] for name, h in hosts.items() if h.running]
+            await asyncio.gather(
+                *(asyncio.wait_for(handle.shutdown(), 5.0) for handle in running),
+                return_exceptions=True,
+            )
             await asyncio.to_thread(_stop_hosts, list(hosts.values()))
             for agent_id in ids.values():
                 with contextlib.suppress(Exception):
@@ -208,6 +210,11 @@ class _Host:
         self.pid_file = logs / f"{name}.pid"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+
+    @property
+    def running(self) -> bool:
+        """The process was started and has not exited."""
+        return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
         with self.log.open("ab") as log:

@@ -91,11 +91,8 @@ def test_parsl_endpoint_max_blocks_changes_while_it_runs(
 
     from academy_ml.placement import ParslEndpoint, Scalable
 
-    executor = HighThroughputExecutor(
-        label="htex",
-        address="127.0.0.1",
-        provider=LocalProvider(init_blocks=0, min_blocks=0, max_blocks=1),
-    )
+    provider = LocalProvider(init_blocks=0, min_blocks=0, max_blocks=1)  # type: ignore[no-untyped-call]
+    executor = HighThroughputExecutor(label="htex", address="127.0.0.1", provider=provider)
     config = Config(executors=[executor], run_dir=str(tmp_path), strategy="none")
     # Parsl starts its interchange as a script of this environment.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -103,10 +100,10 @@ def test_parsl_endpoint_max_blocks_changes_while_it_runs(
     try:
         assert isinstance(endpoint, Scalable)
         endpoint.set_max_blocks(3)
-        assert executor.provider.max_blocks == 3
+        assert provider.max_blocks == 3
         with pytest.raises(ValueError, match="below scalable's min_blocks 0"):
             endpoint.set_max_blocks(-1)
-        assert executor.provider.max_blocks == 3
+        assert provider.max_blocks == 3
     finally:
         endpoint.close()
     assert not isinstance(LocalEndpoint("pool"), Scalable)

@@ -1,0 +1,86 @@
+"""Scenario: agents search scikit-learn pipelines; analysis runs them as batches on the runtime.
+
+Launched from spec files (``up`` on Academy's in-process exchange): a
+generation agent proposes pipelines (explore, then exploit after each
+retrain), a :class:`PipelineAnalysisAgent` compiles the candidates waiting
+together into one plan and places it on an endpoint, where ``run_batch``
+runs it against the node cache, and the planner retrains by strategy. Every
+candidate gets exactly one result; scores equal scikit-learn's
+``cross_val_score``; later batches reuse what earlier ones cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgpack
+import pytest
+from loop_toys import search_table
+from sklearn.model_selection import cross_val_score
+
+from academy_ml.endpoint.specs import decode_pipelines
+from academy_ml.knowledge import InMemoryKnowledgeBase
+from academy_ml.launch import load_deployment, up
+
+
+def test_pipeline_search_loop_batches_on_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACADEMY_ML_CACHE_DIR", str(tmp_path / "cache"))
+    here = Path(__file__).parent
+    (tmp_path / "generation.toml").write_text(
+        '[agent]\nclass = "academy_ml.agents.GenerationAgent"\nname = "generation"\n'
+        '[agent.init]\nbatch_size = 8\ntrain_flag = "ok"\ntrain_size = 8\n'
+        "generator = { class = 'academy_ml.agents.PipelineGenerator', "
+        "numeric = ['x0', 'x1', 'x2', 'x3', 'x4', 'x5'], categorical = ['cat0'], max_k = 4 }\n"
+        '[agent.handles]\nanalysis = "analysis"\n'
+    )
+    (tmp_path / "analysis.toml").write_text(
+        '[agent]\nclass = "academy_ml.agents.PipelineAnalysisAgent"\nname = "analysis"\n'
+        '[agent.init]\ndataset = "loop_toys.search_table"\ncv = 3\nscoring = "r2"\n'
+        "batch_size = 8\nsweep_interval_s = 1.0\n"
+        '[agent.handles]\nplanner = "planner"\n[placement]\nendpoint = "pool"\n'
+    )
+    (tmp_path / "planner.toml").write_text(
+        '[agent]\nclass = "academy_ml.agents.PlannerAgent"\nname = "planner"\n'
+        '[agent.init]\nbudget = 40\nretrain_after = 8\nretrain_flag = "ok"\n'
+        'model_name = "generation"\nreview_interval_s = 0.5\n'
+        '[agent.handles]\ngeneration = "generation"\nanalysis = "analysis"\n'
+    )
+    config = tmp_path / "deployment.toml"
+    config.write_text(
+        '[deployment]\nname = "search"\n'
+        'agents = ["planner.toml", "analysis.toml", "generation.toml"]\n'
+        f'python_path = ["{here}"]\nstop_with = "planner"\n'
+        '[endpoints.pool]\nkind = "local"\nworkers = 1\n'
+    )
+    kb = InMemoryKnowledgeBase()
+    outcome = asyncio.run(up(load_deployment(config), knowledge=kb, timeout_s=240))
+    assert outcome.reason == "done"
+
+    async def read() -> tuple[dict[str, int], list[tuple[bytes, float]], int, dict[str, int]]:
+        results = await kb.results()
+        scored = []
+        for result in results:
+            assert "failed" not in result.flags, result.error
+            candidate = await kb.candidate(result.candidate_id)
+            assert candidate is not None
+            scored.append((candidate.payload["pipeline"], result.metrics["score"]))
+        model = await kb.latest_model("generation")
+        saved = await kb.load_checkpoint("analysis")
+        assert saved is not None
+        state = msgpack.unpackb(saved)
+        return await kb.counts(), scored, 0 if model is None else model.version, state
+
+    counts, scored, version, state = asyncio.run(read())
+    assert counts["pending"] == 0
+    assert counts["results"] == counts["candidates"] >= 40
+    assert version >= 1  # retrained by the planner's strategy
+    assert state["batches"] < counts["results"]  # candidates went out together
+    assert state["cache_hits"] > 0  # later batches reused earlier ones' intermediates
+    X, y = search_table()
+    for spec, score in scored[:: max(1, len(scored) // 4)]:
+        (pipeline,) = decode_pipelines(spec)
+        expected = cross_val_score(pipeline, X, y, cv=3, scoring="r2").mean()
+        assert score == pytest.approx(expected, rel=1e-6, abs=1e-8)
