@@ -68,7 +68,7 @@ class KnowledgeBase(Protocol):
         ...
 
     async def results(self) -> list[ResultRecord]:
-        """Every stored result, oldest first (for reports: reads them all)."""
+        """Every stored result, oldest first, ties by candidate id (reads them all)."""
         ...
 
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:

@@ -116,7 +116,10 @@ class InMemoryKnowledgeBase:
         """See :meth:`KnowledgeBase.results`."""
         with self._lock:
             found = list(self._results.values())
-        return sorted((ResultRecord.from_bytes(data) for data in found), key=lambda r: r.created)
+        return sorted(
+            (ResultRecord.from_bytes(data) for data in found),
+            key=lambda r: (r.created, r.candidate_id),
+        )
 
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.top_k`."""

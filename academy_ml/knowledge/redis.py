@@ -181,7 +181,10 @@ class RedisKnowledgeBase:
     async def results(self) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.results`."""
         found = await self._conn.call(b"HVALS", self._key("res"))
-        return sorted((ResultRecord.from_bytes(data) for data in found), key=lambda r: r.created)
+        return sorted(
+            (ResultRecord.from_bytes(data) for data in found),
+            key=lambda r: (r.created, r.candidate_id),
+        )
 
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.top_k`."""
