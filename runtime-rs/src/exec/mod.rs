@@ -69,10 +69,21 @@ pub struct Report {
     pub profile: Vec<(String, usize, Duration)>,
 }
 
+/// Pools built so far, by size, and the process that built them.
+#[derive(Default)]
+struct Pools {
+    pid: u32,
+    by_size: HashMap<usize, Arc<ThreadPool>>,
+}
+
 /// A rayon pool with `threads` workers (all cores when `None`), built once per
-/// size and reused by later runs.
+/// size and process, and reused by later runs.
+///
+/// A child forked from a process that ran plans (multiprocessing's and
+/// Globus Compute's process pools fork) inherits the pools but not their
+/// threads; handing work to them would hang, so each process builds its own.
 pub fn pool(threads: Option<usize>) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
+    static POOLS: OnceLock<Mutex<Pools>> = OnceLock::new();
     let size = match threads {
         Some(0) => return Err(RuntimeError::parameter("threads must be at least 1")),
         Some(n) => n,
@@ -82,7 +93,14 @@ pub fn pool(threads: Option<usize>) -> Result<Arc<ThreadPool>> {
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(pool) = pools.get(&size) {
+    let pid = std::process::id();
+    if pools.pid != pid {
+        // The parent's pools: their threads are not in this process, so they
+        // are leaked rather than dropped (dropping would signal those threads).
+        std::mem::forget(std::mem::take(&mut pools.by_size));
+        pools.pid = pid;
+    }
+    if let Some(pool) = pools.by_size.get(&size) {
         return Ok(pool.clone());
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -91,7 +109,7 @@ pub fn pool(threads: Option<usize>) -> Result<Arc<ThreadPool>> {
         .build()
         .map_err(|e| RuntimeError::numerical(format!("cannot start worker threads: {e}")))?;
     let pool = Arc::new(pool);
-    pools.insert(size, pool.clone());
+    pools.by_size.insert(size, pool.clone());
     Ok(pool)
 }
 

@@ -173,3 +173,20 @@ def test_threads_are_validated_by_run(diabetes: Any) -> None:
     plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         plan.run(threads=0)
+
+
+def _fold_scores_in_child(X: Any, y: Any) -> list[float]:
+    (result,) = aml.evaluate([make_pipeline(StandardScaler(), Ridge())], X, y, cv=3, threads=2)
+    return [float(s) for s in result.fold_scores]
+
+
+def test_a_forked_child_runs_plans_after_its_parent_did(diabetes: Any) -> None:
+    # Globus Compute's ProcessPoolEngine and multiprocessing fork their
+    # workers; the parent's worker threads do not come along.
+    import multiprocessing
+
+    X, y = diabetes
+    expected = _fold_scores_in_child(X, y)  # builds this process's 2-thread pool
+    with multiprocessing.get_context("fork").Pool(1) as children:
+        scores = children.apply_async(_fold_scores_in_child, (X, y)).get(timeout=60)
+    assert scores == pytest.approx(expected, rel=1e-12)
