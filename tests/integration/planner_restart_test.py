@@ -28,10 +28,13 @@ BUDGET = 48
 
 
 def counts(url: str) -> dict[str, int]:
+    """The knowledge base's counts, and ``checkpointed``: whether the planner saved its state."""
+
     async def read() -> dict[str, int]:
         kb = RedisKnowledgeBase(url, "restart")
         try:
-            return await kb.counts()
+            saved = await kb.load_checkpoint("planner")
+            return {**await kb.counts(), "checkpointed": int(saved is not None)}
         finally:
             await kb.close()
 
@@ -56,7 +59,7 @@ def test_killed_planner_restarts_and_the_run_loses_and_repeats_nothing(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while counts(redis_server.url)["results"] < 12:
+        while (now := counts(redis_server.url))["results"] < 12 or not now["checkpointed"]:
             assert up.poll() is None, up.stdout.read().decode() if up.stdout else ""
             assert time.monotonic() < deadline, "no results within 90 s"
             time.sleep(0.2)
@@ -75,6 +78,7 @@ def test_killed_planner_restarts_and_the_run_loses_and_repeats_nothing(
     assert "planner restored its state from a checkpoint" in planner_log
 
     final = counts(redis_server.url)
+    del final["checkpointed"]
     assert final["pending"] == 0
     assert final["results"] == final["candidates"] >= BUDGET
     evaluated = Counter(log.read_text().split())
