@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,10 +33,15 @@ from academy_ml.endpoint import BatchResult
 from academy_ml.endpoint.datasets import DatasetStore, to_arrow
 from academy_ml.endpoint.request import compile_request
 from academy_ml.endpoint.specs import decode_pipelines, encode_pipelines
-from academy_ml.knowledge import CandidateRecord, ResultRecord
+from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
 from academy_ml.launch.build import import_object
 from academy_ml.pipeline.generate import Candidate, Task, exploit, explore_candidates
 from academy_ml.placement import InMemoryAffinity, Placer
+
+if TYPE_CHECKING:
+    from academy.handle import Handle
+
+    from academy_ml.agents.planner import PlannerAgent
 
 __all__ = ["PipelineAnalysisAgent", "PipelineGenerator"]
 
@@ -122,8 +127,8 @@ class PipelineAnalysisAgent(AnalysisAgent):
     def __init__(
         self,
         dataset: str,
-        planner: Any,
-        knowledge: Any,
+        planner: Handle[PlannerAgent],
+        knowledge: KnowledgeBase | str,
         *,
         cv: int = 5,
         scoring: str | None = None,
