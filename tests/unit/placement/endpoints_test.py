@@ -93,7 +93,10 @@ def test_parsl_endpoint_max_blocks_changes_while_it_runs(
 
     provider = LocalProvider(init_blocks=0, min_blocks=0, max_blocks=1)  # type: ignore[no-untyped-call]
     executor = HighThroughputExecutor(label="htex", address="127.0.0.1", provider=provider)
-    config = Config(executors=[executor], run_dir=str(tmp_path), strategy="none")
+    # initialize_logging=False: parsl.log's handler would outlive the kernel.
+    config = Config(
+        executors=[executor], run_dir=str(tmp_path), strategy="none", initialize_logging=False
+    )
     # Parsl starts its interchange as a script of this environment.
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     endpoint = ParslEndpoint("scalable", config)
