@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -34,9 +34,8 @@ from academy_ml.endpoint.datasets import DatasetStore, to_arrow
 from academy_ml.endpoint.request import compile_request
 from academy_ml.endpoint.specs import decode_pipelines, encode_pipelines
 from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
-from academy_ml.launch.build import import_object
 from academy_ml.pipeline.generate import Candidate, Task, exploit, explore_candidates
-from academy_ml.placement import InMemoryAffinity, Placer
+from academy_ml.placement import InMemoryAffinity, Placer, resolve_task
 
 if TYPE_CHECKING:
     from academy.handle import Handle
@@ -163,7 +162,9 @@ class PipelineAnalysisAgent(AnalysisAgent):
     async def agent_on_startup(self) -> None:
         """Load the dataset once (its Arrow form is what every batch compiles against)."""
         await super().agent_on_startup()
-        X, y = import_object(self.dataset, "dataset")()
+        # Any callable resolves by import path; this one takes no argument.
+        load = cast("Callable[[], tuple[Any, Any]]", resolve_task(self.dataset))
+        X, y = load()
         self._table = to_arrow(X, y)
 
     async def agent_on_shutdown(self) -> None:

@@ -6,7 +6,6 @@ are for; nothing here reads anything that arrived over the network.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Mapping
@@ -19,21 +18,20 @@ from academy.handle import Handle
 from academy_ml.exceptions import ConfigError
 from academy_ml.knowledge import KnowledgeBase
 from academy_ml.launch.config import AgentSpec, Deployment
-from academy_ml.placement import Endpoint, GlobusComputeSpec, load_registry
+from academy_ml.placement import Endpoint, GlobusComputeSpec, load_registry, resolve_task
 
 __all__ = ["build_agent", "build_endpoint", "import_object", "use_python_path"]
 
 
 def import_object(path: str, where: str) -> Any:
-    """Import ``pkg.mod.Name``.
+    """Import the class or function ``pkg.mod.Name``.
 
     Raises:
         ConfigError: It cannot be imported (``where`` says which key named it).
     """
-    module, _, name = path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as error:
+        return resolve_task(path)
+    except (ImportError, ValueError) as error:
         raise ConfigError(f"{where}: cannot import {path!r}: {error}") from None
 
 

@@ -106,7 +106,7 @@ class MofaPlanner(PlannerAgent):
 
     async def refit_surrogate(self) -> str:
         """Refit the surrogate on every result with an uptake (one pipeline batch)."""
-        records = await self.kb.top_k("uptake", 1_000_000)
+        records = [r for r in await self.kb.results() if "uptake" in r.metrics]
         payloads, uptakes = [], []
         for record in records:
             candidate = await self.kb.candidate(record.candidate_id)

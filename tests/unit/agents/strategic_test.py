@@ -205,19 +205,20 @@ class FakeGeneration:
         self.calls.append("finish")
 
 
+async def started_planner(
+    kb: InMemoryKnowledgeBase, generation: FakeGeneration, **options: Any
+) -> PlannerAgent:
+    """A planner over a fake generation agent (no analysis handle), started."""
+    planner = PlannerAgent(generation, None, kb, **options)  # type: ignore[arg-type]
+    await planner.agent_on_startup()
+    return planner
+
+
 def test_planner_backpressure_pauses_and_resumes_generation() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         generation = FakeGeneration()
-        planner = PlannerAgent(
-            generation,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
-            kb,
-            budget=100,
-            high_water=4,
-            low_water=1,
-        )
-        await planner.agent_on_startup()
+        planner = await started_planner(kb, generation, budget=100, high_water=4, low_water=1)
         for depth in (3, 5, 6, 2):
             await planner.report_queue(depth)
         assert generation.calls == ["pause"]
@@ -235,14 +236,7 @@ def test_planner_retrains_by_strategy_and_stops_at_budget() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         generation = FakeGeneration()
-        planner = PlannerAgent(
-            generation,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
-            kb,
-            budget=5,
-            retrain_after=2,
-        )
-        await planner.agent_on_startup()
+        planner = await started_planner(kb, generation, budget=5, retrain_after=2)
         for i in range(7):
             stable = i != 1
             result = ResultRecord(
@@ -404,16 +398,9 @@ def test_planner_catches_up_from_the_knowledge_base_after_a_restart() -> None:
             result = ResultRecord(candidate_id=f"c{i}", model_version=0, metrics={"score": 1.0})
             await kb.add_result(result)
         generation = FakeGeneration()
-        planner = PlannerAgent(
-            generation,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
-            kb,
-            budget=5,
-            retrain_flag=None,
-            retrain_after=100,
-            review_interval_s=0.05,
+        planner = await started_planner(
+            kb, generation, budget=5, retrain_flag=None, retrain_after=100, review_interval_s=0.05
         )
-        await planner.agent_on_startup()
         assert planner.state["results"] == 6
         shutdown = asyncio.Event()
         await asyncio.wait_for(planner.run_strategies(shutdown), 5.0)  # ends at the Stop
