@@ -84,7 +84,15 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
         ids = await load_identities(kb) or {}
         counts = await kb.counts()
         recent = await kb.firings(limit=firings)
-        agents = [await _agent(deployment, kb, name, ids.get(name)) for name in deployment.agents]
+        if deployment.processes and ids:
+            factory = RedisExchangeFactory(deployment.settings.exchange)
+            # Entered, so the handles below call through this client.
+            async with await factory.create_user_client():
+                agents = [
+                    await _agent(kb, name, ids.get(name), factory) for name in deployment.agents
+                ]
+        else:  # an embedded deployment's mailboxes live in its up process
+            agents = [await _agent(kb, name, None, None) for name in deployment.agents]
     finally:
         await kb.close()
     return DeploymentStatus(
@@ -98,26 +106,19 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
 
 
 async def _agent(
-    deployment: Deployment, kb: RedisKnowledgeBase, name: str, agent_id: Any
+    kb: RedisKnowledgeBase, name: str, agent_id: Any, factory: RedisExchangeFactory | None
 ) -> AgentStatus:
     state: dict[str, Any] = {}
     stopped: bool | None = None
     answering = False
     heartbeat: float | None = None
     queued: int | None = None
-    if agent_id is not None and not deployment.processes:
-        agent_id = None  # an embedded deployment's mailboxes live in its up process
-    if agent_id is not None:
-        factory = RedisExchangeFactory(deployment.settings.exchange)
-        client = await factory.create_user_client()
-        try:
-            info = await factory.mailbox_info(agent_id)
-            heartbeat, queued = info.heartbeat_age_s, info.queued
-            with contextlib.suppress(Exception):
-                answer = await asyncio.wait_for(Handle(agent_id).status(), ANSWER_TIMEOUT_S)
-                state, stopped, answering = dict(answer["state"]), bool(answer["stopped"]), True
-        finally:
-            await client.close()
+    if agent_id is not None and factory is not None:
+        info = await factory.mailbox_info(agent_id)
+        heartbeat, queued = info.heartbeat_age_s, info.queued
+        with contextlib.suppress(Exception):
+            answer = await asyncio.wait_for(Handle(agent_id).status(), ANSWER_TIMEOUT_S)
+            state, stopped, answering = dict(answer["state"]), bool(answer["stopped"]), True
     if not answering:
         saved = await kb.load_checkpoint(name)
         if saved is not None:

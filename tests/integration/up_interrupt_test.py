@@ -45,6 +45,14 @@ def test_ctrl_c_stops_the_run_and_leaves_nothing_running(
             assert up.poll() is None, up.stdout.read().decode() if up.stdout else ""
             assert time.monotonic() < deadline, "no evaluations within 90 s"
             time.sleep(0.2)
+        if exchange == "redis":  # a live deployment's agents answer `academy-ml status`
+            status = subprocess.run(
+                [sys.executable, "-m", "academy_ml", "status", str(config)],
+                capture_output=True, text=True, timeout=60, env={**env, "COLUMNS": "200"},
+            )  # fmt: skip
+            assert status.returncode == 0, status.stderr
+            assert "no (last checkpoint)" not in status.stdout
+            assert status.stdout.count(" yes ") >= 3
         family = {p.pid for p in psutil.Process(up.pid).children(recursive=True)}
         os.killpg(up.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         output, _ = up.communicate(timeout=60)
