@@ -12,6 +12,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "DataError",
+    "DatasetError",
     "ExchangeConnectionError",
     "ExchangeError",
     "KitError",
@@ -19,6 +20,8 @@ __all__ = [
     "MessageTooLargeError",
     "NumericalError",
     "ParameterError",
+    "PayloadTooDeepError",
+    "PayloadTooLargeError",
     "PlanError",
     "RegistryError",
     "StrategyError",
@@ -42,6 +45,10 @@ class ParameterError(AcademyMLError, ValueError):
 
 class DataError(AcademyMLError, ValueError):
     """The data does not fit a step (NaN reaching a model, too few rows...)."""
+
+
+class DatasetError(DataError):
+    """Dataset bytes are not a valid academy_ml dataset: corrupt, truncated or too large."""
 
 
 class NumericalError(AcademyMLError, ArithmeticError):
@@ -70,6 +77,14 @@ class MessageTooLargeError(ExchangeError, ValueError):
 
 class WireError(ExchangeError, ValueError):
     """A message read off the wire is garbled, of another version or hostile."""
+
+
+class PayloadTooDeepError(WireError):
+    """Untrusted msgpack nests containers and extensions deeper than its decoder allows."""
+
+
+class PayloadTooLargeError(WireError):
+    """Untrusted bytes exceed the size their decoder accepts."""
 
 
 class UnsupportedPayloadError(ExchangeError, TypeError):
