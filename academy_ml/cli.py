@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         except AcademyMLError as error:
             print(f"academy-ml: error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
+        except KeyboardInterrupt:  # before `up` handles signals itself, or in `status`
+            print(f"academy-ml {args.command}: interrupted", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
     if args.command == "endpoint":
         try:
             _endpoint(args)

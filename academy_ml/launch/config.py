@@ -40,9 +40,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from academy_ml.exceptions import ConfigError, StrategyError
+from academy_ml.exchange.resp import Address
 from academy_ml.strategies.spec import parse_strategies
 
 __all__ = ["AgentSpec", "Deployment", "load_agent_spec", "load_deployment", "parse_overrides"]
@@ -91,6 +99,18 @@ class DeploymentSection(_Strict):
     #: Agents in host processes of their own (default: with a Redis exchange).
     processes: bool | None = None
     checkpoint_interval_s: float = Field(5.0, gt=0)
+
+    @field_validator("exchange", "knowledge")
+    @classmethod
+    def _redis_url_parses(cls, value: str) -> str:
+        # Checked here, so a bad URL parameter names the file and the key
+        # rather than surfacing when the first connection is made.
+        if value.startswith(("redis://", "rediss://", "unix://")):
+            try:
+                Address.parse(value)
+            except OSError as error:  # a TLS file named by the URL
+                raise ValueError(f"cannot use the URL's TLS files: {error}") from None
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> DeploymentSection:
@@ -181,7 +201,10 @@ def load_deployment(path: str | Path, overrides: Sequence[str] = ()) -> Deployme
     file = Path(path)
     changes = parse_overrides(overrides)
     data = _read(file)
-    section = {**data.get("deployment", {}), **changes.pop("deployment", {})}
+    table = data.get("deployment", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{file}: deployment: expected a table ([deployment]), got {table!r:.40}")
+    section = {**table, **changes.pop("deployment", {})}
     settings = _validate(DeploymentSection, section, file, "deployment")
     settings = settings.model_copy(
         update={

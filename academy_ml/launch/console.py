@@ -1,25 +1,42 @@
-"""What ``academy-ml up`` and ``academy-ml status`` print (rich)."""
+"""What ``academy-ml up`` and ``academy-ml status`` print (rich), and their exit statuses.
+
+``up`` exits 0 when the run completed, 128 + the signal when a signal
+interrupted it (130 for Ctrl-C, 143 for SIGTERM) and 124 when ``--timeout``
+ended it, as ``timeout(1)`` does. Errors a user can act on (a bad config,
+Redis unreachable or refusing the password) raise an
+:class:`~academy_ml.exceptions.AcademyMLError`, which the CLI prints as one
+line (exit status 2).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from academy_ml.exchange.connection import connection_error
+from academy_ml.exchange.resp import AuthError, ConnectionLost
 from academy_ml.launch.config import Deployment, load_deployment
 from academy_ml.launch.run import Progress as RunProgress
-from academy_ml.launch.run import up
+from academy_ml.launch.run import RunOutcome, up
 from academy_ml.launch.status import DeploymentStatus, collect_status
 
-__all__ = ["progress_bar", "run_status", "run_up"]
+__all__ = ["TIMEOUT_STATUS", "exit_status", "progress_bar", "run_status", "run_up"]
+
+T = TypeVar("T")
+
+#: Exit status of a run that ``--timeout`` ended (as ``timeout(1)``).
+TIMEOUT_STATUS = 124
 
 
 @contextlib.contextmanager
@@ -55,29 +72,55 @@ def progress_bar(
         yield show
 
 
+def exit_status(outcome: RunOutcome) -> int:
+    """0 (done), 128 + signal (interrupted) or :data:`TIMEOUT_STATUS`."""
+    if outcome.reason == "done":
+        return 0
+    if outcome.reason == "timeout":
+        return TIMEOUT_STATUS
+    return 128 + (outcome.signal or signal.SIGINT)
+
+
 def run_up(args: argparse.Namespace) -> int:
-    """``academy-ml up CONFIG``: 0 when the run completed, 1 otherwise (interrupted, timed out)."""
+    """``academy-ml up CONFIG``; returns the exit status (:func:`exit_status`)."""
     deployment = load_deployment(args.config, args.set)
     console = Console(stderr=True)
     with progress_bar(deployment, console) as show:
-        outcome = asyncio.run(
-            up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs)
+        outcome = _redis_errors(
+            deployment,
+            lambda: up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs),
         )
     counts = outcome.counts
+    how = outcome.reason
+    if outcome.signal is not None:
+        how += f" by {signal.Signals(outcome.signal).name}"
     console.print(
-        f"{deployment.settings.name}: {outcome.reason} after {outcome.elapsed_s:.1f} s: "
+        f"{deployment.settings.name}: {how} after {outcome.elapsed_s:.1f} s: "
         f"{counts['candidates']} candidates, {counts['results']} results, "
         f"{counts['pending']} pending" + (f"; logs in {outcome.log_dir}" if outcome.log_dir else "")
     )
-    return 0 if outcome.reason == "done" else 1
+    return exit_status(outcome)
 
 
 def run_status(args: argparse.Namespace) -> int:
     """``academy-ml status CONFIG``."""
     deployment = load_deployment(args.config, args.set)
-    status = asyncio.run(collect_status(deployment))
+    status = _redis_errors(deployment, lambda: collect_status(deployment))
     _print_status(Console(), status)
     return 0
+
+
+def _redis_errors(deployment: Deployment, run: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(run())``, with Redis refusing or unreachable as one clear error.
+
+    Raises:
+        ExchangeConnectionError: Naming the (redacted) URL and what went wrong.
+    """
+    try:
+        return asyncio.run(run())
+    except (ConnectionLost, AuthError) as error:
+        url = deployment.knowledge_url or deployment.settings.exchange
+        raise connection_error(url, error) from None
 
 
 def _print_status(console: Console, status: DeploymentStatus) -> None:

@@ -7,8 +7,18 @@ when it dies, up to ``max_restarts`` times; the agent's mailbox, checkpoint
 and the ledger make the restart lose and repeat nothing.
 
 The run ends when the ``stop_with`` agent's strategies have stopped and the
-ledger has drained (every candidate has its result), on Ctrl-C, or after
-``timeout_s``. Agents are then shut down, which checkpoints them.
+ledger has drained (every candidate has its result), on the first SIGINT or
+SIGTERM, or after ``timeout_s``. Agents are then shut down, which
+checkpoints them and closes their endpoints; host processes get SIGTERM and
+STOP_GRACE_S to exit before SIGKILL. A second signal forces: every process
+of the run is killed and this process exits at once (``128 + signal``).
+
+Only this process sees the terminal's Ctrl-C: hosts start in sessions of
+their own and endpoints start their processes in groups of their own, so
+the run stops in order (agents before the endpoints they use). Whatever
+they started is tagged (:mod:`academy_ml.launch.reaper`): when a host dies,
+the supervisor ends what it left behind before starting it again, and when
+the run ends nothing tagged survives it.
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +45,10 @@ from academy.manager import Manager
 
 from academy_ml.exchange import RedisExchangeFactory
 from academy_ml.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
-from academy_ml.launch.build import build_agent, import_object, use_python_path
+from academy_ml.launch.build import build_agent, check_agents, import_object, use_python_path
 from academy_ml.launch.config import Deployment
 from academy_ml.launch.identities import save_identities
+from academy_ml.launch.reaper import RUN_VARIABLE, new_run_tag, reap
 
 __all__ = ["Progress", "RunOutcome", "up"]
 
@@ -44,6 +56,12 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between looks at the run.
 POLL_S = 0.5
+
+#: Seconds a host process has to shut its agent down after SIGTERM.
+STOP_GRACE_S = 6.0
+
+#: Seconds stragglers of a stopped run (or of a dead host) get between SIGTERM and SIGKILL.
+REAP_GRACE_S = 1.0
 
 
 @dataclass
@@ -65,6 +83,10 @@ class RunOutcome:
     elapsed_s: float
     restarts: dict[str, int] = field(default_factory=dict)
     log_dir: Path | None = None
+    #: The signal that interrupted the run.
+    signal: int | None = None
+    #: Processes of the run still alive after its agents stopped (then killed).
+    reaped: int = 0
 
 
 async def up(
@@ -90,19 +112,62 @@ async def up(
         max_restarts: Restarts per host process that died.
     """
     use_python_path(deployment)
+    check_agents(deployment)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    previous_tag = os.environ.get(RUN_VARIABLE)
+    tag = new_run_tag()
+    outcome: RunOutcome | None = None
     try:
-        if deployment.processes:
-            return await _up_processes(
-                deployment, stop, on_progress, timeout_s, log_dir, max_restarts
-            )
-        return await _up_embedded(deployment, stop, on_progress, timeout_s, knowledge)
+        with _signals(stop, tag) as received:
+            if deployment.processes:
+                outcome = await _up_processes(
+                    deployment, stop, on_progress, timeout_s, log_dir, max_restarts, tag
+                )
+            else:
+                outcome = await _up_embedded(deployment, stop, on_progress, timeout_s, knowledge)
+            outcome.signal = received[0] if outcome.reason == "interrupted" else None
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+        reaped = await asyncio.to_thread(reap, tag, REAP_GRACE_S)
+        if previous_tag is None:
+            os.environ.pop(RUN_VARIABLE, None)
+        else:
+            os.environ[RUN_VARIABLE] = previous_tag
+    if reaped:
+        logger.info("%d process(es) of the run outlived its agents; killed", reaped)
+    outcome.reaped = reaped
+    return outcome
+
+
+@contextlib.contextmanager
+def _signals(stop: asyncio.Event, tag: str) -> Iterator[list[int]]:
+    """SIGINT and SIGTERM: the first stops the run, the second forces an exit.
+
+    Yields the signals received. Python-level handlers rather than the event
+    loop's, so that a second signal acts even while a shutdown step blocks
+    the loop. Outside the main thread (no signals there) nothing changes.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            loop.call_soon_threadsafe(stop.set)
+            return
+        name = signal.Signals(signum).name
+        os.write(2, f"academy-ml up: second {name}: killing the run's processes\n".encode())
+        reap(tag)
+        os._exit(128 + received[0])
+
+    previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 async def _up_embedded(
@@ -154,6 +219,7 @@ async def _up_processes(
     timeout_s: float | None,
     log_dir: Path | None,
     max_restarts: int,
+    tag: str,
 ) -> RunOutcome:
     url = deployment.knowledge_url
     assert url is not None
@@ -170,7 +236,7 @@ async def _up_processes(
                 cls = import_object(spec.agent.class_, f"{spec.file}: agent.class")
                 ids[name] = (await client.register_agent(cls, name=name)).agent_id
             await save_identities(kb, ids)
-            hosts = {name: _Host(deployment, name, logs) for name in deployment.agents}
+            hosts = {name: _Host(deployment, name, logs, tag) for name in deployment.agents}
             for process in hosts.values():
                 process.start()
             handles: dict[str, Handle[Any]] = {name: Handle(aid) for name, aid in ids.items()}
@@ -181,11 +247,6 @@ async def _up_processes(
                 supervise.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervise
-            running = [handles[name] for name, h in hosts.items() if h.running]
-            await asyncio.gather(
-                *(asyncio.wait_for(handle.shutdown(), 5.0) for handle in running),
-                return_exceptions=True,
-            )
             await asyncio.to_thread(_stop_hosts, list(hosts.values()))
             for agent_id in ids.values():
                 with contextlib.suppress(Exception):
@@ -198,10 +259,17 @@ async def _up_processes(
 
 
 class _Host:
-    """One host process and its restarts."""
+    """One host process and its restarts.
 
-    def __init__(self, deployment: Deployment, name: str, logs: Path) -> None:
+    Each start runs in a session of its own (the terminal's Ctrl-C reaches
+    only ``up``, which stops hosts in order) and under a tag of its own, which
+    its interchange and workers inherit: :meth:`reap` ends what a dead start
+    left behind without touching the next one.
+    """
+
+    def __init__(self, deployment: Deployment, name: str, logs: Path, run_tag: str) -> None:
         self.name = name
+        self.run_tag = run_tag
         self.command = [
             *(sys.executable, "-m", "academy_ml.launch.host", str(deployment.file)),
             *("--agent", name, *(f"--set={item}" for item in deployment.overrides)),
@@ -210,18 +278,33 @@ class _Host:
         self.pid_file = logs / f"{name}.pid"
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
+        self.given_up = False
 
     @property
     def running(self) -> bool:
         """The process was started and has not exited."""
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def tag(self) -> str:
+        """The tag of the current start (``<run>/<agent>/<restarts>``)."""
+        return f"{self.run_tag}/{self.name}/{self.restarts}"
+
     def start(self) -> None:
+        env = {**os.environ, RUN_VARIABLE: self.tag}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ)
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         self.pid_file.write_text(str(self.process.pid))
+
+    def reap(self) -> int:
+        """End what the current start left running (its host has exited)."""
+        return reap(self.tag, REAP_GRACE_S)
 
 
 async def _supervise(hosts: dict[str, _Host], max_restarts: int, stop: asyncio.Event) -> None:
@@ -231,8 +314,13 @@ async def _supervise(hosts: dict[str, _Host], max_restarts: int, stop: asyncio.E
         for process in hosts.values():
             assert process.process is not None
             code = process.process.poll()
-            if code is None or stop.is_set():
+            if code is None or stop.is_set() or process.given_up:
                 continue
+            left = await asyncio.to_thread(process.reap)
+            if left:
+                logger.warning(
+                    "%s exited (%s); killed %d process(es) it left", process.name, code, left
+                )
             if process.restarts >= max_restarts:
                 logger.error(
                     "%s exited (%s) %d times; not restarted",
@@ -240,6 +328,7 @@ async def _supervise(hosts: dict[str, _Host], max_restarts: int, stop: asyncio.E
                     code,
                     process.restarts + 1,
                 )
+                process.given_up = True
                 continue
             process.restarts += 1
             logger.warning(
@@ -252,17 +341,20 @@ async def _supervise(hosts: dict[str, _Host], max_restarts: int, stop: asyncio.E
 
 
 def _stop_hosts(hosts: list[_Host]) -> None:
-    """SIGTERM what still runs, then SIGKILL what does not exit within 30 s."""
+    """SIGTERM what still runs, SIGKILL what has not exited after STOP_GRACE_S, then reap."""
     running = [h.process for h in hosts if h.process is not None and h.process.poll() is None]
     for process in running:
         process.terminate()
-    deadline = time.monotonic() + 30.0
+    deadline = time.monotonic() + STOP_GRACE_S
     for process in running:
         try:
             process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            logger.warning("host %d did not stop within %.0f s; killed", process.pid, STOP_GRACE_S)
             process.kill()
             process.wait()
+    for host in hosts:
+        host.reap()
 
 
 async def _watch(

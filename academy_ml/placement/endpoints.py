@@ -17,6 +17,11 @@ kinds:
 
 Task functions travel by reference: they must be importable on the workers
 (nothing is pickled by value), which is why they are named by import path.
+
+Processes an endpoint starts stay out of the terminal's way: a Parsl
+interchange runs in a process group of its own (Parsl already starts
+LocalProvider blocks that way) and ``spawn`` pool workers ignore SIGINT, so a
+Ctrl-C reaches only the client, which then closes its endpoints in order.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -182,7 +189,7 @@ class LocalEndpoint(_TrackedEndpoint):
             self._pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_set_environment,
+                initializer=_init_worker,
                 initargs=(dict(env or {}),),
             )
         else:
@@ -197,9 +204,39 @@ class LocalEndpoint(_TrackedEndpoint):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _set_environment(env: dict[str, str]) -> None:
-    """Process pool initializer: sets a worker's environment variables."""
+def _init_worker(env: dict[str, str]) -> None:
+    """Process pool initializer: sets a worker's environment variables.
+
+    Workers share the client's process group, so a terminal's Ctrl-C reaches
+    them too; they ignore it and stop when the client shuts the pool down.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
+
+
+#: Runs the rest of its command line in a new process group (``setpgid(0, 0)``
+#: then exec). Parsl starts the interchange with a plain ``subprocess.Popen``,
+#: in the client's group, where a terminal's Ctrl-C killed it before the client
+#: could stop it in order; its launch command is the one hook Parsl offers. Not
+#: a new session: the interchange stays in the session of ``academy-ml up``'s
+#: host process, which is how the supervisor finds it if the host dies.
+OWN_PROCESS_GROUP = (
+    sys.executable,
+    "-I",
+    "-c",
+    "import os, sys; os.setpgid(0, 0); os.execvp(sys.argv[1], sys.argv[1:])",
+)
+
+
+def _interchange_in_own_group(config: Config) -> None:
+    """Prefix each HighThroughputExecutor's interchange command with OWN_PROCESS_GROUP."""
+    from parsl.executors import HighThroughputExecutor
+
+    for executor in config.executors:
+        if isinstance(executor, HighThroughputExecutor):
+            command = list(executor.interchange_launch_cmd)
+            if tuple(command[: len(OWN_PROCESS_GROUP)]) != OWN_PROCESS_GROUP:
+                executor.interchange_launch_cmd = [*OWN_PROCESS_GROUP, *command]
 
 
 class ParslEndpoint(_TrackedEndpoint):
@@ -218,6 +255,7 @@ class ParslEndpoint(_TrackedEndpoint):
 
         super().__init__(name)
         self.config = config
+        _interchange_in_own_group(config)
         self._dfk = DataFlowKernel(config)
         self._executors: list[str] | str = executors or "all"
         self._apps: dict[TaskFunction, Any] = {}
@@ -235,8 +273,7 @@ class ParslEndpoint(_TrackedEndpoint):
             app = self._apps[fn] = PythonApp(  # type: ignore[no-untyped-call]
                 fn, data_flow_kernel=self._dfk, executors=self._executors
             )
-        future: Future[Any] = app(payload)
-        return future
+        return _cancellable(app(payload))
 
     def set_max_blocks(self, max_blocks: int) -> None:
         """Change ``max_blocks`` of every executor's provider (Parsl's scaling reads it).
@@ -267,6 +304,33 @@ class ParslEndpoint(_TrackedEndpoint):
         if not self._closed:
             self._closed = True
             self._dfk.cleanup()
+
+
+def _cancellable(app_future: Future[Any]) -> Future[Any]:
+    """A plain future that follows ``app_future`` and can be cancelled.
+
+    Parsl's AppFuture raises NotImplementedError from ``cancel()``, which
+    ``asyncio.wrap_future`` calls when the awaiting task is cancelled (an agent
+    shutting down): one traceback per evaluation in flight. Cancelling the
+    returned future only stops waiting; the Parsl task itself ends with its
+    kernel (:meth:`ParslEndpoint.close`).
+    """
+    follower: Future[Any] = Future()
+
+    def copy(done: Future[Any]) -> None:
+        if done.cancelled():
+            follower.cancel()
+            return
+        if not follower.set_running_or_notify_cancel():
+            return  # cancelled by the caller: nobody waits for the outcome
+        error = done.exception()
+        if error is not None:
+            follower.set_exception(error)
+        else:
+            follower.set_result(done.result())
+
+    app_future.add_done_callback(copy)
+    return follower
 
 
 class GlobusComputeEndpoint(_TrackedEndpoint):
