@@ -6,6 +6,9 @@ callers catch one hierarchy whichever side detected the problem.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "AcademyMLError",
     "ActionError",
@@ -15,6 +18,7 @@ __all__ = [
     "DatasetError",
     "ExchangeConnectionError",
     "ExchangeError",
+    "GeneratorExhausted",
     "KitError",
     "KnowledgeError",
     "MessageTooLargeError",
@@ -117,3 +121,18 @@ class ConfigError(AcademyMLError, ValueError):
 
 class ActionError(AcademyMLError, RuntimeError):
     """A strategy's action could not run (the host lacks the method, a chained action failed...)."""
+
+
+class GeneratorExhausted(AcademyMLError):
+    """A generator has no new candidate left to propose (its search space is used up).
+
+    Not an error of the caller's: an agent delivers :attr:`partial`, raises a
+    ``generator_exhausted`` event and lets its strategies decide what follows.
+
+    Attributes:
+        partial: The new candidates found before running out (possibly none).
+    """
+
+    def __init__(self, message: str, partial: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.partial = list(partial)

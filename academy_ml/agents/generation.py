@@ -5,6 +5,14 @@ so the ledger (:meth:`~academy_ml.knowledge.KnowledgeBase.pending`) is the
 source of truth: a hand-over lost to a crash or a timeout is found again by
 the analysis agent's sweep. Candidate ids are ``<name>-<n>`` and never
 reused, even when a checkpoint is older than the last candidate recorded.
+
+A generator that runs out of new candidates raises
+:class:`~academy_ml.exceptions.GeneratorExhausted`: the agent delivers the
+partial batch it carries, raises the event ``generator_exhausted`` and
+samples no more until a retrain, :meth:`GenerationAgent.resume` or
+:meth:`GenerationAgent.finish`. The default strategy finishes generation on
+that event (the planner sees it and stops once the ledger drains); a spec's
+``[[strategies]]`` may choose otherwise, e.g. ``then = [{ call = "retrain" }]``.
 """
 
 from __future__ import annotations
@@ -22,16 +30,21 @@ from academy_ml.agents.strategic import (
     strategic_action,
     wait_any,
 )
+from academy_ml.exceptions import GeneratorExhausted
 from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ModelVersion
+from academy_ml.strategies import Call, OnEvent, Strategy
 
 if TYPE_CHECKING:
     from academy.handle import Handle
 
     from academy_ml.agents.analysis import AnalysisAgent
 
-__all__ = ["GenerationAgent", "Generator", "StatefulGenerator", "TrainingExample"]
+__all__ = ["EXHAUSTED", "GenerationAgent", "Generator", "StatefulGenerator", "TrainingExample"]
 
 logger = logging.getLogger(__name__)
+
+#: The event raised when the generator has no new candidate left.
+EXHAUSTED = "generator_exhausted"
 
 
 class TrainingExample(NamedTuple):
@@ -46,7 +59,12 @@ class Generator(Protocol):
     """A generative model the generation agent wraps."""
 
     def sample(self, n: int) -> list[dict[str, Any]]:
-        """Propose ``n`` candidates (msgpack-encodable payloads)."""
+        """Propose up to ``n`` new candidates (msgpack-encodable payloads).
+
+        Raises:
+            GeneratorExhausted: No new candidate is left; its ``partial`` holds
+                the last ones found (they are still delivered).
+        """
         ...
 
     def retrain(self, examples: Sequence[TrainingExample]) -> int:
@@ -112,8 +130,15 @@ class GenerationAgent(StrategicAgent):
         self.train_flag = train_flag
         self.train_size = train_size
         self.call_timeout_s = call_timeout_s
-        self.state.update(model_version=0, generated=0, paused=False, finished=False)
+        self.state.update(
+            model_version=0, generated=0, paused=False, finished=False, exhausted=False
+        )
         self._resumed = asyncio.Event()
+        self._unrecorded: list[dict[str, Any]] = []
+
+    def strategies(self) -> Sequence[Strategy]:
+        """Finish generation when the generator is exhausted."""
+        return (Strategy("finish-when-exhausted", when=OnEvent(EXHAUSTED), then=[Call("finish")]),)
 
     def snapshot(self) -> None:
         """Put the generator's state into :attr:`state` before a checkpoint."""
@@ -133,20 +158,44 @@ class GenerationAgent(StrategicAgent):
     @loop
     async def generate(self, shutdown: asyncio.Event) -> None:
         """Sample, record and hand over batches until shutdown or :meth:`finish`."""
-        while not shutdown.is_set() and not self.state["finished"]:
-            if self.state["paused"]:
+
+        async def step() -> None:
+            idle = self.state["paused"] or self.state["exhausted"]
+            if idle and not self._unrecorded:
                 self._resumed.clear()
                 await wait_any(shutdown, self._resumed)
-                continue
-            sampled = self.generator.sample(self.batch_size * self.oversample)
-            payloads = await self.choose(sampled)
-            version = self.state["model_version"]
-            ids = [await self._record(payload, version) for payload in payloads]
+            else:
+                await self._generate_batch()
+
+        await self.keep_stepping("generate", shutdown, step, done=lambda: self.state["finished"])
+
+    async def _generate_batch(self) -> None:
+        """Sample a batch, record it and hand it over; raise the event if the generator ran dry.
+
+        A batch whose recording failed (knowledge base unreachable) is recorded
+        by the next step before anything new is sampled.
+        """
+        if not self._unrecorded:
+            try:
+                sampled = self.generator.sample(self.batch_size * self.oversample)
+            except GeneratorExhausted as error:
+                logger.info("%s: generator exhausted: %s", self.name, error)
+                sampled = error.partial
+                self.state["exhausted"] = True
+            self._unrecorded = await self.choose(sampled) if sampled else []
+        version = self.state["model_version"]
+        ids = []
+        while self._unrecorded:
+            ids.append(await self._record(self._unrecorded[0], version))
+            del self._unrecorded[0]
+        if ids:
             try:
                 await call_with_timeout(self.analysis.submit(ids), self.call_timeout_s)
             except Exception as error:
                 # The candidates are in the ledger; the analysis agent's sweep finds them.
                 logger.warning("hand-over of %d candidates failed: %s", len(ids), error)
+        if self.state["exhausted"]:
+            await self.emit(EXHAUSTED)
 
     async def _record(self, payload: dict[str, Any], version: int) -> str:
         """Add one candidate under the next unused id; return the id."""
@@ -165,8 +214,9 @@ class GenerationAgent(StrategicAgent):
 
     @strategic_action
     async def resume(self) -> None:
-        """Sample again after :meth:`pause`."""
+        """Sample again after :meth:`pause` (or after the generator was exhausted)."""
         self.state["paused"] = False
+        self.state["exhausted"] = False
         self._resumed.set()
 
     @strategic_action
@@ -194,6 +244,9 @@ class GenerationAgent(StrategicAgent):
                 f"retrain returned version {version}, not above {self.state['model_version']}"
             )
         self.state["model_version"] = version
+        # A retrained generator may find new candidates where the old one found none.
+        self.state["exhausted"] = False
+        self._resumed.set()
         await self.kb.register_model(
             ModelVersion(name=self.name, version=version, metrics={"train_size": len(examples)})
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -33,6 +34,7 @@ from academy_ml.endpoint import BatchResult
 from academy_ml.endpoint.datasets import DatasetStore, to_arrow
 from academy_ml.endpoint.request import compile_request
 from academy_ml.endpoint.specs import decode_pipelines, encode_pipelines
+from academy_ml.exceptions import GeneratorExhausted
 from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
 from academy_ml.pipeline.generate import Candidate, Task, exploit, explore_candidates
 from academy_ml.placement import InMemoryAffinity, Placer, resolve_task
@@ -56,6 +58,7 @@ class PipelineGenerator:
         task: ``"regression"`` or ``"classification"``.
         seed: Makes the proposals reproducible.
         max_k: Largest PCA / SelectKBest size.
+        models: Model families to propose (None: all of the task's).
     """
 
     def __init__(
@@ -66,8 +69,10 @@ class PipelineGenerator:
         task: Task = "regression",
         seed: int = 0,
         max_k: int = 8,
+        models: Sequence[str] | None = None,
     ) -> None:
         self.numeric, self.categorical = list(numeric), list(categorical)
+        self.models = None if models is None else tuple(models)
         self.task: Task = task
         self.seed = seed
         self.max_k = max_k
@@ -78,19 +83,39 @@ class PipelineGenerator:
         self.seen: set[Candidate] = set()
 
     def sample(self, n: int) -> list[dict[str, Any]]:
-        """``n`` pipelines not proposed before, as payloads."""
+        """Up to ``n`` pipelines not proposed before, as payloads.
+
+        Children of the best results first; when those run out, explored ones.
+
+        Raises:
+            GeneratorExhausted: Not one pipeline is left that was not proposed before.
+        """
         self.rounds += 1
         seed = self.seed * 1_000_003 + self.rounds
+        options: dict[str, Any] = {"task": self.task, "max_k": self.max_k, "models": self.models}
+        fresh: dict[Candidate, None] = {}
+        sources: list[Callable[[], list[Candidate]]] = []
         if self.elite:
-            proposed = exploit(
-                self.elite, 4 * n, scores=self.elite_scores, seed=seed, task=self.task,
-                max_k=self.max_k,
-            )  # fmt: skip
-        else:
-            proposed = explore_candidates(4 * n, task=self.task, seed=seed, max_k=self.max_k)
-        fresh = [c for c in dict.fromkeys(proposed) if c not in self.seen][:n]
-        self.seen.update(fresh)
-        return [self.payload(c) for c in fresh]
+            scores = self.elite_scores
+            sources.append(
+                functools.partial(exploit, self.elite, 4 * n, scores=scores, seed=seed, **options)
+            )
+        sources.append(functools.partial(explore_candidates, 4 * n, seed=seed, **options))
+        for propose in sources:
+            try:
+                proposed = propose()
+            except GeneratorExhausted as exhausted:
+                proposed = exhausted.partial
+            fresh.update((c, None) for c in proposed if c not in self.seen)
+            if len(fresh) >= n:
+                break
+        if not fresh:
+            raise GeneratorExhausted(
+                f"no pipeline left that was not proposed before ({len(self.seen)} proposed)"
+            )
+        chosen = list(fresh)[:n]
+        self.seen.update(chosen)
+        return [self.payload(c) for c in chosen]
 
     def payload(self, candidate: Candidate) -> dict[str, Any]:
         """A candidate's payload: its choices and its pipeline's spec."""

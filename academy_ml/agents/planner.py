@@ -6,12 +6,17 @@ latest registered one, and its strategies also run every
 ``review_interval_s``. So a planner killed and started again (it restores its
 checkpoint by name) misses nothing that happened while it was down, and
 counts nothing twice.
+
+The planner also stops when the generation agent has finished on its own
+(its generator ran out of candidates): no budget is then reachable, and the
+deployment ends once the ledger drains.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
@@ -88,10 +93,13 @@ class PlannerAgent(StrategicAgent):
         self.model_name = model_name
         self.review_interval_s = review_interval_s
         self.call_timeout_s = call_timeout_s
-        self.state.update(model_version=0, results=0, queue_depth=0, paused=False)
+        self.state.update(
+            model_version=0, results=0, queue_depth=0, paused=False, generation_finished=False
+        )
+        self._observed: datetime | None = None
 
     def strategies(self) -> Sequence[Strategy]:
-        """Backpressure (pause, resume), retrain, budget; evaluated in that order."""
+        """Backpressure (pause, resume), retrain, budget, generation finished; in that order."""
         review = OnCall("record_result") | Interval(self.review_interval_s)
         on_queue = review | OnCall("report_queue")
         return (
@@ -123,6 +131,12 @@ class PlannerAgent(StrategicAgent):
                 if_=Predicate(self.budget_spent, f"at least {self.budget} results"),
                 then=[Call("finish_generation"), Stop()],
             ),
+            Strategy(
+                "generation-finished",
+                when=review,
+                if_=Predicate(self.generation_finished, "generation finished on its own"),
+                then=[Stop()],
+            ),
         )
 
     async def agent_on_startup(self) -> None:
@@ -143,14 +157,16 @@ class PlannerAgent(StrategicAgent):
         After a restart the checkpointed queue depth and pause flag may be
         stale, and no call may come to correct them (the queue is empty).
         """
-        if context.signal is not None:
+        if context.signal is not None or context.now == self._observed:
             return
+        self._observed = context.now  # once per review tick, whichever strategy asks first
         with contextlib.suppress(Exception):
             depth = await call_with_timeout(self.analysis.queue_depth(), REVIEW_CALL_TIMEOUT_S)
             self.state["queue_depth"] = depth
         with contextlib.suppress(Exception):
             answer = await call_with_timeout(self.generation.status(), REVIEW_CALL_TIMEOUT_S)
             self.state["paused"] = bool(answer["state"]["paused"])
+            self.state["generation_finished"] = bool(answer["state"].get("finished", False))
 
     async def queue_deep(self, context: StrategyContext) -> bool:
         """Generation runs while the analysis queue is above the high-water mark."""
@@ -160,6 +176,11 @@ class PlannerAgent(StrategicAgent):
     async def queue_drained(self, context: StrategyContext) -> bool:
         """Generation is paused and the analysis queue is down to the low-water mark."""
         return bool(context.state["paused"]) and context.state["queue_depth"] <= self.low_water
+
+    async def generation_finished(self, context: StrategyContext) -> bool:
+        """The generation agent reports it has finished (e.g. its generator is exhausted)."""
+        await self._observe(context)
+        return bool(context.state["generation_finished"])
 
     async def budget_spent(self, context: StrategyContext) -> bool:
         """The knowledge base holds at least ``budget`` results."""

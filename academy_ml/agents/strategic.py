@@ -11,7 +11,11 @@ A :class:`StrategicAgent` owns a state dict, a knowledge base and a
 * every evaluation is logged to the knowledge base as a
   :class:`~academy_ml.knowledge.StrategyFiring`;
 * the state is checkpointed (msgpack) to the knowledge base on a timer and at
-  shutdown, and restored at startup when the agent's name has a checkpoint.
+  shutdown, and restored at startup when the agent's name has a checkpoint;
+* every ``@loop`` runs its steps through :meth:`StrategicAgent.keep_stepping`:
+  a step that raises is logged and counted (``state["loop_errors"]``) and the
+  loop goes on after a short backoff, since an exception leaving an Academy
+  loop shuts the whole agent down.
 
 Evaluations are serialised by one lock, so a strategy never fires twice on
 two concurrent calls. Strategic actions that a strategy's own actions call on
@@ -46,6 +50,11 @@ S = TypeVar("S", bound="StrategicAgent")
 
 #: Longest sleep of the strategy loop when no time trigger is due sooner.
 MAX_SLEEP_S = 60.0
+
+#: Pause after a loop step raised, doubled per failure in a row up to MAX_BACKOFF_S
+#: (a step failing at once, e.g. with Redis down, must not spin).
+BACKOFF_S = 0.1
+MAX_BACKOFF_S = 5.0
 
 #: True while the runner evaluates strategies (in that task and what it awaits).
 _EVALUATING: ContextVar[bool] = ContextVar("academy_ml_evaluating", default=False)
@@ -224,18 +233,57 @@ class StrategicAgent(Agent):
 
     @action
     async def status(self) -> dict[str, Any]:
-        """The agent's name, a copy of its state, and whether its strategies stopped."""
+        """The agent's name, a copy of its state, and whether its strategies stopped.
+
+        ``failures`` counts what raised without stopping anything: loop steps
+        (by loop) and strategy constraints, actions and log writes (by strategy).
+        """
         return {
             "name": self.name,
             "state": dict(self.state),
             "stopped": self.runner.stop_requested,
+            "failures": {
+                **self.state.get("loop_errors", {}),
+                **{f"strategy {name}": n for name, n in self.runner.failures.items()},
+            },
         }
+
+    async def keep_stepping(
+        self,
+        where: str,
+        shutdown: asyncio.Event,
+        step: Callable[[], Awaitable[None]],
+        *,
+        done: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Run ``step`` until shutdown or ``done()``; a step that raises never ends the loop.
+
+        Args:
+            where: The loop's name, counted in ``state["loop_errors"]``.
+            shutdown: Academy's shutdown event.
+            step: One iteration of the loop.
+            done: Whether the loop has finished its work (checked before each step).
+        """
+        streak = 0
+        while not shutdown.is_set() and not done():
+            try:
+                await step()
+                streak = 0
+            except Exception:
+                streak += 1
+                errors = self.state.setdefault("loop_errors", {})
+                errors[where] = errors.get(where, 0) + 1
+                logger.exception(
+                    "%s: a %s step raised (%d in a row); the loop goes on", self.name, where, streak
+                )
+                await wait_any(shutdown, timeout=min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (streak - 1)))
 
     @loop
     async def run_strategies(self, shutdown: asyncio.Event) -> None:
         """Feed time to the runner until shutdown or until a strategy stops it."""
         runner = self.runner
-        while not shutdown.is_set() and not runner.stop_requested:
+
+        async def step() -> None:
             now = datetime.now(UTC)
             wake = runner.next_wakeup(now)
             delay = MAX_SLEEP_S if wake is None else max(0.0, (wake - now).total_seconds())
@@ -244,11 +292,18 @@ class StrategicAgent(Agent):
             if not shutdown.is_set():
                 await self._evaluate(runner.on_time, datetime.now(UTC))
 
+        await self.keep_stepping(
+            "run_strategies", shutdown, step, done=lambda: runner.stop_requested
+        )
+
     @loop
     async def checkpoint_periodically(self, shutdown: asyncio.Event) -> None:
         """Checkpoint the state every ``checkpoint_interval_s`` seconds."""
-        while not shutdown.is_set():
+
+        async def step() -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shutdown.wait(), self._checkpoint_interval_s)
             if not shutdown.is_set():
                 await self.checkpoint()
+
+        await self.keep_stepping("checkpoint", shutdown, step)

@@ -48,6 +48,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from academy_ml.exceptions import GeneratorExhausted
+
 __all__ = [
     "Candidate",
     "exploit",
@@ -71,6 +73,8 @@ _NEIGHBORS = (5, 10, 15, 25)
 _PREFIX_GENES = (0, 1, 2)
 _MODEL_GENES = (3, 4, 5)
 _ALL_GENES = _PREFIX_GENES + _MODEL_GENES
+#: Proposals in a row that found nothing new after which a space counts as used up.
+_MAX_MISSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -165,8 +169,9 @@ def explore_candidates(
             regression, logistic and knn for classification.
 
     Raises:
-        ValueError: If ``models`` names an unknown family, or the search space
-            runs out before ``n`` candidates.
+        ValueError: If ``models`` names an unknown family.
+        GeneratorExhausted: If the search space runs out before ``n``
+            candidates (``partial`` holds the ones found).
     """
     rng = np.random.default_rng(seed)
     space = _Space(_models(task, models), max_k, _ALPHAS)
@@ -175,7 +180,12 @@ def explore_candidates(
     def child(pool: list[Candidate]) -> Candidate:
         return _mutate_times(pool[int(rng.integers(len(pool)))], rng, space, _ALL_GENES)
 
-    return [first, *_grow([first], n - 1, child)][: max(n, 0)]
+    try:
+        return [first, *_grow([first], n - 1, child)][: max(n, 0)]
+    except GeneratorExhausted as exhausted:
+        found = [first, *exhausted.partial]
+        message = f"search space exhausted after {len(found)} of {n} candidates"
+        raise GeneratorExhausted(message, found) from None
 
 
 def explore(
@@ -221,7 +231,9 @@ def exploit(
     ``round(prefix_rate * n)`` children change one preprocessing choice; the
     others keep the parent's preprocessing and change its model family or
     hyperparameters (one or two changes, with a finer penalty grid than the
-    first round). No child repeats a previous candidate.
+    first round). No child repeats a previous candidate. When the parents'
+    model choices run out, the remaining children change a preprocessing
+    choice instead.
 
     Args:
         previous: The earlier round's candidates.
@@ -236,9 +248,10 @@ def exploit(
         prefix_rate: Fraction of children that change their preprocessing.
 
     Raises:
-        ValueError: If ``previous`` is empty, ``scores`` does not match it,
-            ``models`` names an unknown family, or the search space around the
-            parents runs out.
+        ValueError: If ``previous`` is empty, ``scores`` does not match it, or
+            ``models`` names an unknown family.
+        GeneratorExhausted: If the search space around the parents runs out
+            before ``n`` children (``partial`` holds the ones found).
     """
     if not previous:
         raise ValueError("exploit needs at least one previous candidate")
@@ -260,8 +273,19 @@ def exploit(
         return _mutate(parents[int(rng.integers(len(parents)))], rng, space, _PREFIX_GENES)
 
     n_prefix = round(prefix_rate * n)
-    refined = _grow(previous, n - n_prefix, refine)
-    return refined + _grow([*previous, *refined], n_prefix, reprocess)
+    try:
+        refined = _grow(previous, n - n_prefix, refine)
+    except GeneratorExhausted as exhausted:
+        refined = exhausted.partial
+    try:
+        return refined + _grow([*previous, *refined], n - len(refined), reprocess)
+    except GeneratorExhausted as exhausted:
+        found = refined + exhausted.partial
+        message = (
+            f"search space around {len(parents)} parents exhausted "
+            f"after {len(found)} of {n} new candidates"
+        )
+        raise GeneratorExhausted(message, found) from None
 
 
 @dataclass(frozen=True)
@@ -293,18 +317,23 @@ def _grow(
     ``propose`` gets every candidate so far (``known``, then the new ones).
 
     Raises:
-        ValueError: If proposals keep repeating (the space is exhausted).
+        GeneratorExhausted: If proposals keep repeating (the space is used up);
+            ``partial`` holds the new candidates found.
     """
     pool = list(known)
     seen = set(pool)
     new: list[Candidate] = []
-    attempts = 0
+    attempts = misses = 0
     while len(new) < n:
         attempts += 1
-        if attempts > 1000 * n:
-            raise ValueError(f"search space exhausted after {len(new)} new candidates")
+        misses += 1
+        if attempts > 1000 * n or misses > _MAX_MISSES:
+            raise GeneratorExhausted(
+                f"search space exhausted after {len(new)} of {n} new candidates", new
+            )
         child = _canonical(propose(pool))
         if _valid(child) and child not in seen:
+            misses = 0
             seen.add(child)
             pool.append(child)
             new.append(child)

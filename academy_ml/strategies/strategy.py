@@ -133,6 +133,8 @@ class StrategyRunner:
         )
         self._log = log
         self._memory = {strategy.name: _Memory() for strategy in self.strategies}
+        #: Per strategy: constraints, actions and log writes that raised (and were survived).
+        self.failures: dict[str, int] = {}
         self._armed = False
 
     @property
@@ -239,11 +241,18 @@ class StrategyRunner:
             record["actions"], record["outcome"] = await self._act(strategy, context)
         else:
             memory.pending |= pending
-        await self._log(record)
+        try:
+            await self._log(record)
+        except Exception:
+            # The actions ran; a lost log line (knowledge base down) must not undo that.
+            logger.warning("strategy %r: writing its log failed", strategy.name, exc_info=True)
+            self._failed(strategy)
         return record
 
-    @staticmethod
-    async def _check(strategy: Strategy, context: StrategyContext) -> tuple[bool, str]:
+    def _failed(self, strategy: Strategy) -> None:
+        self.failures[strategy.name] = self.failures.get(strategy.name, 0) + 1
+
+    async def _check(self, strategy: Strategy, context: StrategyContext) -> tuple[bool, str]:
         """Check the strategy's constraint; one that raises counts as not satisfied."""
         if strategy.if_ is None:
             return True, "no constraint"
@@ -251,10 +260,10 @@ class StrategyRunner:
             return await strategy.if_.check(context)
         except Exception as err:
             logger.warning("constraint of strategy %r raised", strategy.name, exc_info=True)
+            self._failed(strategy)
             return False, f"constraint failed: {type(err).__name__}: {err}"
 
-    @staticmethod
-    async def _act(strategy: Strategy, context: StrategyContext) -> tuple[list[str], str]:
+    async def _act(self, strategy: Strategy, context: StrategyContext) -> tuple[list[str], str]:
         """Run the actions in order until one raises; return their names and outcomes."""
         names: list[str] = []
         outcomes: list[str] = []
@@ -263,7 +272,10 @@ class StrategyRunner:
             try:
                 outcomes.append(await action(context))
             except Exception as err:
-                logger.warning("action %r of strategy %r raised", action.name, strategy.name)
+                logger.warning(
+                    "action %r of strategy %r raised", action.name, strategy.name, exc_info=True
+                )
+                self._failed(strategy)
                 outcomes.append(describe_error(action.name, err))
                 break
         return names, "; ".join(outcomes)

@@ -13,6 +13,7 @@ from sklearn.feature_selection import SelectKBest
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import PolynomialFeatures
 
+from academy_ml.exceptions import GeneratorExhausted
 from academy_ml.pipeline.generate import (
     Candidate,
     exploit,
@@ -123,10 +124,34 @@ def test_exploit_rejects_bad_input() -> None:
         exploit(first, 4, scores=[1.0])
 
 
-def test_a_small_space_runs_out_loudly() -> None:
+def test_exploit_changes_preprocessing_once_the_model_choices_run_out() -> None:
+    only = explore_candidates(1, seed=0, models=("linear",))  # a linear model has no knobs
+    children = exploit(only, 10, models=("linear",), prefix_rate=0.0)
+    assert len(set(children)) == 10
+    assert only[0] not in children
+    assert {c.model for c in children} == {"linear"}
+    assert all(c.prefix != only[0].prefix for c in children)
+
+
+def test_a_small_space_runs_out_with_the_candidates_it_found() -> None:
     only = explore_candidates(1, seed=0, models=("linear",))
-    with pytest.raises(ValueError, match="exhausted"):
+    with pytest.raises(GeneratorExhausted, match="exhausted after") as exhausted:
         exploit(only, 50, models=("linear",), prefix_rate=0.0)
+    partial = exhausted.value.partial
+    assert 0 < len(partial) < 50
+    assert len(set(partial)) == len(partial)
+    assert only[0] not in partial
+    # One preprocessing change away from the parent: 2 imputers, 3 scalers, 3 * 7 feature steps.
+    assert len(partial) == 2 + 3 + 3 * 7
+
+
+def test_explore_runs_out_of_the_whole_space_with_all_of_it() -> None:
+    # linear, max_k 2: 3 imputers x (4 scalers x {none, pca, select} + 3 scalers x poly).
+    with pytest.raises(GeneratorExhausted, match="45 of 60") as exhausted:
+        explore_candidates(60, seed=0, max_k=2, models=("linear",))
+    partial = exhausted.value.partial
+    assert len(set(partial)) == 45
+    assert all(c.model == "linear" for c in partial)
 
 
 def test_synthetic_table_shape() -> None:

@@ -241,6 +241,10 @@ def test_failing_action_is_logged_and_runner_goes_on() -> None:
         ("fine", True, ["set fine"], "fine = 1"),
     ]
     assert state == {"fine": 1}
+    assert runner.failures == {"failing": 1}
+    run(runner.on_signal(Signal("event", "go"), T0))  # fires again: nothing got stuck
+    assert runner.failures == {"failing": 2}
+    assert len(records) == 4
 
 
 def test_raising_constraint_is_logged_as_not_fired() -> None:
@@ -252,6 +256,20 @@ def test_raising_constraint_is_logged_as_not_fired() -> None:
     run(runner.on_signal(Signal("event", "go"), T0))
     assert not records[0]["fired"]
     assert records[0]["reason"] == "on event go: constraint failed: KeyError: 'queue'"
+    assert runner.failures == {"s": 1}
+
+
+def test_a_log_that_cannot_be_written_does_not_undo_the_actions() -> None:
+    async def down(record: FiringRecord) -> None:
+        raise ConnectionError("knowledge base unreachable")
+
+    state: dict[str, Any] = {}
+    strategy = Strategy("s", OnEvent("go"), then=[SetState("n", 1)])
+    runner = StrategyRunner([strategy], Host(), state, FakeKB({}), down, agent="planner")
+    (record,) = run(runner.on_signal(Signal("event", "go"), T0))
+    assert record["fired"]
+    assert state == {"n": 1}
+    assert runner.failures == {"s": 1}
 
 
 def test_and_needs_both_since_the_last_firing() -> None:
