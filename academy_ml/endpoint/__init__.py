@@ -3,7 +3,7 @@
 Endpoint workers (Parsl, Globus Compute, a local pool) import these
 functions; nothing is pickled by value. Requests and results are msgpack
 bytes (:mod:`~academy_ml.endpoint.request`); pipelines travel as specs that
-import only from trusted modules (:mod:`~academy_ml.endpoint.specs`); the
+name only allow-listed classes and functions (:mod:`~academy_ml.endpoint.specs`); the
 dataset is named by fingerprint and read from the endpoint's dataset store
 (:mod:`~academy_ml.endpoint.datasets`). The node-local cache is the one
 ``$ACADEMY_ML_CACHE_DIR`` names, which the endpoint kits point at
@@ -28,9 +28,10 @@ from academy_ml.endpoint.request import (
     compile_request,
     make_request,
 )
-from academy_ml.exceptions import PlanError
+from academy_ml.exceptions import PlanError, WireError
 from academy_ml.pipeline import compile_batch
 from academy_ml.pipeline.data import Table, Target, prepare_features, prepare_target
+from academy_ml.pipeline.plan import Plan
 
 __all__ = [
     "BatchRequest",
@@ -50,10 +51,11 @@ def run_batch(request: bytes) -> bytes:
 
     The same request always yields the same scores: running it twice costs
     cache lookups the second time, and a caller discards the duplicate by
-    its plan key.
+    its plan key. A pipeline naming something this endpoint does not trust
+    gets a ``WireError`` as its result; the others of the batch still run.
 
     Raises:
-        WireError: The request is malformed or names an untrusted module.
+        WireError: The request is malformed or out of bounds.
         DataError: The dataset is not in this endpoint's store.
         PlanError: This endpoint compiles another plan than the client did
             (different academy_ml or scikit-learn versions).
@@ -61,32 +63,55 @@ def run_batch(request: bytes) -> bytes:
     start = time.perf_counter()
     task = BatchRequest.from_bytes(request)
     table, y = _dataset(str(DatasetStore().root), task.dataset)
-    pipelines = specs.decode_pipelines(task.pipelines)
-    plan = compile_batch(pipelines, cv=task.cv, X=table, y=y, scoring=task.scoring)
-    if plan.key != task.plan_key:
-        raise PlanError(
-            f"this endpoint compiles plan {plan.key} where the client compiled "
-            f"{task.plan_key}: are academy_ml and scikit-learn the same versions on both?"
+    decoded = specs.decode_each(task.pipelines)
+    runnable = [i for i, p in enumerate(decoded) if not isinstance(p, WireError)]
+    scores = {
+        i: PipelineScores(index=i, fold_scores=[], error=f"WireError: {p}")
+        for i, p in enumerate(decoded)
+        if isinstance(p, WireError)
+    }
+    executed = cache_hits = 0
+    if runnable:
+        plan = compile_batch(
+            [decoded[i] for i in runnable], cv=task.cv, X=table, y=y, scoring=task.scoring
         )
-    report = plan.run(threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
-    result = BatchResult(
-        plan_key=task.plan_key,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        results=[
-            PipelineScores(
-                index=r.index,
+        _check_plan(plan, task, complete=len(runnable) == len(decoded))
+        report = plan.run(threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
+        for r in report.results:
+            index = runnable[r.index]
+            scores[index] = PipelineScores(
+                index=index,
                 fold_scores=[float(s) for s in r.fold_scores],
                 error=r.error,
                 backends=dict(r.backends),
             )
-            for r in report.results
-        ],
-        executed=report.executed,
-        cache_hits=report.cache_hits,
+        executed, cache_hits = report.executed, report.cache_hits
+    result = BatchResult(
+        plan_key=task.plan_key,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        results=[scores[i] for i in sorted(scores)],
+        executed=executed,
+        cache_hits=cache_hits,
         seconds=time.perf_counter() - start,
     )
     return result.to_bytes()
+
+
+def _check_plan(plan: Plan, task: BatchRequest, *, complete: bool) -> None:
+    """Refuse to run when this endpoint compiles the batch otherwise than its client.
+
+    With pipelines refused, the plan is a part of the client's: its nodes
+    (content keys) must all be among the client's.
+    """
+    if complete and plan.key == task.plan_key:
+        return
+    if not complete and {n["key"] for n in plan.nodes if n.get("key")} <= set(task.node_keys):
+        return
+    raise PlanError(
+        f"this endpoint compiles plan {plan.key} where the client compiled "
+        f"{task.plan_key}: are academy_ml and scikit-learn the same versions on both?"
+    )
 
 
 # A worker process serves many batches on few datasets: it keeps the last

@@ -6,22 +6,46 @@ fingerprint, the plan key the client compiled (the task's idempotency key;
 the endpoint checks that it compiles the same plan) and the plan's node keys
 (what a placer routes on for cache affinity). A :class:`BatchResult` holds
 the scores and what the run cost.
+
+Both arrive from another machine, so they are decoded within size and depth
+limits (:mod:`~academy_ml.endpoint.bounded`) and every field is bounded: a
+request cannot make an endpoint start more threads than it has cores, run
+more than :data:`MAX_FOLDS` folds or hold more than a few tens of megabytes.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+import os
+from typing import Annotated, Any, Literal
 
 import msgpack
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
-from academy_ml.endpoint import datasets, specs
+from academy_ml.endpoint import bounded, datasets, specs
 from academy_ml.exceptions import WireError
 from academy_ml.pipeline import compile_batch
 from academy_ml.pipeline.plan import Plan
+
+#: Longest request or result accepted (the specs and a batch's node keys).
+MAX_MESSAGE_BYTES = specs.MAX_SPEC_BYTES + 16 * 2**20
+#: Most folds a request may ask for.
+MAX_FOLDS = 100
+#: Most node keys a request may carry (a batch of 1,000 pipelines of 5 steps
+#: in 5 folds has about 25,000).
+MAX_NODE_KEYS = 200_000
+#: Most pipelines a result may report.
+MAX_RESULTS = 100_000
+#: Longest error message a result may carry for a pipeline.
+MAX_ERROR_CHARS = 10_000
+# Requests and results are flat: a model of lists of models of lists.
+_MAX_DEPTH = 8
+
+#: A content key (plan, node or dataset): 128 bits in hex.
+Key = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+_Name = Annotated[str, StringConstraints(max_length=256)]
 
 
 class _Message(BaseModel):
@@ -36,13 +60,26 @@ class _Message(BaseModel):
         """Parse the msgpack form.
 
         Raises:
-            WireError: Malformed, or of another version.
+            WireError: Malformed, too large or deep, of another version, or a
+                field is out of its bounds.
         """
+        fields = bounded.unpack(
+            data, max_bytes=MAX_MESSAGE_BYTES, max_depth=_MAX_DEPTH, what=cls.__name__
+        )
         try:
-            fields = msgpack.unpackb(data, raw=False)
             return cls.model_validate(fields)
-        except (ValueError, TypeError, ValidationError) as exc:
-            raise WireError(f"not a valid {cls.__name__}: {exc}") from exc
+        except ValidationError as exc:
+            raise WireError(f"not a valid {cls.__name__}: {_summary(exc)}") from exc
+
+
+def _summary(exc: ValidationError, shown: int = 5) -> str:
+    """The first errors, without the (attacker-sized) input values."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    text = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'message'}: {e['msg']}"
+        for e in errors[:shown]
+    )
+    return text if len(errors) <= shown else f"{text} (and {len(errors) - shown} more)"
 
 
 class BatchRequest(_Message):
@@ -50,13 +87,29 @@ class BatchRequest(_Message):
 
     #: Layout version; a request of another version is refused.
     version: Literal[1] = 1
-    plan_key: str
-    node_keys: list[str]
-    pipelines: bytes
-    cv: int = Field(ge=2)
-    scoring: str | None = None
-    dataset: str
-    threads: int | None = Field(None, ge=1)
+    plan_key: Key
+    node_keys: list[Key] = Field(max_length=MAX_NODE_KEYS)
+    pipelines: bytes = Field(max_length=specs.MAX_SPEC_BYTES)
+    cv: StrictInt = Field(ge=2, le=MAX_FOLDS)
+    scoring: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,100}$")] | None = None
+    dataset: Key
+    threads: StrictInt | None = Field(None, ge=1, le=4096)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BatchRequest:
+        """Parse a request arriving at this endpoint.
+
+        Raises:
+            WireError: As :meth:`_Message.from_bytes`, or it asks for more
+                threads than this node has cores.
+        """
+        request: BatchRequest = super().from_bytes(data)
+        cores = os.cpu_count() or 1
+        if request.threads is not None and request.threads > cores:
+            raise WireError(
+                f"a request asks for {request.threads} threads; this endpoint has {cores} cores"
+            )
+        return request
 
 
 class PipelineScores(BaseModel):
@@ -64,10 +117,10 @@ class PipelineScores(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    index: int
-    fold_scores: list[float]
-    error: str | None = None
-    backends: dict[str, str] = Field(default_factory=dict)
+    index: StrictInt = Field(ge=0)
+    fold_scores: list[float] = Field(max_length=MAX_FOLDS)
+    error: Annotated[str, StringConstraints(max_length=MAX_ERROR_CHARS)] | None = None
+    backends: dict[_Name, _Name] = Field(default_factory=dict, max_length=1000)
 
     @property
     def mean_score(self) -> float:
@@ -81,12 +134,12 @@ class BatchResult(_Message):
     """Scores of a batch and what computing them took."""
 
     version: Literal[1] = 1
-    plan_key: str
-    host: str
-    pid: int
-    results: list[PipelineScores]
-    executed: int
-    cache_hits: int
+    plan_key: Key
+    host: _Name
+    pid: StrictInt
+    results: list[PipelineScores] = Field(max_length=MAX_RESULTS)
+    executed: StrictInt = Field(ge=0)
+    cache_hits: StrictInt = Field(ge=0)
     seconds: float
 
 

@@ -3,16 +3,16 @@
 A spec names an estimator's class by import path and holds its
 ``get_params(deep=False)``, recursively (Pipelines, ColumnTransformers and
 their steps). Functions (``score_func=f_regression``) and types
-(``dtype=np.float64``) are named by import path too. Rebuilding a spec
-imports only from trusted modules (scikit-learn, numpy, academy_ml, plus
-what the endpoint's operator adds), so a request cannot make an endpoint
-import or run anything else; values are encoded with the exchange's codec,
-which never unpickles.
+(``dtype=np.float64``) are named by import path too. A decoder resolves a
+name only through the exact allow-lists of :mod:`~academy_ml.endpoint.trust`
+(never by importing what a request names), decodes within size and depth
+limits (:mod:`~academy_ml.endpoint.bounded`), never unpickles, and refuses
+parameter values that would make an endpoint touch its filesystem or
+oversubscribe its cores.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import os
 from collections.abc import Iterable
@@ -20,21 +20,40 @@ from typing import Any
 
 import numpy as np
 
+from academy_ml.endpoint import bounded
+from academy_ml.endpoint.trust import (
+    TRUSTED_MODULES_ENV,
+    TRUSTED_NAMES_ENV,
+    Trust,
+    is_function,
+    public_path,
+)
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
-from academy_ml.exchange.codec import Decoder, Encoder
+from academy_ml.exchange.codec import Encoder, Ext
 
-#: Environment variable with more trusted module prefixes (comma separated).
-TRUSTED_ENV = "ACADEMY_ML_TRUSTED_MODULES"
-#: Module prefixes a spec may import from by default.
-TRUSTED = ("sklearn", "numpy", "academy_ml")
+__all__ = [
+    "MAX_ARRAY_BYTES",
+    "MAX_SPEC_BYTES",
+    "MAX_SPEC_DEPTH",
+    "TRUSTED_MODULES_ENV",
+    "TRUSTED_NAMES_ENV",
+    "Trust",
+    "decode_each",
+    "decode_pipelines",
+    "encode_pipelines",
+]
+
+#: Longest accepted encoding of a batch's specs.
+MAX_SPEC_BYTES = 16 * 2**20
+#: Deepest accepted nesting of a batch's specs (a Pipeline in a
+#: ColumnTransformer in a Pipeline is about 20 levels).
+MAX_SPEC_DEPTH = 64
+#: Largest parameter array a spec may make an endpoint allocate.
+MAX_ARRAY_BYTES = 64 * 2**20
+#: Hex digits of the largest integer a spec carries (ints beyond 64 bits are an extension).
+_MAX_BIGINT_DIGITS = 128
 
 _ESTIMATOR, _CALLABLE, _TYPE, _ARRAY = "__estimator__", "__callable__", "__type__", "__array__"
-
-
-def trusted_modules(extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """The default trusted prefixes, the environment's and ``extra``."""
-    configured = [m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(",") if m.strip()]
-    return (*TRUSTED, *configured, *extra)
 
 
 def encode_pipelines(pipelines: Iterable[Any]) -> bytes:
@@ -47,32 +66,52 @@ def encode_pipelines(pipelines: Iterable[Any]) -> bytes:
     return Encoder(allow_pickle=False).pack([_to_spec(p) for p in pipelines])
 
 
-def decode_pipelines(data: bytes, trusted: tuple[str, ...] | None = None) -> list[Any]:
+def decode_pipelines(data: bytes, trust: Trust | None = None) -> list[Any]:
     """Rebuild the estimators of :func:`encode_pipelines`.
 
     Args:
         data: The encoded specs.
-        trusted: Module prefixes to import from (default :func:`trusted_modules`).
+        trust: Names and packages trusted besides the defaults (default
+            :meth:`Trust.from_env`).
 
     Raises:
-        WireError: The data is malformed, or names something outside the
-            trusted modules or that is not an estimator, function or type.
+        WireError: The data is malformed, too large or deep, or names
+            something not on the allow-lists.
     """
-    specs = Decoder([], allow_pickle=False).unpack(data)
+    pipelines = decode_each(data, trust)
+    for pipeline in pipelines:
+        if isinstance(pipeline, WireError):
+            raise pipeline
+    return pipelines
+
+
+def decode_each(data: bytes, trust: Trust | None = None) -> list[Any]:
+    """Like :func:`decode_pipelines`, with a refused pipeline's error in its place.
+
+    One pipeline naming something refused does not cost the others of its batch.
+
+    Raises:
+        WireError: The data as a whole is malformed, too large or deep.
+    """
+    specs = bounded.unpack(
+        data, max_bytes=MAX_SPEC_BYTES, max_depth=MAX_SPEC_DEPTH, ext=_EXT, what="pipeline spec"
+    )
     if not isinstance(specs, list):
         raise WireError("pipeline specs are not a list")
-    modules = trusted_modules() if trusted is None else trusted
-    return [_from_spec(spec, modules) for spec in specs]
-
-
-def _path(obj: Any) -> str:
-    return f"{obj.__module__}:{obj.__qualname__}"
+    trust = Trust.from_env() if trust is None else trust
+    decoded: list[Any] = []
+    for index, spec in enumerate(specs):
+        try:
+            decoded.append(_from_spec(spec, trust))
+        except WireError as exc:
+            decoded.append(WireError(f"pipeline {index}: {exc}"))
+    return decoded
 
 
 def _to_spec(value: Any) -> Any:
     if hasattr(value, "get_params") and not inspect.isclass(value):
         params = {name: _to_spec(v) for name, v in value.get_params(deep=False).items()}
-        return {_ESTIMATOR: _path(type(value)), "params": params}
+        return {_ESTIMATOR: public_path(type(value)), "params": params}
     if isinstance(value, list):
         return [_to_spec(v) for v in value]
     if isinstance(value, tuple):
@@ -82,63 +121,112 @@ def _to_spec(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()  # np.float64(0.1) from np.logspace, say
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biufcSU":
+        if value.dtype.kind not in _ARRAY_KINDS:
             raise UnsupportedPayloadError(f"parameter arrays of dtype {value.dtype} cannot travel")
         return {_ARRAY: value.dtype.str, "values": value.tolist()}
     if inspect.isclass(value):
-        return {_TYPE: _path(value)}
-    if inspect.isfunction(value) or inspect.isbuiltin(value):
-        return {_CALLABLE: _path(value)}
+        return {_TYPE: public_path(value)}
+    if is_function(value):
+        return {_CALLABLE: public_path(value)}
     return value
 
 
-def _from_spec(spec: Any, trusted: tuple[str, ...]) -> Any:
+_ARRAY_KINDS = "biufcSU"
+
+
+def _from_spec(spec: Any, trust: Trust) -> Any:
     if isinstance(spec, list):
-        return [_from_spec(v, trusted) for v in spec]
+        return [_from_spec(v, trust) for v in spec]
     if isinstance(spec, tuple):
-        return tuple(_from_spec(v, trusted) for v in spec)
+        return tuple(_from_spec(v, trust) for v in spec)
     if not isinstance(spec, dict):
         return spec
     if _ESTIMATOR in spec:
-        cls = _resolve(spec[_ESTIMATOR], trusted)
+        cls = trust.resolve(spec[_ESTIMATOR], "estimator")
         params = spec.get("params")
-        if not (inspect.isclass(cls) and hasattr(cls, "get_params") and isinstance(params, dict)):
-            raise WireError(f"{spec[_ESTIMATOR]} is not an estimator class with parameters")
+        if not (isinstance(params, dict) and all(isinstance(k, str) for k in params)):
+            raise WireError(f"{spec[_ESTIMATOR]} has no parameter map")
+        _check_params(spec[_ESTIMATOR], params)
         try:
-            return cls(**{k: _from_spec(v, trusted) for k, v in params.items()})
-        except TypeError as exc:
+            return cls(**{k: _from_spec(v, trust) for k, v in params.items()})
+        except (TypeError, ValueError) as exc:
             raise WireError(f"{spec[_ESTIMATOR]} does not take these parameters: {exc}") from exc
     if _CALLABLE in spec:
-        function = _resolve(spec[_CALLABLE], trusted)
-        if not (inspect.isfunction(function) or inspect.isbuiltin(function)):
-            raise WireError(f"{spec[_CALLABLE]} is not a function")
-        return function
-    if _ARRAY in spec:
-        try:
-            return np.asarray(spec["values"], dtype=np.dtype(spec[_ARRAY]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WireError(f"malformed parameter array: {exc}") from exc
+        return trust.resolve(spec[_CALLABLE], "function")
     if _TYPE in spec:
-        cls = _resolve(spec[_TYPE], trusted)
-        if not inspect.isclass(cls):
-            raise WireError(f"{spec[_TYPE]} is not a type")
-        return cls
-    return {k: _from_spec(v, trusted) for k, v in spec.items()}
+        return trust.resolve(spec[_TYPE], "type")
+    if _ARRAY in spec:
+        return _array(spec[_ARRAY], spec.get("values"))
+    return {k: _from_spec(v, trust) for k, v in spec.items()}
 
 
-def _resolve(path: Any, trusted: tuple[str, ...]) -> Any:
-    if not isinstance(path, str) or path.count(":") != 1:
-        raise WireError(f"not an import path 'module:name': {path!r}")
-    module_name, qualname = path.split(":")
-    if not any(module_name == m or module_name.startswith(m + ".") for m in trusted):
-        raise WireError(
-            f"{path} is outside the trusted modules {', '.join(trusted)}; an endpoint's "
-            f"operator can add module prefixes in ${TRUSTED_ENV}"
-        )
+def _check_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse values that reach past the data: files, caches, more cores than there are."""
+    if params.get("memory") is not None:
+        # joblib.Memory writes pickles under that path and unpickles what it finds there.
+        raise WireError(f"{name}: memory={params['memory']!r:.80} is refused on an endpoint")
+    if params.get("input") in ("filename", "file"):
+        # The vectorizers would read the files the data names.
+        raise WireError(f"{name}: input={params['input']!r} is refused on an endpoint")
+    n_jobs = params.get("n_jobs")
+    cores = os.cpu_count() or 1
+    if n_jobs is not None and not (type(n_jobs) is int and n_jobs != 0 and abs(n_jobs) <= cores):
+        raise WireError(f"{name}: n_jobs={n_jobs!r:.80} is not None or ±1..{cores} (the cores)")
+
+
+def _array(descr: Any, values: Any) -> np.ndarray[Any, Any]:
     try:
-        value: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            value = getattr(value, part)
-    except (ImportError, AttributeError) as exc:
-        raise WireError(f"cannot import {path}: {exc}") from exc
-    return value
+        dtype = np.dtype(descr) if isinstance(descr, str) else None
+    except TypeError as exc:
+        raise WireError(f"parameter array dtype {descr!r:.80} is not valid") from exc
+    if dtype is None or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
+        raise WireError(f"parameter array dtype {descr!r:.80} is not allowed")
+    if _leaves(values) * max(dtype.itemsize, 1) > MAX_ARRAY_BYTES:
+        raise WireError(f"a parameter array exceeds {MAX_ARRAY_BYTES} bytes")
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WireError(f"malformed parameter array: {exc}") from exc
+
+
+def _leaves(values: Any) -> int:
+    """Number of scalars in nested lists (the depth is bounded already)."""
+    count, pending = 0, [values]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list | tuple):
+            pending.extend(item)
+        else:
+            count += 1
+    return count
+
+
+def _tuple(payload: bytes, unpack: Any) -> tuple[Any, ...]:
+    items = unpack(payload)
+    if not isinstance(items, list):
+        raise WireError("a tuple extension does not hold a list")
+    return tuple(items)
+
+
+def _bigint(payload: bytes, unpack: Any) -> int:
+    if len(payload) > _MAX_BIGINT_DIGITS:
+        raise WireError(f"an integer of more than {_MAX_BIGINT_DIGITS} hex digits")
+    return int(payload.decode("ascii"), 16)
+
+
+def _complex(payload: bytes, unpack: Any) -> complex:
+    parts = unpack(payload)
+    if not (isinstance(parts, list) and len(parts) == 2):
+        raise WireError("a complex extension is not [real, imag]")
+    if not all(type(p) in (int, float) for p in parts):
+        raise WireError("a complex extension holds non-numbers")
+    return complex(*parts)
+
+
+# The extensions the exchange's Encoder writes for what specs hold; no
+# others (handles, exceptions, pickle...) are accepted in a spec.
+_EXT: dict[int, bounded.ExtDecoder] = {
+    Ext.TUPLE: _tuple,
+    Ext.BIGINT: _bigint,
+    Ext.COMPLEX: _complex,
+}
