@@ -135,11 +135,14 @@ class AnalysisAgent(StrategicAgent):
     @loop
     async def sweep(self, shutdown: asyncio.Event) -> None:
         """Queue the ledger's candidates without a result, at startup and periodically."""
-        while not shutdown.is_set():
+
+        async def step() -> None:
             if self._queue(await self.kb.pending()):
                 await self._report_queue()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(shutdown.wait(), self.sweep_interval_s)
+
+        await self.keep_stepping("sweep", shutdown, step)
 
     def _queue(self, candidate_ids: Iterable[str]) -> int:
         # The task is registered before anything is awaited, so a sweep and a

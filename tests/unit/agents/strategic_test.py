@@ -391,6 +391,43 @@ def test_analysis_sweeps_the_ledger_and_gives_up_after_max_attempts() -> None:
     run(main)
 
 
+class UnreachableLedger(InMemoryKnowledgeBase):
+    """Cannot list pending candidates its first ``failures`` times (Redis restarting)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def pending(self, limit: int = 1000) -> list[str]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Redis is restarting")
+        return await super().pending(limit)
+
+
+def test_analysis_sweep_survives_a_ledger_that_is_unreachable_for_a_while() -> None:
+    async def main() -> None:
+        kb = UnreachableLedger(failures=2)
+        planner = FakePlanner()
+        ids = await add_candidates(kb, (1, 2))
+        analysis = AnalysisAgent(f"{__name__}.evaluate", planner, kb)  # type: ignore[arg-type]
+        await analysis.agent_on_startup()
+        shutdown = asyncio.Event()
+        sweep = asyncio.create_task(analysis.sweep(shutdown))
+
+        async def done() -> bool:
+            return (await kb.counts())["pending"] == 0
+
+        await poll(done)
+        shutdown.set()
+        await sweep
+        assert sorted(planner.results) == ids
+        assert analysis.state["loop_errors"] == {"sweep": 2}
+        await analysis.agent_on_shutdown()
+
+    run(main)
+
+
 def test_planner_catches_up_from_the_knowledge_base_after_a_restart() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
