@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -132,6 +133,7 @@ def _to_spec(value: Any) -> Any:
 
 
 _ARRAY_KINDS = "biufcSU"
+_DTYPE = re.compile(rf"[<>|=][{_ARRAY_KINDS}][0-9]{{1,5}}")
 
 
 def _from_spec(spec: Any, trust: Trust) -> Any:
@@ -175,12 +177,14 @@ def _check_params(name: str, params: dict[str, Any]) -> None:
 
 
 def _array(descr: Any, values: Any) -> np.ndarray[Any, Any]:
-    try:
-        dtype = np.dtype(descr) if isinstance(descr, str) else None
-    except TypeError as exc:
-        raise WireError(f"parameter array dtype {descr!r:.80} is not valid") from exc
-    if dtype is None or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None:
+    # Only the plain forms ``dtype.str`` writes reach np.dtype, whose parser
+    # of other strings (comma lists, shapes) goes as far as ast.literal_eval.
+    if not (isinstance(descr, str) and _DTYPE.fullmatch(descr)):
         raise WireError(f"parameter array dtype {descr!r:.80} is not allowed")
+    try:
+        dtype = np.dtype(descr)
+    except TypeError as exc:
+        raise WireError(f"parameter array dtype {descr!r} is not valid") from exc
     if _leaves(values) * max(dtype.itemsize, 1) > MAX_ARRAY_BYTES:
         raise WireError(f"a parameter array exceeds {MAX_ARRAY_BYTES} bytes")
     try:

@@ -218,4 +218,4 @@ def test_hostile_envelopes_are_wire_errors() -> None:
     ]:
         for parse in (BatchRequest.from_bytes, BatchResult.from_bytes):
             with pytest.raises(WireError):
-                parse(data)  # type: ignore[arg-type]
+                parse(data)

@@ -265,6 +265,8 @@ def test_deep_or_large_specs_are_refused() -> None:
         [{"__callable__": "sklearn.linear_model:Ridge"}],
         [{"__array__": "O", "values": [1]}],
         [{"__array__": "f8,i4", "values": [1]}],
+        [{"__array__": "01", "values": [1]}],  # np.dtype parses this with ast.literal_eval
+        [{"__array__": "<f3", "values": [1]}],
         [{"__array__": "<f8", "values": [[1], [1, 2]]}],
         [{"__array__": "<i8", "values": ["x"]}],
         [msgpack.ExtType(Ext.PICKLE, b"cos\nsystem\n.")],
