@@ -55,7 +55,8 @@ def run_batch(request: bytes) -> bytes:
     gets a ``WireError`` as its result; the others of the batch still run.
 
     Raises:
-        WireError: The request is malformed or out of bounds.
+        WireError: The request is malformed or out of bounds (more threads than
+            this node has cores, more folds than the dataset has rows...).
         DataError: The dataset is not in this endpoint's store.
         PlanError: This endpoint compiles another plan than the client did
             (different academy_ml or scikit-learn versions).
@@ -63,6 +64,8 @@ def run_batch(request: bytes) -> bytes:
     start = time.perf_counter()
     task = BatchRequest.from_bytes(request)
     table, y = _dataset(str(DatasetStore().root), task.dataset)
+    if task.cv > table.n_rows:
+        raise WireError(f"a request asks for {task.cv} folds of a dataset of {table.n_rows} rows")
     decoded = specs.decode_each(task.pipelines)
     runnable = [i for i, p in enumerate(decoded) if not isinstance(p, WireError)]
     scores = {

@@ -197,6 +197,17 @@ def test_request_fields_are_bounded(changes: dict[str, Any], match: str) -> None
     assert len(str(raised.value)) < 1000
 
 
+def test_folds_are_bounded_by_the_datasets_rows(
+    endpoint_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    X, y, pipelines = explored_batch(2, 40)
+    request = make_request(pipelines, X, y, cv=2, dataset_dir=str(tmp_path / "client"))
+    put_dataset((tmp_path / "client" / f"{request.dataset}.arrow").read_bytes())
+    too_many = request.model_copy(update={"cv": 41})
+    with pytest.raises(WireError, match="41 folds of a dataset of 40 rows"):
+        run_batch(too_many.to_bytes())
+
+
 def test_threads_are_bounded_by_this_nodes_cores(endpoint_dirs: tuple[Path, Path]) -> None:
     cores = os.cpu_count() or 1
     assert BatchRequest.from_bytes(request_fields(threads=cores)).threads == cores
