@@ -18,6 +18,7 @@ __all__ = [
     "DatasetError",
     "ExchangeConnectionError",
     "ExchangeError",
+    "ExchangeLoopError",
     "GeneratorExhausted",
     "KitError",
     "KnowledgeError",
@@ -73,6 +74,10 @@ class ExchangeError(AcademyMLError):
 
 class ExchangeConnectionError(ExchangeError, ConnectionError):
     """Redis is unreachable, refused the credentials or stayed down too long."""
+
+
+class ExchangeLoopError(ExchangeError, RuntimeError):
+    """An exchange client is used from an event loop other than the running one that owns it."""
 
 
 class MessageTooLargeError(ExchangeError, ValueError):

@@ -10,7 +10,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from academy_ml.exceptions import ExchangeConnectionError
-from academy_ml.exchange.resp import AuthError, ConnectionLost
+from academy_ml.exchange.resp import AuthError, ConnectionLost, TransientReplyError
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +52,25 @@ async def with_reconnect(
     url: str,
     deadline_s: float,
     what: str,
+    retry_lost: bool = True,
 ) -> T:
     """Run ``call``, retrying transient failures until Redis answers again.
+
+    A lost connection and a transient error reply (``LOADING`` while Redis
+    replays its append-only file, ``BUSY``, ``TRYAGAIN``, ``MASTERDOWN``) are
+    retried with exponential backoff (50 ms doubling to 1 s).
 
     Args:
         call: Issues the command(s); called again after each failure.
         url: For messages.
         deadline_s: Give up this many seconds after the first failure.
         what: What the call does, for the log.
+        retry_lost: Retry a lost connection too (otherwise only transient
+            replies: a first contact fails fast when Redis is not there).
 
     Raises:
-        ExchangeConnectionError: Redis stayed unreachable past the deadline, or
-            refused the credentials.
+        ExchangeConnectionError: Redis stayed unreachable (or transient) past
+            the deadline, or refused the credentials.
     """
     # The clock starts at the first failure: a read may block for long.
     first_failure: float | None = None
@@ -73,7 +80,9 @@ async def with_reconnect(
             return await call()
         except AuthError as exc:
             raise connection_error(url, exc) from exc
-        except ConnectionLost as exc:
+        except (ConnectionLost, TransientReplyError) as exc:
+            if not (retry_lost or isinstance(exc, TransientReplyError)):
+                raise connection_error(url, exc) from exc
             now = time.monotonic()
             first_failure = now if first_failure is None else first_failure
             if now - first_failure >= deadline_s:

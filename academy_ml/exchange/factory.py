@@ -12,9 +12,9 @@ from academy.identifier import EntityId, UserId
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from academy_ml.exchange import keys
-from academy_ml.exchange.connection import connection_error, redacted
+from academy_ml.exchange.connection import redacted, with_reconnect
 from academy_ml.exchange.keys import Keys
-from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost
+from academy_ml.exchange.resp import Address, Connection
 from academy_ml.exchange.transport import RedisExchangeTransport
 
 
@@ -123,10 +123,16 @@ class RedisExchangeFactory(ExchangeFactory[RedisExchangeTransport]):
     ) -> RedisExchangeTransport:
         connection = self._connection()
         try:
-            await connection.call(b"PING")
-        except (AuthError, ConnectionLost) as exc:
+            await with_reconnect(
+                lambda: connection.call(b"PING"),
+                url=self.url,
+                deadline_s=self.options.reconnect_timeout_s,
+                what="connecting",
+                retry_lost=False,
+            )
+        except BaseException:
             await connection.close()
-            raise connection_error(self.url, exc) from exc
+            raise
         if mailbox_id is not None:
             return RedisExchangeTransport(mailbox_id, self, connection)
         user = UserId.new(name=name)
@@ -146,11 +152,13 @@ class RedisExchangeFactory(ExchangeFactory[RedisExchangeTransport]):
         conn = self._connection() if connection is None else connection
         key_names = Keys(self.options.prefix)
         try:
-            fields, queued, now = await conn.script(
-                keys.INFO, [key_names.mailbox(uid), key_names.queue(uid)], []
+            fields, queued, now = await with_reconnect(
+                lambda: conn.script(keys.INFO, [key_names.mailbox(uid), key_names.queue(uid)], []),
+                url=self.url,
+                deadline_s=self.options.reconnect_timeout_s,
+                what=f"reading the mailbox of {uid}",
+                retry_lost=not own,
             )
-        except (AuthError, ConnectionLost) as exc:
-            raise connection_error(self.url, exc) from exc
         finally:
             if own:
                 await conn.close()

@@ -98,6 +98,16 @@ redis.call('EXPIRE', KEYS[3], ARGV[1])
 return queued
 """
 
+#: KEYS: queue, mailbox. ARGV: entry id. Deletes an entry the reader cannot
+#: use and counts it, once: a retry after a lost reply finds it gone.
+DROP = """
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'dropped', 1)
+  return 1
+end
+return 0
+"""
+
 #: KEYS: mailbox. ARGV: incoming, outgoing, completed deltas.
 #: Returns the status (false when missing); updates only active mailboxes.
 HEARTBEAT = """

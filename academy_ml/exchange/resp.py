@@ -10,6 +10,13 @@ commands, so it talks RESP2 itself; redis-py stays for everything else.
 A connection is opened lazily, authenticates and selects its database from
 the URL, and fails every waiting command with :class:`ConnectionLost` when
 the socket breaks; the next command opens a new one.
+
+A socket belongs to the event loop that opened it. A connection used from
+another loop while that one still runs (another thread) raises
+:class:`~academy_ml.exceptions.ExchangeLoopError` instead of waiting forever
+for replies that loop would deliver; once that loop has stopped (a client
+made in one ``asyncio.run`` and used in the next), the stale socket is
+dropped and the new loop opens its own.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import hiredis
 
+from academy_ml.exceptions import ExchangeLoopError
+
 #: Query parameters a Redis URL may carry (redis-py's names).
 URL_OPTIONS = frozenset({"db", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"})
 
@@ -39,6 +48,19 @@ class ReplyError(Exception):
 
 class AuthError(ReplyError):
     """Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM)."""
+
+
+class TransientReplyError(ReplyError):
+    """Redis cannot serve the command yet; it may be retried as it is.
+
+    ``LOADING`` (replaying its append-only file after a restart), ``BUSY`` (a
+    script runs), ``TRYAGAIN`` and ``MASTERDOWN``: the command was not
+    applied, and Redis will answer once the condition passes.
+    """
+
+
+#: Error reply prefixes of :class:`TransientReplyError`.
+TRANSIENT_REPLIES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN")
 
 
 #: Size of the reused receive buffer. asyncio's default allocates a fresh
@@ -138,6 +160,8 @@ class _Protocol(asyncio.BufferedProtocol):
 def _reply_error(text: str) -> ReplyError:
     if text.startswith(("WRONGPASS", "NOAUTH", "NOPERM", "ERR AUTH", "ERR invalid password")):
         return AuthError(text)
+    if text.startswith(TRANSIENT_REPLIES):
+        return TransientReplyError(text)
     return ReplyError(text)
 
 
@@ -231,7 +255,30 @@ class Connection:
         self._connect_timeout_s = connect_timeout_s
         self._protocol: _Protocol | None = None
         self._opening: asyncio.Task[_Protocol] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: dict[str, bytes] = {}
+
+    def _current(self) -> _Protocol | None:
+        """The open protocol of the running loop, if any.
+
+        Raises:
+            ExchangeLoopError: The connection is in use by another running loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None and self._loop.is_running():
+                raise ExchangeLoopError(
+                    "this exchange connection belongs to an event loop running in another "
+                    "thread; create the exchange client (or transport) in the loop that uses it"
+                )
+            stale, self._protocol, self._opening = self._protocol, None, None
+            if stale is not None:
+                # Its loop is stopped: closing completes if it ever runs again.
+                with contextlib.suppress(RuntimeError):
+                    stale.abort()
+            self._loop = loop
+        protocol = self._protocol
+        return None if protocol is None or protocol.closed.done() else protocol
 
     async def call(self, *args: Any) -> Any:
         """Send one command and wait for its reply.
@@ -241,10 +288,9 @@ class Connection:
                 have been applied.
             AuthError: Redis refused the credentials.
             ReplyError: Redis answered with an error.
+            ExchangeLoopError: Used from a loop other than its running one.
         """
-        protocol = self._protocol
-        if protocol is None or protocol.closed.done():
-            protocol = await self._open()
+        protocol = self._current() or await self._open()
         return await protocol.send(args)[0]
 
     async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
@@ -254,9 +300,7 @@ class Connection:
             ConnectionLost, AuthError, ReplyError: As :meth:`call`, for the
                 first command that failed.
         """
-        protocol = self._protocol
-        if protocol is None or protocol.closed.done():
-            protocol = await self._open()
+        protocol = self._current() or await self._open()
         futures = protocol.send(*commands)
         # Replies arrive in order: once the last is in, all are.
         with contextlib.suppress(Exception):
@@ -287,6 +331,7 @@ class Connection:
 
     async def close(self) -> None:
         """Close the connection."""
+        self._current()
         if self._opening is not None and not self._opening.done():
             self._opening.cancel()
         protocol, self._protocol = self._protocol, None

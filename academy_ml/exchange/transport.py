@@ -89,6 +89,7 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
         self._url = factory.url
         self._keys = Keys(self._options.prefix)
         self._conn = connection
+        self._queue = self._keys.queue(mailbox_id)
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         # Counters since the last publication: incoming, outgoing, completed.
         self._unpublished = [0, 0, 0]
@@ -194,9 +195,9 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
                         raise MailboxTerminatedError(self._mailbox_id)
                     for entry_id, fields in entries:
                         last[queue] = entry_id
-                        taken.append(entry_id)
-                        message = await self._receive(_frame_field(fields))
+                        message = await self._receive(entry_id, _frame_field(fields))
                         if message is not None:
+                            taken.append(entry_id)
                             yield message
                 if deadline is not None:
                     deadline = time.monotonic() + timeout  # type: ignore[operator]
@@ -211,17 +212,26 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
                     await asyncio.shield(self._conn.call(b"XDEL", queue, *taken))
             await reader.close()
 
-    async def _receive(self, data: bytes | None) -> Message[Any] | None:
+    async def _receive(self, entry_id: bytes, data: bytes | None) -> Message[Any] | None:
+        """The message of a stream entry, or None when the entry is dropped.
+
+        An entry that cannot be decoded (or is a duplicate) is deleted at
+        once, before anything else reads the mailbox, so a restarted reader
+        never sees it again; a bad one is counted once in ``dropped``.
+        """
         if data is None:
-            await self._drop(None, "a stream entry without a frame field")
+            await self._drop(entry_id, None, "a stream entry without a frame field")
             return None
         try:
             frame = wire.Frame(data)
         except Exception as exc:  # nothing read off the wire may stop the reader
-            await self._drop(None, str(exc))
+            await self._drop(entry_id, None, str(exc))
             return None
         if frame.header.tag in self._seen:
             logger.debug("dropping a duplicate of message %s", frame.header.tag)
+            await self._retrying(
+                "deleting a duplicate", lambda: self._conn.call(b"XDEL", self._queue, entry_id)
+            )
             return None
         self._seen[frame.header.tag] = None
         if len(self._seen) > _SEEN_TAGS:
@@ -234,7 +244,7 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
                 )
             message = frame.message(allow_pickle=self._options.allow_pickle)
         except Exception as exc:  # nothing read off the wire may stop the reader
-            await self._drop(frame, str(exc))
+            await self._drop(entry_id, frame, str(exc))
             if frame.header.kind == "request":
                 error = exc if isinstance(exc, WireError | MessageTooLargeError) else WireError(exc)
                 await self._reply_error(frame, error)
@@ -243,11 +253,15 @@ class RedisExchangeTransport(ExchangeTransportMixin, NoPickleMixin):
             self._unpublished[0] += 1
         return message
 
-    async def _drop(self, frame: wire.Frame | None, reason: str) -> None:
+    async def _drop(self, entry_id: bytes, frame: wire.Frame | None, reason: str) -> None:
         sender = "an unknown sender" if frame is None else str(frame.header.src)
         logger.warning("%s dropped a message from %s: %s", self._mailbox_id, sender, reason)
-        with contextlib.suppress(Exception):
-            await self._conn.call(b"HINCRBY", self._keys.mailbox(self._mailbox_id), b"dropped", 1)
+        await self._call(
+            f"dropping an entry of {self._mailbox_id}",
+            keys.DROP,
+            [self._queue, self._keys.mailbox(self._mailbox_id)],
+            [entry_id],
+        )
 
     async def _reply_error(self, frame: wire.Frame, exc: Exception) -> None:
         response: Message[Any] = Message(

@@ -8,19 +8,29 @@ Frame layout (all lengths little-endian)::
 body kind, the body's length and the buffers' lengths), so a receiver can
 read who sent a message and what it answers before it touches the body, and
 reply with a clear error when only the body is bad. ``body`` holds the
-request or response fields encoded by :mod:`academy_ml.exchange.codec`.
+request or response fields encoded by :mod:`academy_ml.exchange.codec`,
+with the serialization strategy the sender chose for its values: it travels
+as a label (values are msgpack whatever it says; pickle is allowed only
+under the ``pickle`` label of an ``allow_pickle`` deployment) and the
+receiver checks it against Academy's allow-list (:mod:`.bodies`).
+
+A message of another Academy protocol version whose body this version cannot
+read (a ``foreign`` body) is carried as it is, so the receiver's Academy
+client answers it with its incompatible-protocol error.
 """
 
 from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from academy.message import (
     AcademyErrorResponse,
     ActionRequest,
     ActionResponse,
+    Body,
     CancelRequest,
     ErrorCode,
     Header,
@@ -29,13 +39,21 @@ from academy.message import (
     ShutdownRequest,
     SuccessResponse,
     UserErrorResponse,
+    check_version,
 )
 from academy.serialize import SerializationStrategy
+from packaging.version import InvalidVersion, Version
 
-from academy_ml.exceptions import MessageTooLargeError, WireError
+from academy_ml.exceptions import MessageTooLargeError, UnsupportedPayloadError, WireError
+from academy_ml.exchange.bodies import (
+    ReceivedActionRequest,
+    ReceivedActionResponse,
+    ReceivedUserErrorResponse,
+)
 from academy_ml.exchange.codec import (
     Decoder,
     Encoder,
+    Ext,
     decode_entity,
     encode_entity,
     parse_strategy,
@@ -44,14 +62,32 @@ from academy_ml.exchange.codec import (
 
 MAGIC = b"AMX"
 #: Version of the frame layout and extension codes; bumped on any change.
-WIRE_VERSION = 1
+WIRE_VERSION = 2
 _PREFIX = struct.Struct("<3sBI")
 _HEADER_FIELDS = 10
-# Decoded bodies are plain values already: tell Academy's lazy decoders that
-# they are JSON, so no path in Academy ever reaches its pickle deserializer.
-_DECODED = SerializationStrategy.JSON.value
+#: Body kind of a message of another protocol version whose body is not one of ours.
+FOREIGN = "foreign"
+_PICKLE = SerializationStrategy.PICKLE.value
 # The header holds no extension that refers to buffers.
 _HEADER_DECODER = Decoder([], allow_pickle=False)
+
+
+class _Placeholder:
+    """Stands for a pickled value until the body's values are read."""
+
+
+class _ScanDecoder(Decoder):
+    """Decodes everything but pickles, and notes whether the body holds any."""
+
+    def __init__(self, buffers: list[memoryview]) -> None:
+        super().__init__(buffers, allow_pickle=False)
+        self.pickled = False
+
+    def _hook(self, code: int, data: bytes) -> Any:
+        if code == Ext.PICKLE:
+            self.pickled = True
+            return _Placeholder()
+        return super()._hook(code, data)
 
 
 def encode(message: Message[Any], *, allow_pickle: bool, limit: int) -> list[bytes | memoryview]:
@@ -61,10 +97,17 @@ def encode(message: Message[Any], *, allow_pickle: bool, limit: int) -> list[byt
         UnsupportedPayloadError: A value has no wire encoding (and pickle is off).
         MessageTooLargeError: The frame would exceed ``limit`` bytes.
     """
-    body = message.get_body()
-    encoder = Encoder(allow_pickle=allow_pickle)
-    body_bytes = encoder.pack(_body_fields(body))
     header = message.header
+    encoder = Encoder(allow_pickle=False)
+    if isinstance(message.body, Body) or check_version(header.protocol_version):
+        body = message.get_body()
+        label = getattr(body, "serialization", None)
+        # Pickle only where the sender asked for it: a JSON label promises none.
+        encoder.allow_pickle = allow_pickle and label == _PICKLE
+        body_kind = body.kind
+        body_bytes = encoder.pack(_body_fields(body))
+    else:
+        body_kind, body_bytes = FOREIGN, _foreign_body(encoder, message.body)
     header_bytes = encoder.pack(
         [
             encode_entity(header.src),
@@ -74,7 +117,7 @@ def encode(message: Message[Any], *, allow_pickle: bool, limit: int) -> list[byt
             header.kind,
             header.protocol_version,
             header.academy_version,
-            body.kind,
+            body_kind,
             len(body_bytes),
             [buffer.nbytes for buffer in encoder.buffers],
         ]
@@ -83,11 +126,19 @@ def encode(message: Message[Any], *, allow_pickle: bool, limit: int) -> list[byt
     size += sum(buffer.nbytes for buffer in encoder.buffers)
     if size > limit:
         raise MessageTooLargeError(
-            f"a {body.kind} of {size:,} bytes exceeds the exchange's limit of "
+            f"a {body_kind} of {size:,} bytes exceeds the exchange's limit of "
             f"{limit:,} bytes (max_message_bytes)"
         )
     prefix = _PREFIX.pack(MAGIC, WIRE_VERSION, len(header_bytes))
     return [prefix, header_bytes, body_bytes, *encoder.buffers]
+
+
+def _foreign_body(encoder: Encoder, body: Any) -> bytes:
+    """The body of another protocol version as it is, or None if it cannot travel."""
+    try:
+        return encoder.pack([body])
+    except UnsupportedPayloadError:
+        return encoder.pack([None])
 
 
 def _body_fields(body: Any) -> list[Any]:
@@ -97,13 +148,14 @@ def _body_fields(body: Any) -> list[Any]:
                 body.action,
                 list(body.get_args()),
                 body.get_kwargs(),
+                strategy_name(body.serialization),
                 strategy_name(body.result_serialization),
                 strategy_name(body.exception_serialization),
             ]
         case ActionResponse():
-            return [body.get_result()]
+            return [body.get_result(), strategy_name(body.serialization)]
         case UserErrorResponse():
-            return [body.get_exception()]
+            return [body.get_exception(), strategy_name(body.serialization)]
         case AcademyErrorResponse():
             mailbox = None if body.mailbox_id is None else encode_entity(body.mailbox_id)
             return [int(body.error_code), mailbox]
@@ -152,6 +204,14 @@ class Frame:
             academy_version, str
         ):
             raise WireError("frame header versions are not strings")
+        if protocol is not None:
+            # Academy's clients parse it before anything else: garbage would stop them.
+            try:
+                Version(protocol)
+            except InvalidVersion as exc:
+                raise WireError(
+                    f"frame header protocol version {protocol!r:.40} is invalid"
+                ) from exc
         if not (
             type(body_len) is int
             and isinstance(lengths, list)
@@ -181,36 +241,64 @@ class Frame:
     def message(self, *, allow_pickle: bool) -> Message[Any]:
         """Decode the body and return the Academy message.
 
+        Values are decoded now, except pickled ones: those wait until the
+        body's accessor is called where Academy's allow-list permits pickle.
+
         Raises:
-            WireError: The body is malformed, hostile or (without
-                ``allow_pickle``) pickled.
+            WireError: The body is malformed or hostile, pickled without
+                ``allow_pickle`` or under a label other than ``pickle``, or a
+                foreign body comes with a protocol version this Academy speaks.
         """
-        decoder = Decoder(self._buffers, allow_pickle=allow_pickle)
+        decoder = _ScanDecoder(self._buffers)
         fields = decoder.unpack(self._body)
         if not isinstance(fields, list):
             raise WireError("message body is not a list")
+        if self.body_kind == FOREIGN:
+            if check_version(self.header.protocol_version) or len(fields) != 1:
+                raise WireError("a foreign body under this Academy's own protocol version")
+            return Message(header=self.header, body=fields[0])
         try:
             body = _body(self.body_kind, fields)
         except (TypeError, ValueError) as exc:
             raise WireError(f"{self.body_kind} body is malformed: {exc}") from exc
+        if decoder.pickled:
+            if not allow_pickle:
+                raise WireError(
+                    "received a pickled value, but this exchange does not unpickle "
+                    "(allow_pickle=False)"
+                )
+            if getattr(body, "serialization", None) != _PICKLE:
+                raise WireError(f"a {self.body_kind} not labelled pickle carries pickled values")
+            body.defer(self._loader(self.body_kind))
         return Message(header=self.header, body=body)
+
+    def _loader(self, kind: str) -> Callable[[], Any]:
+        def load() -> Any:
+            fields = Decoder(self._buffers, allow_pickle=True).unpack(self._body)
+            if kind == "action-request":
+                return tuple(fields[1]), fields[2]
+            return fields[0]
+
+        return load
 
 
 def _body(kind: str, fields: list[Any]) -> Any:
     match kind, fields:
-        case "action-request", [str(action), list(args), dict(kwargs), result_s, exception_s]:
-            return ActionRequest(
+        case "action-request", [str(action), list(args), dict(kwargs), label, result_s, exc_s]:
+            return ReceivedActionRequest(
                 action=action,
                 pargs=tuple(args),
                 kargs=kwargs,
-                serialization=_DECODED,
+                serialization=_label(label),
                 result_serialization=parse_strategy(result_s),
-                exception_serialization=parse_strategy(exception_s),
+                exception_serialization=parse_strategy(exc_s),
             )
-        case "action-response", [result]:
-            return ActionResponse(result=result, serialization=_DECODED)
-        case "user-error-response", [BaseException() as exception]:
-            return UserErrorResponse(exception=exception, serialization=_DECODED)
+        case "action-response", [result, label]:
+            return ReceivedActionResponse(result=result, serialization=_label(label))
+        case "user-error-response", [exception, label] if isinstance(
+            exception, BaseException | _Placeholder
+        ):
+            return ReceivedUserErrorResponse(exception=exception, serialization=_label(label))
         case "academy-error-response", [int(code), mailbox]:
             mailbox_id = None if mailbox is None else decode_entity(mailbox)
             return AcademyErrorResponse(error_code=ErrorCode(code), mailbox_id=mailbox_id)
@@ -223,3 +311,11 @@ def _body(kind: str, fields: list[Any]) -> Any:
         case "success-response", []:
             return SuccessResponse()
     raise WireError(f"unknown or malformed {kind!r} body")
+
+
+def _label(raw: Any) -> SerializationStrategy:
+    """The serialization strategy a body's values were sent under (never absent)."""
+    strategy = parse_strategy(raw)
+    if strategy is None:
+        raise WireError("a body without its serialization strategy")
+    return strategy

@@ -56,8 +56,8 @@ async def agent(
     return transport, registration.agent_id
 
 
-def request(src: Any, dest: Any, *args: Any) -> Message[Any]:
-    body = ActionRequest(action="act", pargs=args, kargs={}, serialization="json")
+def request(src: Any, dest: Any, *args: Any, serialization: str = "json") -> Message[Any]:
+    body = ActionRequest(action="act", pargs=args, kargs={}, serialization=serialization)
     return Message.create(src=src, dest=dest, body=body, label=uuid.uuid4())
 
 
@@ -301,7 +301,7 @@ def test_a_request_with_a_bad_body_gets_a_wire_error_reply(redis_server: RedisSe
         sloppy = RedisExchangeFactory(redis_server.url, allow_pickle=True)
         caller = await user(sloppy)
         worker, worker_id = await agent(factory)
-        await caller.send(request(caller.mailbox_id, worker_id, Opaque()))
+        await caller.send(request(caller.mailbox_id, worker_id, Opaque(), serialization="pickle"))
         await caller.send(request(caller.mailbox_id, worker_id, "fine"))
         received = await next_message(worker)
         assert received.get_body().get_args() == ("fine",)
