@@ -25,7 +25,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from academy_ml.endpoint import bounded, datasets, specs
-from academy_ml.exceptions import WireError
+from academy_ml.exceptions import ParameterError, WireError
 from academy_ml.pipeline import compile_batch
 from academy_ml.pipeline.plan import Plan
 
@@ -43,8 +43,10 @@ MAX_ERROR_CHARS = 10_000
 # Requests and results are flat: a model of lists of models of lists.
 _MAX_DEPTH = 8
 
-#: A content key (plan, node or dataset): 128 bits in hex.
-Key = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+#: A plan or node key (128 bits in hex from the compiler; any short token on the wire).
+Key = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_-]{1,64}$")]
+#: A dataset fingerprint, a file name in the endpoint's store: 128 bits in hex.
+Fingerprint = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 _Name = Annotated[str, StringConstraints(max_length=256)]
 
 
@@ -92,7 +94,7 @@ class BatchRequest(_Message):
     pipelines: bytes = Field(max_length=specs.MAX_SPEC_BYTES)
     cv: StrictInt = Field(ge=2, le=MAX_FOLDS)
     scoring: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,100}$")] | None = None
-    dataset: Key
+    dataset: Fingerprint
     threads: StrictInt | None = Field(None, ge=1, le=4096)
 
     @classmethod
@@ -162,21 +164,26 @@ def compile_request(
 
     Raises:
         UnsupportedPayloadError: A pipeline cannot be described as a spec.
+        ParameterError: ``cv``, ``threads`` or the batch's size is beyond what
+            an endpoint accepts.
     """
     X, y = datasets.split(table)
     plan = compile_batch(pipelines, cv=cv, X=X, y=y, scoring=scoring)
     # Compiled with X and y, so the plan is bound to both.
     assert plan.table is not None
     assert plan.target is not None
-    request = BatchRequest(
-        plan_key=plan.key,
-        node_keys=sorted({node["key"] for node in plan.nodes if node.get("key")}),
-        pipelines=specs.encode_pipelines(pipelines),
-        cv=cv,
-        scoring=scoring,
-        dataset=datasets.prepared_fingerprint(plan.table, plan.target),
-        threads=threads,
-    )
+    try:
+        request = BatchRequest(
+            plan_key=plan.key,
+            node_keys=sorted({node["key"] for node in plan.nodes if node.get("key")}),
+            pipelines=specs.encode_pipelines(pipelines),
+            cv=cv,
+            scoring=scoring,
+            dataset=datasets.prepared_fingerprint(plan.table, plan.target),
+            threads=threads,
+        )
+    except ValidationError as exc:
+        raise ParameterError(f"an endpoint would refuse this batch: {_summary(exc)}") from exc
     return request, plan
 
 

@@ -20,7 +20,7 @@ from academy_ml.endpoint import BatchRequest, BatchResult, make_request, put_dat
 from academy_ml.endpoint.datasets import ENV_VAR, to_arrow, to_bytes
 from academy_ml.endpoint.request import MAX_FOLDS, MAX_NODE_KEYS
 from academy_ml.endpoint.specs import MAX_SPEC_BYTES, TRUSTED_NAMES_ENV, encode_pipelines
-from academy_ml.exceptions import DataError, PlanError, WireError
+from academy_ml.exceptions import DataError, ParameterError, PlanError, WireError
 from academy_ml.pipeline.generate import explored_batch
 
 
@@ -183,7 +183,7 @@ def request_fields(**changes: Any) -> bytes:
         ({"plan_key": "k" * 10_000_000}, "plan_key"),
         ({"dataset": "../../etc/passwd"}, "dataset"),
         ({"node_keys": ["b" * 32] * (MAX_NODE_KEYS + 1)}, "node_keys"),
-        ({"node_keys": ["x"]}, "node_keys.0"),
+        ({"node_keys": ["../x"]}, "node_keys.0"),
         ({"pipelines": b"\x90" * (MAX_SPEC_BYTES + 1)}, "pipelines"),
         ({"scoring": "r2; rm -rf /"}, "scoring"),
         ({"version": 2}, "version"),
@@ -206,6 +206,12 @@ def test_folds_are_bounded_by_the_datasets_rows(
     too_many = request.model_copy(update={"cv": 41})
     with pytest.raises(WireError, match="41 folds of a dataset of 40 rows"):
         run_batch(too_many.to_bytes())
+
+
+def test_clients_learn_the_bounds_before_sending(tmp_path: Path) -> None:
+    X, y, pipelines = explored_batch(1, 120)
+    with pytest.raises(ParameterError, match="cv: Input should be less than or equal to 100"):
+        make_request(pipelines, X, y, cv=MAX_FOLDS + 1, dataset_dir=str(tmp_path))
 
 
 def test_threads_are_bounded_by_this_nodes_cores(endpoint_dirs: tuple[Path, Path]) -> None:
