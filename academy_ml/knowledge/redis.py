@@ -19,7 +19,11 @@ no metric, flag, model or agent name can reach another's key):
 
 Multi-key updates are Lua scripts, so they are atomic. Commands go through
 :class:`academy_ml.exchange.resp.Connection` (one pipelined connection, bound
-to the event loop that first uses it).
+to the event loop that first uses it) and, like the exchange's, are retried
+while Redis restarts or replays its append-only file (``-LOADING``), up to
+``reconnect_timeout_s``. A retried write whose first try was applied
+answers as a repeat would (a candidate or result already there), which every
+caller already handles.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from academy_ml.exceptions import KnowledgeError
+from academy_ml.exchange.connection import with_reconnect
 from academy_ml.exchange.resp import Connection
 from academy_ml.knowledge.base import FIRING_LOG_LENGTH
 from academy_ml.knowledge.records import (
@@ -106,10 +111,20 @@ class RedisKnowledgeBase:
         prefix: Key prefix; knowledge bases with different prefixes on one
             Redis do not see each other.
         connect_timeout_s: Timeout of opening the connection.
+        reconnect_timeout_s: How long commands retry while Redis is unreachable
+            or loading its data.
     """
 
-    def __init__(self, url: str, prefix: str = "academy_ml", *, connect_timeout_s: float = 10.0):
-        self._conn = Connection(url, connect_timeout_s=connect_timeout_s)
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "academy_ml",
+        *,
+        connect_timeout_s: float = 10.0,
+        reconnect_timeout_s: float = 60.0,
+    ):
+        connection = Connection(url, connect_timeout_s=connect_timeout_s)
+        self._conn = _Retrying(url, connection, reconnect_timeout_s)
         self._base = f"{prefix}:kb"
 
     def _key(self, *parts: str) -> str:
@@ -283,4 +298,32 @@ class RedisKnowledgeBase:
 
     async def close(self) -> None:
         """Closes the connection."""
+        await self._conn.close()
+
+
+class _Retrying:
+    """A connection whose commands are retried across Redis outages (see the module)."""
+
+    def __init__(self, url: str, conn: Connection, deadline_s: float) -> None:
+        self._url = url
+        self._conn = conn
+        self.deadline_s = deadline_s
+
+    async def call(self, *args: Any) -> Any:
+        return await with_reconnect(
+            lambda: self._conn.call(*args),
+            url=self._url,
+            deadline_s=self.deadline_s,
+            what=f"knowledge base {args[0]!r}",
+        )
+
+    async def script(self, source: str, keys: list[str], args: list[Any]) -> Any:
+        return await with_reconnect(
+            lambda: self._conn.script(source, keys, args),
+            url=self._url,
+            deadline_s=self.deadline_s,
+            what="knowledge base script",
+        )
+
+    async def close(self) -> None:
         await self._conn.close()
