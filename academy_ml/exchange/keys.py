@@ -13,7 +13,10 @@ never see each other. Per mailbox ``uid``:
 
 Per agent type (fully qualified class name): ``{prefix}:type:{name}`` holds
 the agents whose MRO contains it, ``{prefix}:exact:{name}`` those of exactly
-that type, so discovery reads one set instead of scanning the keyspace.
+that type, so discovery reads one sorted set instead of scanning the
+keyspace. Their scores are registration numbers (``{prefix}:seq``), so
+discovery lists agents in the order they were registered, as Academy's
+exchanges do.
 
 The scripts compute type-set keys from the stored MRO, which standalone Redis
 allows; Redis Cluster would need hash tags (not supported).
@@ -52,7 +55,7 @@ class Keys:
         return f"{self.prefix}:ctl:{uid.uid}"
 
     def agent_type(self, name: str, *, exact: bool) -> str:
-        """Set of agents of (or, unless ``exact``, derived from) type ``name``."""
+        """Sorted set of agents of (or, unless ``exact``, derived from) type ``name``."""
         return f"{self.prefix}:{'exact' if exact else 'type'}:{name}"
 
 
@@ -62,13 +65,14 @@ redis.call('HSET', KEYS[1], 'status', 'ACTIVE', 'kind', ARGV[1], 'name', ARGV[2]
            'mro', ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'm', '')
 redis.call('XTRIM', KEYS[2], 'MAXLEN', 0)
+local seq = redis.call('INCR', ARGV[4] .. ':seq')
 local first = true
 for name in string.gmatch(ARGV[3], '[^,]+') do
   if first then
-    redis.call('SADD', ARGV[4] .. ':exact:' .. name, ARGV[5])
+    redis.call('ZADD', ARGV[4] .. ':exact:' .. name, 'NX', seq, ARGV[5])
     first = false
   end
-  redis.call('SADD', ARGV[4] .. ':type:' .. name, ARGV[5])
+  redis.call('ZADD', ARGV[4] .. ':type:' .. name, 'NX', seq, ARGV[5])
 end
 return 1
 """
@@ -89,8 +93,8 @@ if status == 'ACTIVE' then
   redis.call('XADD', KEYS[3], '*', 'close', '1')
   local mro = redis.call('HGET', KEYS[1], 'mro') or ''
   for name in string.gmatch(mro, '[^,]+') do
-    redis.call('SREM', ARGV[2] .. ':exact:' .. name, ARGV[3])
-    redis.call('SREM', ARGV[2] .. ':type:' .. name, ARGV[3])
+    redis.call('ZREM', ARGV[2] .. ':exact:' .. name, ARGV[3])
+    redis.call('ZREM', ARGV[2] .. ':type:' .. name, ARGV[3])
   end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
@@ -128,10 +132,11 @@ local now = redis.call('TIME')
 return {fields[1], fields[2], now[1] .. '.' .. string.format('%06d', now[2])}
 """
 
-#: KEYS: type set. ARGV: prefix. Returns [uid, name] of its active agents.
+#: KEYS: type set. ARGV: prefix. Returns [uid, name] of its active agents,
+#: in registration order.
 DISCOVER = """
 local found = {}
-for _, uid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, uid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local fields = redis.call('HMGET', ARGV[1] .. ':mb:' .. uid, 'status', 'name')
   if fields[1] == 'ACTIVE' then table.insert(found, {uid, fields[2] or ''}) end
 end

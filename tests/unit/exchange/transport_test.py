@@ -205,6 +205,19 @@ def test_discover_reads_type_sets_exactly_or_with_subclasses(redis_server: Redis
     run(main)
 
 
+def test_discover_lists_agents_in_registration_order(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        admin = await user(RedisExchangeFactory(redis_server.url, prefix="ordered"))
+        registered = [(await admin.register_agent(Derived)).agent_id for _ in range(30)]
+        assert await admin.discover(Base) == tuple(registered)
+        assert await admin.discover(Derived, allow_subclasses=False) == tuple(registered)
+        await admin.terminate(registered[10])
+        assert await admin.discover(Base) == tuple(registered[:10] + registered[11:])
+        await admin.close()
+
+    run(main)
+
+
 def test_heartbeats_and_stats(redis_server: RedisServer) -> None:
     async def main() -> None:
         factory = RedisExchangeFactory(redis_server.url)

@@ -160,7 +160,7 @@ def _with_header(frame: bytes, index: int, change: Callable[[Any], Any]) -> byte
     _, version, header_len = struct.unpack_from("<3sBI", frame)
     fields = msgpack.unpackb(frame[8 : 8 + header_len], strict_map_key=False)
     fields[index] = change(fields[index])
-    header = msgpack.packb(fields)
+    header: bytes = msgpack.packb(fields)
     return struct.pack("<3sBI", b"AMX", version, len(header)) + header + frame[8 + header_len :]
 
 
