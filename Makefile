@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: dev build test lint bench demo redis slurm clean
+.PHONY: dev build test lint bench demo soak redis slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,10 @@ bench: redis $(VENV)/.deps
 ## make demo: the MOFA-style loop on embedded defaults (in-process exchange, Parsl LocalProvider), retrain vs --no-retrain.
 demo: dev
 	PYTHONPATH=examples $(BIN)/python -m mofa $(DEMO_ARGS)
+
+## make soak: long runs behind the `slow` marker (ACADEMY_ML_SOAK_MINUTES=5: the MOFA loop under kills).
+soak: redis dev
+	$(BIN)/python -m pytest -m slow -q -s
 
 ## redis-server for the integration tests, installed through apt-get when absent.
 redis:
