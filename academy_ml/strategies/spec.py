@@ -10,7 +10,9 @@
 
 Triggers (``when``, any of): ``interval`` (seconds), ``at`` (a TOML
 datetime), ``cron`` (five fields), ``on_call`` (an action name),
-``on_event`` (an event name). Constraints (``if``, all of):
+``on_event`` (an event name: the roles raise ``result`` and
+``evaluation_failed`` (analysis) and ``generator_exhausted`` (generation,
+when its generator has no new candidate left)). Constraints (``if``, all of):
 ``state_at_least = { key, n }``, ``knowledge_count = { flag, at_least }``,
 ``predicate = "method"`` (a method of the agent taking the
 strategy context, returning a bool). Actions (``then``, in order):
