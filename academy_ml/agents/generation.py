@@ -182,6 +182,8 @@ class GenerationAgent(StrategicAgent):
                 logger.info("%s: generator exhausted: %s", self.name, error)
                 sampled = error.partial
                 self.state["exhausted"] = True
+            if not sampled:  # nothing new, said or not: sampling again at once would spin
+                self.state["exhausted"] = True
             self._unrecorded = await self.choose(sampled) if sampled else []
         version = self.state["model_version"]
         ids = []

@@ -92,6 +92,28 @@ def test_an_exhausted_generator_delivers_its_partial_batch_and_finishes() -> Non
     run(main)
 
 
+class Silent:
+    """Runs dry without saying so: an empty sample."""
+
+    def sample(self, n: int) -> list[dict[str, Any]]:
+        return []
+
+    def retrain(self, examples: Sequence[TrainingExample]) -> int:
+        return 1
+
+
+def test_an_empty_sample_counts_as_exhausted_rather_than_spinning() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        agent = GenerationAgent(Silent(), Analysis(), kb)  # type: ignore[arg-type]
+        await agent.agent_on_startup()
+        await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
+        assert agent.state["finished"]
+        assert [f.fired for f in await kb.firings(strategy="finish-when-exhausted")] == [True]
+
+    run(main)
+
+
 class Refilling(GenerationAgent):
     """Retrains once when the generator runs dry, and then leaves it idle."""
 
