@@ -121,6 +121,14 @@ class RedisServer:
             args += ["--requirepass", self.password]
         return args + self.extra_args
 
+    def aof_bytes(self) -> int:
+        """Size of the append-only file on disk (all its parts), 0 without one."""
+        return sum(
+            path.stat().st_size
+            for path in self.dir.rglob("*.aof*")  # appendonly.aof or appendonlydir/*
+            if path.is_file()
+        )
+
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the server's output."""
         try:
