@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,17 @@ import pytest
 import redis
 import trustme
 
+from academy_ml.exceptions import ExchangeLoopError
+from academy_ml.exchange.connection import with_reconnect
 from academy_ml.exchange.local_server import RedisServer, free_port
-from academy_ml.exchange.resp import Address, AuthError, Connection, ConnectionLost, ReplyError
+from academy_ml.exchange.resp import (
+    Address,
+    AuthError,
+    Connection,
+    ConnectionLost,
+    ReplyError,
+    TransientReplyError,
+)
 
 
 def run(main: Callable[[], Awaitable[Any]]) -> Any:
@@ -170,3 +181,71 @@ def test_a_burst_of_commands_goes_out_in_two_writes(redis_server: RedisServer) -
         return writes
 
     assert run(main) == 2  # the first command at once, the other 999 together
+
+
+#: A Lua script that keeps redis-server busy for ``ARGV[1]`` seconds of its own clock.
+_BUSY_SCRIPT = """
+local start = redis.call('TIME')
+local until_s = start[1] + start[2] / 1e6 + tonumber(ARGV[1])
+repeat
+  local now = redis.call('TIME')
+until now[1] + now[2] / 1e6 >= until_s
+return 1
+"""
+
+
+def test_transient_replies_are_retried_until_redis_serves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="academy_ml.exchange.connection")
+    # BUSY after 50 ms of script; the script runs 1 s (20x), the retries outlast it.
+    with RedisServer(extra_args=["--busy-reply-threshold", "50"]) as server:
+
+        async def main() -> None:
+            busy = Connection(server.url, connect_timeout_s=5)
+            conn = Connection(server.url, connect_timeout_s=5)
+            await conn.call(b"PING")
+            script = asyncio.create_task(busy.call(b"EVAL", _BUSY_SCRIPT, 0, 1.0))
+            await asyncio.sleep(0.2)  # let the script start (a BUSY reply needs it running)
+            with pytest.raises(TransientReplyError, match="BUSY"):
+                await conn.call(b"SET", b"k", b"v")
+            result = await with_reconnect(
+                lambda: conn.call(b"SET", b"k", b"v"), url=server.url, deadline_s=30, what="set"
+            )
+            assert result == b"OK"
+            assert await script == 1
+            await conn.close()
+            await busy.close()
+
+        run(main)
+    assert any("BUSY" in record.getMessage() for record in caplog.records)
+
+
+def test_a_connection_follows_a_stopped_loop_and_refuses_a_running_one(
+    redis_server: RedisServer,
+) -> None:
+    conn = Connection(redis_server.url, connect_timeout_s=5)
+    first, second, owner = (asyncio.new_event_loop() for _ in range(3))
+    thread = threading.Thread(target=owner.run_forever)
+    try:
+        assert first.run_until_complete(conn.call(b"INCR", b"n")) == 1
+        # The loop that opened it is stopped: another loop opens its own socket.
+        assert second.run_until_complete(conn.call(b"INCR", b"n")) == 2
+        # Now owned by a loop running in another thread: refused, not hung.
+        thread.start()
+        opened = asyncio.run_coroutine_threadsafe(conn.call(b"INCR", b"n"), owner)
+        assert opened.result(30) == 3
+        with pytest.raises(ExchangeLoopError, match="another thread"):
+            first.run_until_complete(asyncio.wait_for(conn.call(b"INCR", b"n"), 30))
+        asyncio.run_coroutine_threadsafe(conn.close(), owner).result(30)
+        owner.call_soon_threadsafe(owner.stop)
+        thread.join()
+        assert first.run_until_complete(conn.call(b"GET", b"n")) == b"3"
+        first.run_until_complete(conn.close())
+        second.run_until_complete(asyncio.sleep(0))  # its dropped socket closes
+    finally:
+        if thread.is_alive():
+            owner.call_soon_threadsafe(owner.stop)
+            thread.join()
+        for loop in (first, second, owner):
+            loop.close()
