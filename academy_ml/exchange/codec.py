@@ -5,10 +5,12 @@ lacks get an extension code. Byte strings are msgpack's own binary type;
 numpy arrays are not copied into the msgpack stream but referenced by index into a list of raw
 buffers that the frame carries after it (see :mod:`academy_ml.exchange.wire`).
 
-Decoding never executes code. Exceptions are rebuilt only for built-in types
-and the exception classes of Academy and academy_ml; anything else arrives
-as :class:`academy.exception.AcademyRemoteError` carrying the remote type
-name and traceback. Pickle is an extension of its own that is produced and
+Decoding never executes code and is bounded in depth and size
+(:func:`~academy_ml.exchange.bounded.bounded_unpackb`, re-exported here).
+Exceptions are rebuilt only for built-in types and the exception classes of
+Academy and academy_ml; anything else arrives as
+:class:`academy.exception.AcademyRemoteError` carrying the remote type name
+and traceback. Pickle is an extension of its own that is produced and
 accepted only when the deployment turns ``allow_pickle`` on.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import math
 import pickle
 import traceback
 import uuid
@@ -32,6 +35,18 @@ from academy.serialize import SerializationStrategy
 
 from academy_ml import exceptions as aml_exceptions
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
+from academy_ml.exchange.bounded import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, bounded_unpackb
+
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "Ext",
+    "bounded_unpackb",
+    "decode_entity",
+    "encode_entity",
+    "parse_strategy",
+    "strategy_name",
+]
 
 
 class Ext(IntEnum):
@@ -225,25 +240,34 @@ class Decoder:
     Args:
         buffers: The frame's out-of-band buffers, in order.
         allow_pickle: Accept the pickle extension (otherwise a :class:`WireError`).
+        max_depth: Deepest nesting of containers and extensions accepted.
+        max_size: Largest msgpack value accepted, in bytes.
     """
 
-    def __init__(self, buffers: list[memoryview], *, allow_pickle: bool) -> None:
+    def __init__(
+        self,
+        buffers: list[memoryview],
+        *,
+        allow_pickle: bool,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_size: int = DEFAULT_MAX_SIZE,
+    ) -> None:
         self.buffers = buffers
         self.allow_pickle = allow_pickle
+        self.max_depth = max_depth
+        self.max_size = max_size
 
     def unpack(self, data: bytes | memoryview) -> Any:
-        """Decode msgpack bytes.
+        """Decode msgpack bytes (an extension's payload, too, within the depth left).
 
         Raises:
+            PayloadTooLargeError: The bytes exceed ``max_size``.
+            PayloadTooDeepError: The value nests deeper than ``max_depth``.
             WireError: The bytes are not a valid encoding of a value.
         """
-        try:
-            return msgpack.unpackb(data, ext_hook=self._hook, raw=False, strict_map_key=False)
-        except WireError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-            # msgpack's own errors (ExtraData, FormatError, StackError) are ValueErrors.
-            raise WireError(f"malformed value: {exc}") from exc
+        return bounded_unpackb(
+            data, max_depth=self.max_depth, max_size=self.max_size, ext_hook=self._hook
+        )
 
     def _hook(self, code: int, data: bytes) -> Any:
         hook = _DECODE_HOOKS.get(code)
@@ -299,7 +323,7 @@ class Decoder:
         if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
             raise WireError("array shape is not a list of non-negative ints")
         buffer = self._buffer(index)
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)  # Python ints: a hostile shape cannot overflow to 0
         if count * dtype.itemsize != buffer.nbytes:
             raise WireError(
                 f"array of shape {tuple(shape)} and dtype {dtype} needs "

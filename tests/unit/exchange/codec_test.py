@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+import subprocess
+import sys
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgpack
@@ -12,8 +17,15 @@ from academy.exception import AcademyRemoteError, AgentTerminatedError
 from academy.handle import Handle
 from academy.identifier import AgentId, UserId
 
-from academy_ml.exceptions import PlanError, UnsupportedPayloadError, WireError
-from academy_ml.exchange.codec import Decoder, Encoder, Ext
+from academy_ml.exceptions import (
+    PayloadTooDeepError,
+    PayloadTooLargeError,
+    PlanError,
+    UnsupportedPayloadError,
+    WireError,
+)
+from academy_ml.exchange.bounded import DEFAULT_MAX_DEPTH
+from academy_ml.exchange.codec import Decoder, Encoder, Ext, bounded_unpackb
 
 
 def roundtrip(value: Any, *, allow_pickle: bool = False) -> Any:
@@ -198,3 +210,129 @@ def test_array_buffer_size_must_match_its_shape() -> None:
     packed = msgpack.packb(msgpack.ExtType(Ext.ARRAY, msgpack.packb(["<f8", [3], 0])))
     with pytest.raises(WireError, match="needs 24 bytes"):
         Decoder([memoryview(b"\x00" * 16)], allow_pickle=False).unpack(packed)
+
+
+def nested_tuples(depth: int) -> Any:
+    value: Any = ()
+    for _ in range(depth):
+        value = (value,)
+    return value
+
+
+def test_depth_counts_containers_and_extensions_together() -> None:
+    # [[(1,)]]: two lists, a tuple extension, the list inside it: depth 4.
+    packed = Encoder(allow_pickle=False).pack([[(1,)]])
+    assert Decoder([], allow_pickle=False, max_depth=4).unpack(packed) == [[(1,)]]
+    with pytest.raises(PayloadTooDeepError, match="deeper than 3"):
+        Decoder([], allow_pickle=False, max_depth=3).unpack(packed)
+    lists = msgpack.packb([[[[1]]]])
+    assert Decoder([], allow_pickle=False, max_depth=4).unpack(lists) == [[[[1]]]]
+    with pytest.raises(PayloadTooDeepError):
+        Decoder([], allow_pickle=False, max_depth=3).unpack(lists)
+
+
+def test_extensions_nested_past_the_limit_are_refused_at_any_depth() -> None:
+    for depth in (DEFAULT_MAX_DEPTH // 2 - 1, 200, 5000):
+        packed = Encoder(allow_pickle=False).pack(nested_tuples(depth)) if depth < 300 else None
+        if packed is None:  # beyond what the encoder nests: build it by hand
+            packed = msgpack.packb([])
+            for _ in range(depth):
+                packed = msgpack.packb([msgpack.ExtType(Ext.TUPLE, packed)])
+        decoder = Decoder([], allow_pickle=False)
+        if 2 * depth + 1 <= DEFAULT_MAX_DEPTH:
+            assert decoder.unpack(packed) == nested_tuples(depth)
+        else:
+            with pytest.raises(PayloadTooDeepError):
+                decoder.unpack(packed)
+
+
+def test_containers_past_msgpack_stack_are_too_deep() -> None:
+    with pytest.raises(PayloadTooDeepError):
+        Decoder([], allow_pickle=False).unpack(b"\x91" * 5000 + b"\xc0")
+
+
+def test_size_limit_and_length_prefixes_beyond_the_data() -> None:
+    packed = msgpack.packb(b"x" * 100)
+    with pytest.raises(PayloadTooLargeError, match="102 bytes exceeds 64"):
+        Decoder([], allow_pickle=False, max_size=64).unpack(packed)
+    # A 4 GiB array/str/bin/map claimed by a 5-byte message is refused, not allocated.
+    for prefix in (b"\xdd", b"\xdb", b"\xc6", b"\xdf"):
+        with pytest.raises(WireError):
+            Decoder([], allow_pickle=False).unpack(prefix + b"\xff\xff\xff\xff")
+
+
+def test_trailing_bytes_inside_an_extension_are_refused() -> None:
+    packed = msgpack.packb(msgpack.ExtType(Ext.TUPLE, msgpack.packb([1]) + b"\x01"))
+    with pytest.raises(WireError, match="trailing bytes"):
+        Decoder([], allow_pickle=False).unpack(packed)
+
+
+def test_array_shapes_cannot_overflow_to_match_a_buffer() -> None:
+    # 2**32 * 2**32 elements is 0 in int64 arithmetic: must not match an empty buffer.
+    packed = msgpack.packb(msgpack.ExtType(Ext.ARRAY, msgpack.packb(["<f8", [2**32, 2**32], 0])))
+    with pytest.raises(WireError, match="needs"):
+        Decoder([memoryview(b"")], allow_pickle=False).unpack(packed)
+
+
+def test_bounded_unpackb_refuses_extensions_without_a_hook() -> None:
+    assert bounded_unpackb(msgpack.packb({"a": [1, 2]}), max_depth=2, max_size=100) == {"a": [1, 2]}
+    with pytest.raises(WireError, match="extension type 5"):
+        bounded_unpackb(msgpack.packb(msgpack.ExtType(5, b"")), max_depth=2, max_size=100)
+
+
+def test_depth_budgets_of_concurrent_decodes_stay_apart() -> None:
+    # The budget travels in a context variable: threads decoding at once never share it.
+    fits = Encoder(allow_pickle=False).pack(nested_tuples(DEFAULT_MAX_DEPTH // 2 - 1))
+    too_deep = Encoder(allow_pickle=False).pack(nested_tuples(DEFAULT_MAX_DEPTH))
+    barrier = threading.Barrier(8)
+
+    def work(index: int) -> list[str]:
+        barrier.wait()
+        outcomes = []
+        for round_ in range(200):
+            data = too_deep if (index + round_) % 3 == 0 else fits
+            try:
+                Decoder([], allow_pickle=False).unpack(data)
+                outcomes.append("ok" if data is fits else "missed")
+            except PayloadTooDeepError:
+                outcomes.append("refused" if data is too_deep else "wrongly refused")
+            if round_ % 50 == 0:
+                time.sleep(0.001)  # let the threads interleave
+        return outcomes
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [o for outcomes in pool.map(work, range(8)) for o in outcomes]
+    assert set(results) == {"ok", "refused"}
+
+
+def test_nested_extensions_use_heap_not_c_stack() -> None:
+    # On a 512 KB thread stack: the old decoder needed ~40 KB of C stack per level.
+    code = (
+        "import threading, msgpack\n"
+        "from academy_ml.exchange.codec import Decoder, Encoder\n"
+        "from academy_ml.exceptions import PayloadTooDeepError\n"
+        "value = ()\n"
+        "for _ in range(31):\n"
+        "    value = (value,)\n"
+        "packed = Encoder(allow_pickle=False).pack(value)\n"
+        "deep = msgpack.packb([])\n"
+        "for _ in range(500):\n"
+        "    deep = msgpack.packb([msgpack.ExtType(1, deep)])\n"
+        "out = []\n"
+        "def run():\n"
+        "    out.append(Decoder([], allow_pickle=False).unpack(packed) == value)\n"
+        "    try:\n"
+        "        Decoder([], allow_pickle=False, max_depth=10**6).unpack(deep)\n"
+        "    except PayloadTooDeepError:\n"
+        "        out.append('refused')\n"
+        "threading.stack_size(512 * 1024)\n"
+        "thread = threading.Thread(target=run)\n"
+        "thread.start()\n"
+        "thread.join()\n"
+        "print(out)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("[True]", "[True, 'refused']")
