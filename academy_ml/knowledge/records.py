@@ -7,7 +7,11 @@ Each record is a pydantic model that travels and rests as msgpack::
 ``kind`` is the record's class name, so bytes of one kind are never read as
 another, and :data:`RECORD_VERSION` is bumped whenever a field changes
 meaning. Reading anything else (truncated or foreign bytes, another version
-or kind, fields that do not validate) raises :class:`WireError`.
+or kind, fields that do not validate) raises :class:`WireError`. Whoever can
+write the knowledge base's Redis can hand a reader any bytes, so records are
+decoded bounded (:data:`MAX_RECORD_BYTES`, :data:`MAX_RECORD_DEPTH`, no
+msgpack extensions), and a record that would exceed those bounds is refused
+when written rather than stored unreadable.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import msgpack
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
+from academy_ml.exchange.bounded import bounded_unpackb
 
 __all__ = [
+    "MAX_RECORD_BYTES",
+    "MAX_RECORD_DEPTH",
     "RECORD_VERSION",
     "CandidateRecord",
     "ModelVersion",
@@ -31,6 +38,10 @@ __all__ = [
 
 #: Version of the stored layout of every record; bumped on any change.
 RECORD_VERSION = 1
+#: Largest encoded record read or written.
+MAX_RECORD_BYTES = 16 * 2**20
+#: Deepest nesting of an encoded record (the envelope takes 2 levels, a payload the rest).
+MAX_RECORD_DEPTH = 32
 
 #: A metric the knowledge base can rank by: a finite float.
 Metric = Annotated[float, Field(allow_inf_nan=False)]
@@ -46,7 +57,7 @@ class Record(BaseModel):
 
         Raises:
             UnsupportedPayloadError: A value (in a payload, say) has no msgpack
-                encoding.
+                encoding, or the record exceeds the bounds readers accept.
         """
         kind = type(self).__name__
         try:
@@ -55,6 +66,10 @@ class Record(BaseModel):
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise UnsupportedPayloadError(f"a {kind} cannot be stored as msgpack: {exc}") from exc
+        try:
+            _decode(packed)
+        except WireError as exc:  # too large or too deep: readers would refuse it
+            raise UnsupportedPayloadError(f"a {kind} cannot be stored: {exc}") from exc
         return packed
 
     @classmethod
@@ -62,14 +77,16 @@ class Record(BaseModel):
         """Decode bytes written by :meth:`to_bytes` of the same class.
 
         Raises:
+            PayloadTooLargeError: The bytes exceed :data:`MAX_RECORD_BYTES`.
+            PayloadTooDeepError: They nest deeper than :data:`MAX_RECORD_DEPTH`.
             WireError: The bytes are not such a record (garbled, truncated,
                 another version or kind, invalid fields).
         """
         expected = cls.__name__
         try:
-            decoded = msgpack.unpackb(data, raw=False, use_list=True)
-        except Exception as exc:  # msgpack raises many unrelated types on garbage
-            raise WireError(f"not a msgpack {expected} record: {exc}") from exc
+            decoded = _decode(data)
+        except WireError as exc:
+            raise type(exc)(f"not a msgpack {expected} record: {exc}") from exc
         if not (isinstance(decoded, list) and len(decoded) == 3):
             raise WireError(f"not a {expected} record: expected [version, kind, fields]")
         version, kind, fields = decoded
@@ -83,6 +100,10 @@ class Record(BaseModel):
             return cls.model_validate(fields)
         except ValidationError as exc:
             raise WireError(f"invalid {expected} record: {exc}") from exc
+
+
+def _decode(data: bytes) -> Any:
+    return bounded_unpackb(data, max_depth=MAX_RECORD_DEPTH, max_size=MAX_RECORD_BYTES)
 
 
 class CandidateRecord(Record):
