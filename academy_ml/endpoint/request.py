@@ -8,7 +8,7 @@ the endpoint checks that it compiles the same plan) and the plan's node keys
 the scores and what the run cost.
 
 Both arrive from another machine, so they are decoded within size and depth
-limits (:mod:`~academy_ml.endpoint.bounded`) and every field is bounded: a
+limits (:func:`~academy_ml.exchange.bounded.bounded_unpackb`) and every field is bounded: a
 request cannot make an endpoint start more threads than it has cores, run
 more than :data:`MAX_FOLDS` folds or hold more than a few tens of megabytes.
 """
@@ -24,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
-from academy_ml.endpoint import bounded, datasets, specs
+from academy_ml.endpoint import datasets, specs
 from academy_ml.exceptions import ParameterError, WireError
+from academy_ml.exchange.bounded import bounded_unpackb
 from academy_ml.pipeline import compile_batch
 from academy_ml.pipeline.plan import Plan
 
@@ -65,9 +66,10 @@ class _Message(BaseModel):
             WireError: Malformed, too large or deep, of another version, or a
                 field is out of its bounds.
         """
-        fields = bounded.unpack(
-            data, max_bytes=MAX_MESSAGE_BYTES, max_depth=_MAX_DEPTH, what=cls.__name__
-        )
+        try:
+            fields = bounded_unpackb(data, max_depth=_MAX_DEPTH, max_size=MAX_MESSAGE_BYTES)
+        except WireError as exc:
+            raise WireError(f"not a valid {cls.__name__}: {exc}") from exc
         try:
             return cls.model_validate(fields)
         except ValidationError as exc:

@@ -6,7 +6,7 @@ their steps). Functions (``score_func=f_regression``) and types
 (``dtype=np.float64``) are named by import path too. A decoder resolves a
 name only through the exact allow-lists of :mod:`~academy_ml.endpoint.trust`
 (never by importing what a request names), decodes within size and depth
-limits (:mod:`~academy_ml.endpoint.bounded`), never unpickles, and refuses
+limits (:func:`~academy_ml.exchange.bounded.bounded_unpackb`), never unpickles, and refuses
 parameter values that would make an endpoint touch its filesystem or
 oversubscribe its cores.
 """
@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from academy_ml.endpoint import bounded
 from academy_ml.endpoint.trust import (
     TRUSTED_MODULES_ENV,
     TRUSTED_NAMES_ENV,
@@ -30,6 +29,7 @@ from academy_ml.endpoint.trust import (
     public_path,
 )
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
+from academy_ml.exchange.bounded import bounded_unpackb
 from academy_ml.exchange.codec import Encoder, Ext
 
 __all__ = [
@@ -94,9 +94,7 @@ def decode_each(data: bytes, trust: Trust | None = None) -> list[Any]:
     Raises:
         WireError: The data as a whole is malformed, too large or deep.
     """
-    specs = bounded.unpack(
-        data, max_bytes=MAX_SPEC_BYTES, max_depth=MAX_SPEC_DEPTH, ext=_EXT, what="pipeline spec"
-    )
+    specs = _unpack(data)
     if not isinstance(specs, list):
         raise WireError("pipeline specs are not a list")
     trust = Trust.from_env() if trust is None else trust
@@ -205,32 +203,29 @@ def _leaves(values: Any) -> int:
     return count
 
 
-def _tuple(payload: bytes, unpack: Any) -> tuple[Any, ...]:
-    items = unpack(payload)
-    if not isinstance(items, list):
-        raise WireError("a tuple extension does not hold a list")
-    return tuple(items)
+def _unpack(data: bytes) -> Any:
+    return bounded_unpackb(
+        data, max_depth=MAX_SPEC_DEPTH, max_size=MAX_SPEC_BYTES, ext_hook=_extension
+    )
 
 
-def _bigint(payload: bytes, unpack: Any) -> int:
-    if len(payload) > _MAX_BIGINT_DIGITS:
-        raise WireError(f"an integer of more than {_MAX_BIGINT_DIGITS} hex digits")
-    return int(payload.decode("ascii"), 16)
-
-
-def _complex(payload: bytes, unpack: Any) -> complex:
-    parts = unpack(payload)
-    if not (isinstance(parts, list) and len(parts) == 2):
-        raise WireError("a complex extension is not [real, imag]")
-    if not all(type(p) in (int, float) for p in parts):
-        raise WireError("a complex extension holds non-numbers")
-    return complex(*parts)
-
-
-# The extensions the exchange's Encoder writes for what specs hold; no
-# others (handles, exceptions, pickle...) are accepted in a spec.
-_EXT: dict[int, bounded.ExtDecoder] = {
-    Ext.TUPLE: _tuple,
-    Ext.BIGINT: _bigint,
-    Ext.COMPLEX: _complex,
-}
+def _extension(code: int, payload: bytes) -> Any:
+    """The extensions the exchange's Encoder writes for what specs hold; no others."""
+    if code == Ext.TUPLE:
+        items = _unpack(payload)
+        if not isinstance(items, list):
+            raise WireError("a tuple extension does not hold a list")
+        return tuple(items)
+    if code == Ext.BIGINT:
+        if len(payload) > _MAX_BIGINT_DIGITS:
+            raise WireError(f"an integer of more than {_MAX_BIGINT_DIGITS} hex digits")
+        return int(payload.decode("ascii"), 16)
+    if code == Ext.COMPLEX:
+        parts = _unpack(payload)
+        if not (isinstance(parts, list) and len(parts) == 2):
+            raise WireError("a complex extension is not [real, imag]")
+        if not all(type(p) in (int, float) for p in parts):
+            raise WireError("a complex extension holds non-numbers")
+        return complex(*parts)
+    # Handles, exceptions, pickle...: nothing a spec holds.
+    raise WireError(f"a pipeline spec may not hold msgpack extension type {code}")
