@@ -25,7 +25,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from academy_ml.exchange.connection import connection_error
-from academy_ml.exchange.resp import AuthError, ConnectionLost
+from academy_ml.exchange.resp import AuthError, Connection, ConnectionLost
+from academy_ml.launch.build import check_agents
 from academy_ml.launch.config import Deployment, load_deployment
 from academy_ml.launch.run import Progress as RunProgress
 from academy_ml.launch.run import RunOutcome, up
@@ -37,6 +38,9 @@ T = TypeVar("T")
 
 #: Exit status of a run that ``--timeout`` ended (as ``timeout(1)``).
 TIMEOUT_STATUS = 124
+
+#: Seconds Redis has to answer before ``up`` or ``status`` starts.
+CONNECT_TIMEOUT_S = 5.0
 
 
 @contextlib.contextmanager
@@ -84,11 +88,13 @@ def exit_status(outcome: RunOutcome) -> int:
 def run_up(args: argparse.Namespace) -> int:
     """``academy-ml up CONFIG``; returns the exit status (:func:`exit_status`)."""
     deployment = load_deployment(args.config, args.set)
+    check_agents(deployment)  # before the progress bar: an error is then its only line
+    _run(deployment, _reachable(deployment))
     console = Console(stderr=True)
     with progress_bar(deployment, console) as show:
-        outcome = _redis_errors(
+        outcome = _run(
             deployment,
-            lambda: up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs),
+            up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs),
         )
     counts = outcome.counts
     how = outcome.reason
@@ -105,22 +111,44 @@ def run_up(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     """``academy-ml status CONFIG``."""
     deployment = load_deployment(args.config, args.set)
-    status = _redis_errors(deployment, lambda: collect_status(deployment))
+    _run(deployment, _reachable(deployment))
+    status = _run(deployment, collect_status(deployment))
     _print_status(Console(), status)
     return 0
 
 
-def _redis_errors(deployment: Deployment, run: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """``asyncio.run(run())``, with Redis refusing or unreachable as one clear error.
+def _redis_urls(deployment: Deployment) -> list[str]:
+    urls = (deployment.knowledge_url, deployment.settings.exchange)
+    return [url for url in dict.fromkeys(urls) if url is not None and url != "local"]
+
+
+async def _reachable(deployment: Deployment) -> None:
+    """Ask each Redis of the deployment once, quickly (its clients would retry for a minute).
+
+    Raises:
+        ExchangeConnectionError: Naming the (redacted) URL that failed and why.
+    """
+    for url in _redis_urls(deployment):
+        connection = Connection(url, connect_timeout_s=CONNECT_TIMEOUT_S)
+        try:
+            await connection.call(b"PING")
+        except (ConnectionLost, AuthError) as error:
+            raise connection_error(url, error) from None
+        finally:
+            await connection.close()
+
+
+def _run(deployment: Deployment, main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, with Redis refusing or unreachable as one clear error.
 
     Raises:
         ExchangeConnectionError: Naming the (redacted) URL and what went wrong.
     """
     try:
-        return asyncio.run(run())
+        return asyncio.run(main)
     except (ConnectionLost, AuthError) as error:
-        url = deployment.knowledge_url or deployment.settings.exchange
-        raise connection_error(url, error) from None
+        urls = _redis_urls(deployment)
+        raise connection_error(urls[0] if urls else "redis://", error) from None
 
 
 def _print_status(console: Console, status: DeploymentStatus) -> None:

@@ -48,7 +48,7 @@ from academy_ml.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnow
 from academy_ml.launch.build import build_agent, check_agents, import_object, use_python_path
 from academy_ml.launch.config import Deployment
 from academy_ml.launch.identities import save_identities
-from academy_ml.launch.reaper import RUN_VARIABLE, new_run_tag, reap
+from academy_ml.launch.reaper import RUN_VARIABLE, reap, run_tag
 
 __all__ = ["Progress", "RunOutcome", "up"]
 
@@ -114,32 +114,26 @@ async def up(
     use_python_path(deployment)
     check_agents(deployment)
     stop = asyncio.Event()
-    previous_tag = os.environ.get(RUN_VARIABLE)
-    tag = new_run_tag()
-    outcome: RunOutcome | None = None
-    try:
-        with _signals(stop, tag) as received:
+    sessions: set[int] = set()  # of the host processes started
+    with run_tag() as tag, _signals(stop, tag, sessions) as received:
+        try:
             if deployment.processes:
                 outcome = await _up_processes(
-                    deployment, stop, on_progress, timeout_s, log_dir, max_restarts, tag
+                    deployment, stop, on_progress, timeout_s, log_dir, max_restarts, tag, sessions
                 )
             else:
                 outcome = await _up_embedded(deployment, stop, on_progress, timeout_s, knowledge)
-            outcome.signal = received[0] if outcome.reason == "interrupted" else None
-    finally:
-        reaped = await asyncio.to_thread(reap, tag, REAP_GRACE_S)
-        if previous_tag is None:
-            os.environ.pop(RUN_VARIABLE, None)
-        else:
-            os.environ[RUN_VARIABLE] = previous_tag
+        finally:  # still under the handlers: a second signal meanwhile forces
+            reaped = await asyncio.to_thread(reap, tag, REAP_GRACE_S, sessions)
     if reaped:
         logger.info("%d process(es) of the run outlived its agents; killed", reaped)
     outcome.reaped = reaped
+    outcome.signal = received[0] if outcome.reason == "interrupted" and received else None
     return outcome
 
 
 @contextlib.contextmanager
-def _signals(stop: asyncio.Event, tag: str) -> Iterator[list[int]]:
+def _signals(stop: asyncio.Event, tag: str, sessions: set[int]) -> Iterator[list[int]]:
     """SIGINT and SIGTERM: the first stops the run, the second forces an exit.
 
     Yields the signals received. Python-level handlers rather than the event
@@ -154,12 +148,15 @@ def _signals(stop: asyncio.Event, tag: str) -> Iterator[list[int]]:
 
     def handle(signum: int, _frame: object) -> None:
         received.append(signum)
+        name = signal.Signals(signum).name
         if len(received) == 1:
+            os.write(2, f"academy-ml up: {name}: stopping the run (again to force)\n".encode())
             loop.call_soon_threadsafe(stop.set)
             return
-        name = signal.Signals(signum).name
         os.write(2, f"academy-ml up: second {name}: killing the run's processes\n".encode())
-        reap(tag)
+        reap(tag, sessions=sessions)
+        if os.isatty(2):
+            os.write(2, b"\x1b[?25h")  # the progress bar hid the cursor
         os._exit(128 + received[0])
 
     previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -220,6 +217,7 @@ async def _up_processes(
     log_dir: Path | None,
     max_restarts: int,
     tag: str,
+    sessions: set[int],
 ) -> RunOutcome:
     url = deployment.knowledge_url
     assert url is not None
@@ -236,7 +234,9 @@ async def _up_processes(
                 cls = import_object(spec.agent.class_, f"{spec.file}: agent.class")
                 ids[name] = (await client.register_agent(cls, name=name)).agent_id
             await save_identities(kb, ids)
-            hosts = {name: _Host(deployment, name, logs, tag) for name in deployment.agents}
+            hosts = {
+                name: _Host(deployment, name, logs, tag, sessions) for name in deployment.agents
+            }
             for process in hosts.values():
                 process.start()
             handles: dict[str, Handle[Any]] = {name: Handle(aid) for name, aid in ids.items()}
@@ -267,9 +267,12 @@ class _Host:
     left behind without touching the next one.
     """
 
-    def __init__(self, deployment: Deployment, name: str, logs: Path, run_tag: str) -> None:
+    def __init__(
+        self, deployment: Deployment, name: str, logs: Path, run_tag: str, sessions: set[int]
+    ) -> None:
         self.name = name
         self.run_tag = run_tag
+        self.sessions = sessions
         self.command = [
             *(sys.executable, "-m", "academy_ml.launch.host", str(deployment.file)),
             *("--agent", name, *(f"--set={item}" for item in deployment.overrides)),
@@ -300,11 +303,13 @@ class _Host:
                 env=env,
                 start_new_session=True,
             )
+        self.sessions.add(self.process.pid)
         self.pid_file.write_text(str(self.process.pid))
 
     def reap(self) -> int:
         """End what the current start left running (its host has exited)."""
-        return reap(self.tag, REAP_GRACE_S)
+        assert self.process is not None
+        return reap(self.tag, REAP_GRACE_S, {self.process.pid})
 
 
 async def _supervise(hosts: dict[str, _Host], max_restarts: int, stop: asyncio.Event) -> None:
@@ -366,20 +371,27 @@ async def _watch(
     timeout_s: float | None,
     hosts: dict[str, _Host] | None = None,
 ) -> RunOutcome:
-    """Look at the run every POLL_S until it is done, interrupted or timed out."""
+    """Look at the run every POLL_S until it is done, interrupted or timed out.
+
+    A signal ends a look at once: an agent busy or gone must not hold the
+    stop up for the 5 s its status may take.
+    """
     start = time.monotonic()
-    stop_with = deployment.settings.stop_with
     drained_before = False
+    counts = dict.fromkeys(("candidates", "results", "pending"), 0)
     while True:
         elapsed = time.monotonic() - start
-        counts = await kb.counts()
-        status: dict[str, Any] | None = None
-        if stop_with is not None:
-            try:
-                status = await asyncio.wait_for(handles[stop_with].status(), 5.0)
-            except Exception as error:
-                logger.warning("%s did not answer status: %r", stop_with, error)
         restarts = {name: h.restarts for name, h in (hosts or {}).items()}
+        look = asyncio.ensure_future(_look(kb, handles, deployment.settings.stop_with))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({look, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not look.done():
+            look.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await look
+            return RunOutcome("interrupted", counts, elapsed, restarts)
+        counts, status = look.result()
         if on_progress is not None:
             on_progress(Progress(counts, status, dict(restarts), elapsed))
         drained = counts["pending"] == 0 and status is not None and bool(status["stopped"])
@@ -392,3 +404,17 @@ async def _watch(
             return RunOutcome("timeout", counts, elapsed, restarts)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLL_S)
+
+
+async def _look(
+    kb: KnowledgeBase, handles: dict[str, Handle[Any]], stop_with: str | None
+) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """The ledger's counts and the ``stop_with`` agent's status (None: it did not answer)."""
+    counts = await kb.counts()
+    if stop_with is None:
+        return counts, None
+    try:
+        return counts, await asyncio.wait_for(handles[stop_with].status(), 5.0)
+    except Exception as error:
+        logger.warning("%s did not answer status: %r", stop_with, error)
+        return counts, None

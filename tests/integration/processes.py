@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psutil  # type: ignore[import-untyped]
 
 
@@ -20,3 +22,24 @@ def alive(pids: set[int]) -> list[int]:
         except psutil.NoSuchProcess:
             pass
     return running
+
+
+def in_sessions(sessions: set[int]) -> dict[int, str]:
+    """Live processes (not zombies) of the sessions ``sessions``: pid -> command line.
+
+    A session survives reparenting and process groups of their own (Parsl's
+    worker pools, the interchange), so it finds what a killed parent left.
+    """
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_bytes().rpartition(b")")[2].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        # fields after the name: state, ppid, pgrp, session
+        if fields[0] != b"Z" and int(fields[3]) in sessions:
+            found[int(entry.name)] = command.strip()
+    return found

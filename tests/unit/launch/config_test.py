@@ -92,3 +92,34 @@ def test_a_missing_spec_file_and_an_unknown_override_target_are_named(tmp_path: 
         load_deployment(config)
     with pytest.raises(ConfigError, match=r"override ghost\.\*: no agent 'ghost'"):
         load_deployment(write(tmp_path, GOOD), ["ghost.budget=1"])
+
+
+@pytest.mark.parametrize("value", ["5", '"local"', "[1, 2]"])
+def test_a_deployment_that_is_no_table_is_refused(tmp_path: Path, value: str) -> None:
+    config = tmp_path / "deployment.toml"
+    config.write_text(f"deployment = {value}\n")
+    with pytest.raises(ConfigError, match=r"deployment\.toml: deployment: expected a table"):
+        load_deployment(config)
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "problem"),
+    [
+        ("exchange", "redis://127.0.0.1:6379/0?colour=blue", "unknown Redis URL parameter"),
+        ("exchange", "redis://127.0.0.1:6379/zero", "database number must be an integer"),
+        ("knowledge", "redis://127.0.0.1:6379/0?db=x", "database number must be an integer"),
+        ("exchange", "rediss://h:6379/0?ssl_ca_certs=/no/such.pem", "TLS files"),
+    ],
+)
+def test_a_bad_redis_url_names_the_file_and_key(
+    tmp_path: Path, key: str, url: str, problem: str
+) -> None:
+    (tmp_path / "a.toml").write_text('[agent]\nclass = "x.Y"\nname = "a"\n')
+    config = tmp_path / "deployment.toml"
+    other = "knowledge" if key == "exchange" else "exchange"
+    fine = "exchange" if key == "exchange" else "redis://127.0.0.1:6379/0"
+    config.write_text(f'[deployment]\nagents = ["a.toml"]\n{key} = "{url}"\n{other} = "{fine}"\n')
+    with pytest.raises(ConfigError) as error:
+        load_deployment(config)
+    assert str(error.value).startswith(f"{config}: deployment.{key}: ")
+    assert problem in str(error.value)
