@@ -26,7 +26,7 @@ from rich.table import Table
 
 from academy_ml.exchange.connection import connection_error
 from academy_ml.exchange.resp import AuthError, Connection, ConnectionLost
-from academy_ml.launch.build import check_agents
+from academy_ml.launch.build import check_agents, use_python_path
 from academy_ml.launch.config import Deployment, load_deployment
 from academy_ml.launch.run import Progress as RunProgress
 from academy_ml.launch.run import RunOutcome, up
@@ -88,6 +88,7 @@ def exit_status(outcome: RunOutcome) -> int:
 def run_up(args: argparse.Namespace) -> int:
     """``academy-ml up CONFIG``; returns the exit status (:func:`exit_status`)."""
     deployment = load_deployment(args.config, args.set)
+    use_python_path(deployment)  # agent classes may live there (examples/, a test's modules)
     check_agents(deployment)  # before the progress bar: an error is then its only line
     _run(deployment, _reachable(deployment))
     console = Console(stderr=True)
