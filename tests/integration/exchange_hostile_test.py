@@ -17,11 +17,13 @@ from typing import Any, cast
 import msgpack
 import pytest
 import redis
+from academy.exception import DeserializationMethodProhibitedError
 from academy.exchange.client_config import ExchangeClientConfig
 from academy.handle import Handle
 from academy.identifier import EntityId
 from academy.manager import Manager
 from academy.message import ActionRequest, Message
+from academy.runtime import RuntimeConfig
 from academy.serialize import SerializationStrategy
 from exchange_agents import Calculator, poll, run, step
 
@@ -214,5 +216,27 @@ def test_pickle_when_the_deployment_allows_it(redis_server: RedisServer) -> None
             back = await step(calc.echo(Opaque(11)))
             assert type(back).__name__ == "Opaque"
             assert back.value == 11
+
+    run(main)
+
+
+def test_the_deserializer_allow_list_holds_when_pickle_is_allowed(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    tripwire = tmp_path / "unpickled"
+
+    async def main() -> None:
+        factory = RedisExchangeFactory(redis_server.url, allow_pickle=True)
+        pool = ThreadPoolExecutor(2)
+        async with await Manager.from_exchange_factory(factory, executors=pool) as manager:
+            strict = RuntimeConfig(allowed_deserializers={SerializationStrategy.JSON})
+            calc: Handle[Calculator] = await manager.launch(Calculator, config=strict)
+            calc.request_serializer = SerializationStrategy.PICKLE
+            with pytest.raises(DeserializationMethodProhibitedError):
+                await step(calc.echo(Tripwire(tripwire)))
+            assert not tripwire.exists(), "the agent unpickled despite its allow-list"
+            # the same agent answers what its allow-list accepts
+            calc.request_serializer = SerializationStrategy.JSON
+            assert await step(calc.double(21)) == 42
 
     run(main)
