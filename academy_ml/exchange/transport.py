@@ -5,7 +5,10 @@ by one blocking ``XREAD`` over its stream and its control stream; entries
 the agent has taken are deleted by the next read's pipelined ``XDEL``, so
 a one-way message costs three commands and two round trips, fewer under
 load. Messages wait in Redis while their agent is down and are delivered
-when it comes back; the reader survives idle periods and Redis restarts.
+when it comes back; the reader survives idle periods and Redis restarts
+(retrying through the ``-LOADING`` replies of one that replays its
+append-only file). An entry that cannot be decoded is deleted and counted at
+once (``dropped``), so no restart replays it.
 """
 
 from __future__ import annotations
