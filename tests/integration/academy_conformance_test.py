@@ -113,6 +113,7 @@ def academy_suite(version: str) -> tuple[Path, Path]:
     return suite, site
 
 
+@pytest.mark.timeout(960)  # the suite's own run is bounded by the subprocess timeout
 @pytest.mark.parametrize("allow_pickle", [False, True], ids=["default", "allow_pickle"])
 def test_academy_suite_passes_on_our_exchange(allow_pickle: bool) -> None:
     if shutil.which("redis-server") is None:
