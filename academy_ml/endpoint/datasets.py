@@ -9,6 +9,12 @@ reads it from there, memory-mapped.
 The fingerprint is the one the compiler gives the data (features and
 target), computed on the Arrow form both sides read, so the plan the client
 compiles and the plan the endpoint compiles have the same key.
+
+Pushed bytes and files in a (possibly shared) directory are untrusted: Arrow
+reads offsets and lengths from them as they are, so a single corrupted byte
+made fingerprinting read out of bounds and crash the endpoint. Every read
+checks the size first, then validates the whole table (every offset, index
+and UTF-8 string) before anything touches its values.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ import pandas as pd
 import pyarrow as pa
 
 from academy_ml.cache import default_cache_dir
-from academy_ml.exceptions import DataError
+from academy_ml.exceptions import DataError, DatasetError
 from academy_ml.pipeline.data import Table, Target, digest, prepare_features, prepare_target
 
 #: Environment variable naming an endpoint's dataset directory.
 ENV_VAR = "ACADEMY_ML_DATASET_DIR"
 #: Schema metadata key naming the target column.
 _TARGET = b"academy_ml.target"
+#: Largest dataset file a store accepts, pushed or read, unless told otherwise.
+MAX_DATASET_BYTES = 4 * 2**30
 
 
 def to_arrow(X: Any, y: Any) -> pa.Table:
@@ -65,23 +73,58 @@ def split(table: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
         DataError: The table has no target column.
     """
     metadata = table.schema.metadata or {}
-    name = metadata.get(_TARGET)
-    if name is None:
+    raw = metadata.get(_TARGET)
+    if raw is None:
         raise DataError("not an academy_ml dataset: its schema names no target column")
-    target = table.column(name.decode()).to_numpy(zero_copy_only=False)
-    return table.drop_columns([name.decode()]), target
+    name = raw.decode("utf-8", errors="replace")
+    if table.schema.get_field_index(name) < 0:
+        raise DataError(
+            f"not an academy_ml dataset: target column {name!r} is not unique or absent"
+        )
+    target = table.column(name).to_numpy(zero_copy_only=False)
+    return table.drop_columns([name]), target
 
 
 def fingerprint(table: pa.Table) -> str:
-    """Content fingerprint of a dataset table (features and target)."""
+    """Content fingerprint of a dataset table (features and target).
+
+    Raises:
+        DataError: The table is not a dataset the compiler can prepare (no
+            target column, no rows, unsupported column types...).
+    """
     X, y = split(table)
-    features = prepare_features(X)
-    return prepared_fingerprint(features, prepare_target(y, features.n_rows))
+    try:
+        features = prepare_features(X)
+        target = prepare_target(y, features.n_rows)
+    except DataError:
+        raise
+    except (ValueError, TypeError) as exc:  # the compiler's own checks (an empty X, say)
+        raise DatasetError(f"not a dataset the compiler can prepare: {exc}") from exc
+    return prepared_fingerprint(features, target)
 
 
 def prepared_fingerprint(features: Table, target: Target) -> str:
     """The same fingerprint from data the compiler has prepared already."""
     return digest(features.fingerprint, target.content_key)
+
+
+def read_table(source: bytes | pa.Buffer | pa.NativeFile) -> pa.Table:
+    """An Arrow IPC file read and validated in full, before any use.
+
+    Raises:
+        DatasetError: The bytes are not a valid Arrow IPC file (corrupt,
+            truncated, offsets or indices out of range, invalid UTF-8...).
+    """
+    if isinstance(source, bytes):
+        source = pa.py_buffer(source)
+    try:
+        table = pa.ipc.open_file(source).read_all()
+        # Reading checks little beyond buffer bounds; full validation checks every
+        # offset, dictionary index and string, which fingerprinting trusts.
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError, TypeError, OSError) as exc:
+        raise DatasetError(f"not a valid Arrow IPC file: {exc}") from exc
+    return table
 
 
 def to_bytes(table: pa.Table) -> bytes:
@@ -98,12 +141,16 @@ class DatasetStore:
     Args:
         root: The directory (default ``$ACADEMY_ML_DATASET_DIR``, else
             ``datasets/`` in the node cache's directory).
+        max_bytes: Largest dataset file pushed or read.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, max_bytes: int = MAX_DATASET_BYTES
+    ) -> None:
         configured = os.environ.get(ENV_VAR)
         default = Path(configured) if configured else default_cache_dir() / "datasets"
         self.root = Path(root) if root is not None else default
+        self.max_bytes = max_bytes
 
     def path(self, fp: str) -> Path:
         """Where the dataset ``fp`` lives."""
@@ -128,16 +175,14 @@ class DatasetStore:
         return fp
 
     def put_bytes(self, data: bytes) -> str:
-        """Store a dataset sent as Arrow IPC bytes, after checking it reads.
+        """Store a dataset sent as Arrow IPC bytes, after validating it in full.
 
         Raises:
-            DataError: The bytes are not an academy_ml dataset.
+            DatasetError: The bytes are too large or not a valid Arrow IPC file.
+            DataError: They are not an academy_ml dataset.
         """
-        try:
-            table = pa.ipc.open_file(pa.py_buffer(data)).read_all()
-        except pa.ArrowInvalid as exc:
-            raise DataError(f"not an Arrow IPC file: {exc}") from exc
-        fp = fingerprint(table)
+        self._check_size(len(data), "pushed dataset")
+        fp = fingerprint(read_table(data))
         if fp not in self:
             self._write(fp, data)
         return fp
@@ -147,13 +192,23 @@ class DatasetStore:
 
         Raises:
             DataError: The dataset is not in this store.
+            DatasetError: Its file is too large or not a valid Arrow IPC file.
         """
         path = self.path(fp)
-        if not path.exists():
-            raise DataError(f"dataset {fp} is not in {self.root}: push it to this endpoint first")
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            raise DataError(
+                f"dataset {fp} is not in {self.root}: push it to this endpoint first"
+            ) from None
+        self._check_size(size, f"dataset file {path}")
         with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
+            table = read_table(source)
         return split(table)
+
+    def _check_size(self, size: int, what: str) -> None:
+        if size > self.max_bytes:
+            raise DatasetError(f"{what} of {size:,} bytes exceeds the limit of {self.max_bytes:,}")
 
     def _write(self, fp: str, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

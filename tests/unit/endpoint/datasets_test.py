@@ -10,7 +10,7 @@ import pytest
 
 from academy_ml.endpoint import datasets
 from academy_ml.endpoint.datasets import DatasetStore
-from academy_ml.exceptions import DataError
+from academy_ml.exceptions import DataError, DatasetError
 
 
 def frame() -> tuple[pd.DataFrame, np.ndarray[Any, Any]]:
@@ -48,7 +48,7 @@ def test_pushed_bytes_are_checked(tmp_path: Path) -> None:
     data = datasets.to_bytes(datasets.to_arrow(X, y))
     store = DatasetStore(tmp_path)
     assert store.put_bytes(data) == datasets.fingerprint(datasets.to_arrow(X, y))
-    with pytest.raises(DataError, match="not an Arrow IPC file"):
+    with pytest.raises(DatasetError, match="not a valid Arrow IPC file"):
         store.put_bytes(b"garbage")
     plain = datasets.to_bytes(pa.table({"a": [1, 2]}))
     with pytest.raises(DataError, match="names no target column"):
