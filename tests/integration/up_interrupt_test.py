@@ -42,7 +42,9 @@ run_dir = "{run_dir}"
 class Up:
     """``academy-ml up`` on a toy deployment whose analysis runs on Parsl."""
 
-    def __init__(self, tmp_path: Path, exchange: str, request: pytest.FixtureRequest) -> None:
+    def __init__(
+        self, tmp_path: Path, exchange: str, request: pytest.FixtureRequest, *options: str
+    ) -> None:
         if exchange == "redis":
             server: RedisServer = request.getfixturevalue("redis_server")
             settings = f'name = "ctrl-c"\nexchange = "{server.url}"\nknowledge = "exchange"'
@@ -57,7 +59,8 @@ class Up:
         self.logs = tmp_path / "logs"
         env = {**os.environ, "LOOP_TOYS_LOG": str(self.evaluated), "LOOP_TOYS_DELAY_S": "0.05"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "academy_ml", "up", str(config), "--logs", str(self.logs)],
+            [sys.executable, "-m", "academy_ml", "up", str(config), "--logs", str(self.logs),
+             *options],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.head = b""  # output read before finish()
@@ -104,10 +107,16 @@ class Up:
 
 
 def _parts_of_the_run(members: dict[int, str]) -> None:
-    """The run has the processes this scenario is about, or it proves nothing."""
+    """The run has the processes this scenario is about, or it proves nothing.
+
+    The interchange leads a process group of its own, out of reach of the
+    terminal's SIGINT (Parsl puts worker pools in groups of their own).
+    """
     commands = list(members.values())
-    assert any("interchange" in c for c in commands), commands
     assert any("process_worker_pool" in c for c in commands), commands
+    interchanges = [pid for pid, command in members.items() if "interchange" in command]
+    assert interchanges, commands
+    assert all(os.getpgid(pid) == pid for pid in interchanges)
 
 
 @pytest.mark.parametrize(
@@ -206,3 +215,15 @@ def test_a_killed_hosts_interchange_and_workers_are_reaped(
     assert "analysis exited (-9); killed" in text
     assert "starting it again" in text
     assert not in_sessions(sessions)
+
+
+def test_a_timeout_ends_the_run_with_one_line_and_124(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    up = Up(tmp_path, "local", request, "--timeout", "20")
+    text = up.finish(timeout=240)
+    assert up.process.returncode == 124, text
+    assert "Traceback" not in text
+    assert "NotImplementedError" not in text
+    assert text.count("ctrl-c: timeout after") == 1
+    assert not in_sessions({up.process.pid})
