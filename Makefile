@@ -57,7 +57,9 @@ bench: redis $(VENV)/.deps
 demo: dev
 	PYTHONPATH=examples $(BIN)/python -m mofa $(DEMO_ARGS)
 
-## make soak: long runs behind the `slow` marker (ACADEMY_ML_SOAK_MINUTES=5: the MOFA loop under kills).
+## make soak: long runs behind the `slow` marker (ACADEMY_ML_SOAK_MINUTES=5: the MOFA loop under kills;
+## ACADEMY_ML_FUZZ_SOAK_CASES=1000000: cases per decoder of the fuzz campaign, in a child process).
+soak: export ACADEMY_ML_FUZZ_SOAK_CASES ?= 1000000
 soak: redis dev
 	$(BIN)/python -m pytest -m slow -q -s
 
