@@ -76,6 +76,13 @@ def _build_value(value: Any, where: str) -> Any:
     return value
 
 
+def _no_endpoint(
+    deployment: Deployment, name: str, where: str, specs: Mapping[str, Any]
+) -> ConfigError:
+    known = ", ".join(sorted(specs)) or "none"
+    return ConfigError(f"{where}: no endpoint {name!r} in {deployment.registry} (known: {known})")
+
+
 def build_endpoint(deployment: Deployment, name: str, where: str) -> Endpoint:
     """Open the registry's endpoint ``name``.
 
@@ -84,10 +91,7 @@ def build_endpoint(deployment: Deployment, name: str, where: str) -> Endpoint:
     """
     specs = load_registry(deployment.registry)
     if name not in specs:
-        known = ", ".join(sorted(specs)) or "none"
-        raise ConfigError(
-            f"{where}: no endpoint {name!r} in {deployment.registry} (known: {known})"
-        )
+        raise _no_endpoint(deployment, name, where, specs)
     spec = specs[name]
     return spec.build(name) if not isinstance(spec, GlobusComputeSpec) else spec.build(name, None)
 
@@ -102,8 +106,20 @@ def check_agents(deployment: Deployment) -> None:
 
     Raises:
         ConfigError: A class cannot be imported or is no Agent, takes no
-            argument of that name, or the value does not fit its annotation.
+            argument of that name, the value does not fit its annotation, or
+            a placement names an endpoint the registry lacks.
+        RegistryError: The registry is unreadable or invalid.
     """
+    placed = [spec for spec in deployment.agents.values() if spec.placement is not None]
+    known = load_registry(deployment.registry) if placed else {}
+    for spec in placed:
+        assert spec.placement is not None
+        where = f"{spec.file}: placement"
+        for key, name in [("endpoint", spec.placement.endpoint)] + [
+            ("backups", backup) for backup in spec.placement.backups
+        ]:
+            if name not in known:
+                raise _no_endpoint(deployment, name, f"{where}.{key}", known)
     for spec in deployment.agents.values():
         where = f"{spec.file}: agent"
         cls = _agent_class(spec, where)

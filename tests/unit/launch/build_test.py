@@ -66,3 +66,28 @@ def test_fitting_values_and_object_tables_pass(tmp_path: Path) -> None:
 def test_a_class_that_is_no_agent_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"agent\.class: pathlib\.Path is not an Academy Agent"):
         _deployment(tmp_path, "pathlib.Path", "")
+
+
+@pytest.mark.parametrize(
+    ("placement", "key", "missing"),
+    [
+        ('endpoint = "gpu"', "placement.endpoint", "gpu"),
+        ('endpoint = "pool"\nbackups = ["pool", "spare"]', "placement.backups", "spare"),
+    ],
+)
+def test_a_placement_on_an_endpoint_the_registry_lacks(
+    tmp_path: Path, placement: str, key: str, missing: str
+) -> None:
+    (tmp_path / "analysis.toml").write_text(
+        '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
+        f'[agent.init]\nfunction = "math.sqrt"\n[placement]\n{placement}\n'
+    )
+    config = tmp_path / "deployment.toml"
+    config.write_text(
+        '[deployment]\nagents = ["analysis.toml"]\n[endpoints.pool]\nkind = "local"\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        check_agents(load_deployment(config))
+    assert str(error.value) == (
+        f"{tmp_path / 'analysis.toml'}: {key}: no endpoint {missing!r} in {config} (known: pool)"
+    )
