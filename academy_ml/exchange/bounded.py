@@ -120,23 +120,15 @@ def bounded_unpackb(
 def _unpack(
     data: bytes | bytearray | memoryview, size: int, ext_hook: ExtHook, *, nested: bool
 ) -> Any:
-    # No length prefix may claim more than the input holds.
-    limit = max(size, 1)
-    options: dict[str, Any] = {
-        "ext_hook": ext_hook,
-        "raw": False,
-        "strict_map_key": False,
-        "max_str_len": limit,
-        "max_bin_len": limit,
-        "max_array_len": limit,
-        "max_map_len": limit,
-        "max_ext_len": limit,
-    }
     if not nested:
-        # The outermost call: unpackb is fastest, and its C context is on the stack only once.
-        return msgpack.unpackb(data, **options)
-    # Inside a hook: an Unpacker keeps its context on the heap, not the C stack.
-    unpacker = msgpack.Unpacker(max_buffer_size=limit, **options)
+        # The outermost call: unpackb is fastest, its C context is on the stack only
+        # once, and it caps every length prefix at len(data) by itself.
+        return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
+    # Inside a hook: an Unpacker keeps its context on the heap, not the C stack;
+    # max_buffer_size also caps its length prefixes.
+    unpacker = msgpack.Unpacker(
+        ext_hook=ext_hook, raw=False, strict_map_key=False, max_buffer_size=max(size, 1)
+    )
     unpacker.feed(data)
     value = unpacker.unpack()
     if unpacker.tell() != size:
@@ -146,7 +138,9 @@ def _unpack(
 
 def _container_depth(value: Any, limit: int, max_depth: int) -> int:
     """Nesting of lists and maps in ``value``, walked level by level (no recursion)."""
-    frontier = [value] if type(value) in _CONTAINERS else []
+    if type(value) not in _CONTAINERS:
+        return 0
+    frontier = [value]
     depth = 0
     while frontier:
         depth += 1
