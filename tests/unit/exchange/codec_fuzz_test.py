@@ -95,7 +95,7 @@ _wrappers = (
     lambda v: (v,),
     lambda v: [v],
     lambda v: {"k": v},
-    # No exception wrapper: the encoder's exception path is exponential in nesting (sender side).
+    lambda v: ValueError(v),
     lambda v: frozenset([(v,)]) if _is_hashable(v) else (v,),
 )
 

@@ -336,3 +336,31 @@ def test_nested_extensions_use_heap_not_c_stack() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in ("[True]", "[True, 'refused']")
+
+
+def test_exceptions_nested_in_arguments_encode_in_linear_time() -> None:
+    # Each level used to pack its arguments twice (a probe, then for real): 4x per level.
+    value: Any = "root"
+    for _ in range(25):
+        value = ValueError(value)
+    encoder = Encoder(allow_pickle=False)
+    packed = encoder.pack(value)
+    assert encoder.buffers == []
+    result = Decoder([], allow_pickle=False, max_depth=200).unpack(packed)
+    for _ in range(25):
+        assert type(result) is ValueError
+        (result,) = result.args
+    assert result == "root"
+
+
+def test_an_exception_with_an_unencodable_argument_keeps_the_rest() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    encoder = Encoder(allow_pickle=False)
+    packed = encoder.pack(ValueError(np.arange(3), Opaque()))
+    assert len(encoder.buffers) == 1  # none left over from the attempts
+    result = Decoder(encoder.buffers, allow_pickle=False).unpack(packed)
+    np.testing.assert_array_equal(result.args[0], np.arange(3))
+    assert result.args[1] == "<opaque>"
