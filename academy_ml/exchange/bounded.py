@@ -10,8 +10,9 @@ frame under 1 KB, overflowed the stack and killed the process. Here:
   hook that calls :func:`bounded_unpackb` again spends the budget of the
   value around it (the calls are linked through a context variable, so
   threads and asyncio tasks each have their own chain);
-- nested calls decode with an ``Unpacker`` whose context lives on the heap,
-  so each extension level costs a few Python frames, not C stack;
+- past the first few levels, nested calls decode with an ``Unpacker`` whose
+  context lives on the heap, so each further extension level costs a few
+  Python frames, not C stack;
 - the size of the input is capped, and no length prefix may claim more
   bytes than the input holds (msgpack preallocates from those prefixes).
 """
@@ -37,15 +38,20 @@ DEFAULT_MAX_SIZE = 512 * 2**20
 ExtHook = Callable[[int, bytes], Any]
 
 _CONTAINERS = frozenset({list, dict})
+#: Calls that may use ``unpackb`` (~40 KB of C stack each): cheaper than an
+#: ``Unpacker`` for the usual shallow nesting, and at most ~160 KB in all.
+_STACK_LEVELS = 4
 
 
 class _Level:
     """One :func:`bounded_unpackb` call in progress."""
 
-    __slots__ = ("deepest_nested", "remaining")
+    __slots__ = ("deepest_nested", "index", "remaining")
 
-    def __init__(self, remaining: int) -> None:
+    def __init__(self, remaining: int, index: int) -> None:
         self.remaining = remaining
+        # How many calls enclose this one.
+        self.index = index
         # Depth of the deepest value that a hook decoded during this call (-1: none).
         self.deepest_nested = -1
 
@@ -88,10 +94,12 @@ def bounded_unpackb(
     remaining = max_depth if parent is None else min(max_depth, parent.remaining - 1)
     if remaining < 0:
         raise PayloadTooDeepError(f"msgpack value nests deeper than {max_depth} levels")
-    level = _Level(remaining)
+    level = _Level(remaining, 0 if parent is None else parent.index + 1)
     token = _CURRENT.set(level)
     try:
-        value = _unpack(data, size, ext_hook or _refuse_extension, nested=parent is not None)
+        value = _unpack(
+            data, size, ext_hook or _refuse_extension, on_heap=level.index >= _STACK_LEVELS
+        )
     except WireError:
         raise
     except msgpack.StackError as exc:
@@ -118,14 +126,13 @@ def bounded_unpackb(
 
 
 def _unpack(
-    data: bytes | bytearray | memoryview, size: int, ext_hook: ExtHook, *, nested: bool
+    data: bytes | bytearray | memoryview, size: int, ext_hook: ExtHook, *, on_heap: bool
 ) -> Any:
-    if not nested:
-        # The outermost call: unpackb is fastest, its C context is on the stack only
-        # once, and it caps every length prefix at len(data) by itself.
+    if not on_heap:
+        # unpackb is fastest and caps every length prefix at len(data) by itself.
         return msgpack.unpackb(data, ext_hook=ext_hook, raw=False, strict_map_key=False)
-    # Inside a hook: an Unpacker keeps its context on the heap, not the C stack;
-    # max_buffer_size also caps its length prefixes.
+    # An Unpacker keeps its context on the heap, not the C stack; max_buffer_size
+    # also caps its length prefixes.
     unpacker = msgpack.Unpacker(
         ext_hook=ext_hook, raw=False, strict_map_key=False, max_buffer_size=max(size, 1)
     )
