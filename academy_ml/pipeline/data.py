@@ -148,7 +148,7 @@ def prepare_features(X: Any) -> Table:
     if n_rows == 0 or not raw_columns:
         raise ValueError(f"X is empty: {n_rows} rows and {len(raw_columns)} columns")
     vocabulary = _vocabulary(
-        [c for c, cat in zip(raw_columns, cat_flags, strict=True) if cat], columns
+        [(n, c) for n, c, cat in zip(columns, raw_columns, cat_flags, strict=True) if cat]
     )
     matrix = np.empty((n_rows, len(columns)), dtype=np.float64, order="F")
     for j, (col, cat) in enumerate(zip(raw_columns, cat_flags, strict=True)):
@@ -218,16 +218,25 @@ def _is_missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _vocabulary(columns: Sequence[NDArray[Any]], names: Sequence[str]) -> list[Any]:
+def _vocabulary(columns: Sequence[tuple[str, NDArray[Any]]]) -> list[Any]:
     values: set[Any] = set()
-    for col in columns:
-        values.update(v for v in pd.unique(col) if not _is_missing(v))
+    for name, col in columns:
+        try:
+            uniques = pd.unique(col)
+        except TypeError as exc:
+            # pandas says "unhashable type: 'dict'": a column of dicts, lists...
+            raise ValueError(
+                f"column {name!r} holds values that are neither numbers nor categories "
+                f"({exc}); encode them as numbers or strings"
+            ) from exc
+        values.update(v for v in uniques if not _is_missing(v))
     try:
         return sorted(values)
     except TypeError as exc:
+        names = ", ".join(repr(name) for name, _ in columns)
         raise ValueError(
             "categorical columns mix numbers and strings; encode them as one type "
-            f"(columns: {', '.join(names)}): {exc}"
+            f"(columns: {names}): {exc}"
         ) from exc
 
 

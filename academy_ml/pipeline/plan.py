@@ -24,7 +24,7 @@ from academy_ml.pipeline.lower import (
     lower,
 )
 from academy_ml.pipeline.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
-from academy_ml.pipeline.splits import Folds, describe_cv, make_folds
+from academy_ml.pipeline.splits import Folds, check_cv_argument, describe_cv, make_folds
 from academy_ml.pipeline.translate import steps_of, translate
 
 if TYPE_CHECKING:
@@ -177,10 +177,7 @@ def compile_batch(
         options: Compiler switches.
     """
     options = options or Options()
-    if cv is not None and not isinstance(cv, Integral) and not hasattr(cv, "split"):
-        # An iterable of (train, test) pairs may be a one-shot generator, and
-        # the folds are made once per estimator kind.
-        cv = list(cv)
+    cv = check_cv_argument(cv)
     if scoring is not None:
         check_scoring(scoring)
     if (X is None) != (y is None):

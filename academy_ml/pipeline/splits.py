@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ from sklearn.model_selection import check_cv
 
 from academy_ml.pipeline.data import digest
 
-__all__ = ["Folds", "describe_cv", "make_folds"]
+__all__ = ["Folds", "check_cv_argument", "describe_cv", "make_folds"]
 
 IndexArray = NDArray[np.int64]
 
@@ -32,6 +34,27 @@ class Folds:
         """Every index array by name, as the runtime takes them."""
         names = self.train_names + self.test_names
         return dict(zip(names, self.train + self.test, strict=True))
+
+
+def check_cv_argument(cv: Any) -> Any:
+    """``cv`` as the compiler keeps it: an iterable of splits is read into a list.
+
+    An iterable may be a one-shot generator, and the folds are made once per
+    estimator kind.
+
+    Raises:
+        TypeError: If ``cv`` is none of what ``cross_val_score`` accepts.
+    """
+    if isinstance(cv, (str, bytes)):
+        pass
+    elif cv is None or isinstance(cv, Integral) or hasattr(cv, "split"):
+        return cv
+    elif isinstance(cv, Iterable):
+        return list(cv)
+    raise TypeError(
+        f"cv must be None, an int, a scikit-learn splitter or an iterable of (train, test) "
+        f"index arrays, got {type(cv).__name__} {cv!r:.80}"
+    )
 
 
 def make_folds(cv: Any, y: NDArray[Any], *, classifier: bool) -> Folds:

@@ -32,7 +32,10 @@ from sklearn.preprocessing import (
 from academy_ml.exceptions import UnsupportedStepError
 from academy_ml.pipeline.ir import Branch, ColumnStep, NativeStep, Params, PipelineIR, Step
 
-__all__ = ["steps_of", "translate"]
+__all__ = ["U64_MAX", "steps_of", "translate"]
+
+#: Largest count the plan format carries (msgpack's unsigned 64-bit integer).
+U64_MAX = 2**64 - 1
 
 
 def translate(estimator: Any, *, native_model: bool = True) -> PipelineIR:
@@ -111,7 +114,7 @@ def _imputer(s: SimpleImputer) -> Params | None:
     if s.strategy not in ("mean", "median", "most_frequent", "constant"):
         return None
     fill = s.fill_value
-    if not (fill is None or isinstance(fill, str) or _real(fill)):
+    if not (fill is None or isinstance(fill, str) or _float(fill) is not None):
         return None
     return {"name": "simple_imputer", "strategy": s.strategy, "fill_value": fill}
 
@@ -121,10 +124,10 @@ def _standard(s: StandardScaler) -> Params | None:
 
 
 def _min_max(s: MinMaxScaler) -> Params | None:
-    low, high = s.feature_range
-    if not (_real(low) and _real(high)):
+    low, high = (_float(v) for v in s.feature_range)
+    if low is None or high is None:
         return None
-    return {"name": "min_max_scaler", "low": float(low), "high": float(high), "clip": bool(s.clip)}
+    return {"name": "min_max_scaler", "low": low, "high": high, "clip": bool(s.clip)}
 
 
 def _max_abs(s: MaxAbsScaler) -> Params | None:
@@ -155,18 +158,19 @@ def _poly(s: PolynomialFeatures) -> Params | None:
 
 
 def _pca(s: PCA) -> Params | None:
-    n = s.n_components
-    if not _int(n):
+    n = _count(s.n_components)
+    if n is None:
         return None
-    return {"name": "pca", "n_components": int(n), "whiten": bool(s.whiten)}
+    return {"name": "pca", "n_components": n, "whiten": bool(s.whiten)}
 
 
 def _select(s: SelectKBest) -> Params | None:
     funcs: dict[Callable[..., Any], str] = {f_regression: "f_regression", f_classif: "f_classif"}
     func = funcs.get(s.score_func)
-    if func is None or not _int(s.k):
+    k = _count(s.k)
+    if func is None or k is None:
         return None
-    return {"name": "select_k_best", "score_func": func, "k": int(s.k)}
+    return {"name": "select_k_best", "score_func": func, "k": k}
 
 
 _TRANSFORMERS: list[tuple[type, Callable[[Any], Params | None]]] = [
@@ -212,11 +216,11 @@ def _model(path: str, model: Any) -> NativeStep | None:
     spec: Params | None = None
     if type(model) is LinearRegression and not model.positive:
         spec = {"name": "linear_regression", "fit_intercept": bool(model.fit_intercept)}
-    elif type(model) is Ridge and _real(model.alpha) and not model.positive:
+    elif type(model) is Ridge and _float(model.alpha) is not None and not model.positive:
         if model.solver in ("auto", "cholesky", "svd"):
             spec = {
                 "name": "ridge",
-                "alpha": float(model.alpha),
+                "alpha": _float(model.alpha),
                 "fit_intercept": bool(model.fit_intercept),
             }
     elif type(model) is LogisticRegression:
@@ -229,16 +233,18 @@ def _model(path: str, model: Any) -> NativeStep | None:
 def _logistic(m: LogisticRegression) -> Params | None:
     l2 = m.penalty in ("l2", "deprecated") and m.l1_ratio in (0, 0.0, None)
     smooth_solver = m.solver in ("lbfgs", "newton-cg", "newton-cholesky")
-    if not (l2 and smooth_solver and m.class_weight is None and _real(m.C)):
+    c, tol = _float(m.C), _float(m.tol)
+    if not (l2 and smooth_solver and m.class_weight is None and c is not None):
         return None
-    if not math.isfinite(m.C) or not _int(m.max_iter) or not _real(m.tol):
+    if not math.isfinite(c) or not _int(m.max_iter) or tol is None:
         return None
     return {
         "name": "logistic_regression",
-        "c": float(m.C),
+        "c": c,
         "fit_intercept": bool(m.fit_intercept),
-        "max_iter": int(m.max_iter),
-        "tol": float(m.tol),
+        # Saturating is exact: no solver run reaches 2**64 iterations.
+        "max_iter": min(int(m.max_iter), U64_MAX),
+        "tol": tol,
     }
 
 
@@ -246,11 +252,12 @@ def _knn(m: KNeighborsClassifier | KNeighborsRegressor) -> Params | None:
     euclidean = m.metric == "euclidean" or (m.metric == "minkowski" and m.p == 2)
     if not euclidean or m.metric_params or m.weights not in ("uniform", "distance"):
         return None
-    if not _int(m.n_neighbors):
+    n_neighbors = _count(m.n_neighbors)
+    if n_neighbors is None:
         return None
     return {
         "name": "k_neighbors",
-        "n_neighbors": int(m.n_neighbors),
+        "n_neighbors": n_neighbors,
         "weights": m.weights,
         "classifier": isinstance(m, KNeighborsClassifier),
     }
@@ -260,5 +267,20 @@ def _int(value: Any) -> bool:
     return isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 0
 
 
-def _real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
+def _count(value: Any) -> int | None:
+    """A count the plan can carry, else None.
+
+    A larger count makes its step foreign, so scikit-learn accepts or refuses
+    it itself, naming the number it was given.
+    """
+    return int(value) if _int(value) and int(value) <= U64_MAX else None
+
+
+def _float(value: Any) -> float | None:
+    """A real parameter as a float, else None (not real, or an integer too large for a float)."""
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None

@@ -76,10 +76,10 @@ pub enum Op {
     Solve { alpha: f64 },
     /// The `k` nearest training rows of each test row, `[train X, test X]`;
     /// one node serves every KNN variant on the same matrices.
-    Neighbors { k: u32 },
+    Neighbors { k: u64 },
     /// A KNN prediction from `[neighbors, train y]` using the first `k`.
     KnnPredict {
-        k: u32,
+        k: u64,
         weights: Weights,
         classifier: bool,
     },

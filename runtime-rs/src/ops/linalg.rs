@@ -38,6 +38,32 @@ pub(crate) fn column_means(x: MatRef<'_, f64>) -> Vec<f64> {
         .collect()
 }
 
+/// Refuses a design whose centred Gram matrix underflows.
+///
+/// When every centred value is below `sqrt(f64::MIN_POSITIVE)` (~1.5e-154),
+/// every product in `Xc^T Xc` is subnormal or zero: the matrix keeps no
+/// relative precision, and a solve on it returns a wrong model silently.
+/// (One tiny column beside normal ones is harmless: its direction is
+/// negligible, as it is in scikit-learn.) Overflow shows as non-finite
+/// entries and is checked on the result.
+pub(crate) fn check_gram_scale(x: MatRef<'_, f64>, mean: &[f64], name: &str) -> Result<()> {
+    let spread = (0..x.ncols())
+        .into_par_iter()
+        .map(|j| {
+            let m = mean[j];
+            x.col(j).iter().fold(0.0_f64, |a, &v| a.max((v - m).abs()))
+        })
+        .reduce(|| 0.0, f64::max);
+    if spread > 0.0 && spread * spread < f64::MIN_POSITIVE {
+        return Err(RuntimeError::numerical(format!(
+            "{name}: X^T X underflows: the values of X vary by at most {spread:e} around \
+             their means, so their products fall below the smallest normal double; \
+             rescale X"
+        )));
+    }
+    Ok(())
+}
+
 /// `(X - 1 mean^T)^T (X - 1 mean^T)` (full symmetric) and, when `y` is given
 /// with its mean, `(X - 1 mean^T)^T (y - y_mean)`.
 ///

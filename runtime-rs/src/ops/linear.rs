@@ -8,7 +8,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 use super::check::{check_finite, check_n_features, check_x_y};
-use super::linalg::{centred_gram, chunked_sum, column_means, symmetric_eigen};
+use super::linalg::{centred_gram, check_gram_scale, chunked_sum, column_means, symmetric_eigen};
 use crate::error::{Result, RuntimeError};
 use crate::value::{Gram, Prediction};
 
@@ -43,6 +43,7 @@ pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> 
     } else {
         0.0
     };
+    check_gram_scale(x, &x_mean, NAME)?;
     let (xtx, xty) = centred_gram(x, &x_mean, Some((y, y_mean)));
     let xty = xty.unwrap_or_default();
     if xtx.col_iter().any(|c| c.iter().any(|v| !v.is_finite()))
@@ -490,7 +491,43 @@ mod tests {
             }
         }
         let x = Mat::from_fn(5, 2, |i, j| (i + j) as f64 * 1e-300);
-        let g = gram(x.as_ref(), &y, true).unwrap();
-        let _ = solve(&g, 0.0).unwrap().predict(x.as_ref()).unwrap();
+        assert!(matches!(
+            gram(x.as_ref(), &y, true),
+            Err(RuntimeError::Numerical(_))
+        ));
+    }
+
+    /// Least squares is scale-invariant: on `X * s` the predictions for
+    /// `Xt * s` are the unscaled ones while `X^T X` holds normal doubles; a
+    /// design whose every product underflows (or overflows) is refused rather
+    /// than solved as if it were zero.
+    #[test]
+    fn extreme_scales_are_exact_or_refused() {
+        let (x, xt) = (design(1, 60), design(3, 4));
+        let y = target(&x);
+        let scaled =
+            |m: &Mat<f64>, s: f64| Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] * s);
+        for s in [1e-150, 1e150] {
+            let m = fit(&scaled(&x, s), &y, true, 0.0);
+            assert_close(&predict(&m, &scaled(&xt, s)), &LR_PRED, 1e-8);
+        }
+        for (s, fit_intercept) in [(1e-170, true), (1e-170, false), (1e-300, true)] {
+            let err = gram(scaled(&x, s).as_ref(), &y, fit_intercept).unwrap_err();
+            assert!(
+                matches!(&err, RuntimeError::Numerical(m) if m.contains("X^T X underflows")),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            gram(scaled(&x, 1e300).as_ref(), &y, true),
+            Err(RuntimeError::Numerical(m)) if m.contains("overflowed")
+        ));
+        // One tiny column beside normal ones is negligible (lstsq drops its
+        // direction too): not an error.
+        let mut mixed = x.clone();
+        for i in 0..x.nrows() {
+            mixed[(i, 4)] *= 1e-170;
+        }
+        assert!(fit(&mixed, &y, true, 0.0).coef[4].is_finite());
     }
 }

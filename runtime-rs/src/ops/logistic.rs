@@ -45,17 +45,13 @@ pub fn fit(
     y: &[f64],
     c: f64,
     fit_intercept: bool,
-    max_iter: u32,
+    max_iter: usize,
     tol: f64,
 ) -> Result<Logistic> {
     let (classes, labels) = validate(x, y, c, tol)?;
     let problem = Problem::new(x, labels, classes.len(), fit_intercept, c);
-    let (w, n_iter, converged) = lbfgsb::minimize(
-        problem.dim(),
-        |w| problem.value_grad(w),
-        max_iter as usize,
-        tol,
-    );
+    let (w, n_iter, converged) =
+        lbfgsb::minimize(problem.dim(), |w| problem.value_grad(w), max_iter, tol);
     problem.finish(classes, w, n_iter, converged)
 }
 

@@ -45,12 +45,12 @@ pub enum Estimator {
         include_bias: bool,
     },
     Pca {
-        n_components: u32,
+        n_components: u64,
         whiten: bool,
     },
     SelectKBest {
         score_func: select::ScoreFunc,
-        k: u32,
+        k: u64,
     },
     LinearRegression {
         fit_intercept: bool,
@@ -62,14 +62,21 @@ pub enum Estimator {
     LogisticRegression {
         c: f64,
         fit_intercept: bool,
-        max_iter: u32,
+        max_iter: u64,
         tol: f64,
     },
     KNeighbors {
-        n_neighbors: u32,
+        n_neighbors: u64,
         weights: knn::Weights,
         classifier: bool,
     },
+}
+
+/// A count from the plan as a `usize`, saturating where `usize` is narrower:
+/// every count is compared with a data size or bounds a loop, so a count past
+/// `usize::MAX` behaves exactly as `usize::MAX` does.
+pub fn count(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 /// What a fitted step remembers.
@@ -154,9 +161,9 @@ impl Estimator {
             Estimator::Pca {
                 n_components,
                 whiten,
-            } => Fitted::Pca(pca::fit(x, *n_components as usize, *whiten)?),
+            } => Fitted::Pca(pca::fit(x, count(*n_components), *whiten)?),
             Estimator::SelectKBest { score_func, k } => {
-                Fitted::Select(select::fit(x, target()?, *score_func, *k as usize)?)
+                Fitted::Select(select::fit(x, target()?, *score_func, count(*k))?)
             }
             Estimator::LinearRegression { fit_intercept } => {
                 let gram = linear::gram(x, target()?, *fit_intercept)?;
@@ -179,7 +186,7 @@ impl Estimator {
                 target()?,
                 *c,
                 *fit_intercept,
-                *max_iter,
+                count(*max_iter),
                 *tol,
             )?),
             Estimator::KNeighbors {
@@ -189,7 +196,7 @@ impl Estimator {
             } => Fitted::Knn(knn::fit(
                 x,
                 target()?,
-                *n_neighbors as usize,
+                count(*n_neighbors),
                 *weights,
                 *classifier,
             )?),

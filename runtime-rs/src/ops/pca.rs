@@ -5,7 +5,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use super::check::{check_finite, check_min_shape, check_n_features};
-use super::linalg::{centred_gram, column_means, mul_rows, symmetric_eigen};
+use super::linalg::{centred_gram, check_gram_scale, column_means, mul_rows, symmetric_eigen};
 use crate::error::{Result, RuntimeError};
 use crate::value::Matrix;
 
@@ -58,6 +58,7 @@ pub fn fit(x: MatRef<'_, f64>, n_components: usize, whiten: bool) -> Result<Pca>
     let (mut axes, sq_singular) = if n >= p {
         // Covariance route (sklearn's "covariance_eigh"): eigendecomposition
         // of Xc^T Xc, centred exactly, reversed to decreasing order.
+        check_gram_scale(x, &mean, "PCA")?;
         let (gram, _) = centred_gram(x, &mean, None);
         if gram.col_iter().any(|c| c.iter().any(|v| !v.is_finite())) {
             return Err(RuntimeError::numerical(
@@ -320,6 +321,17 @@ mod tests {
         let neg = Mat::from_fn(40, 6, |i, j| -x[(i, j)]);
         let mn = fit(neg.as_ref(), 3, false).unwrap();
         assert_close(&flat(&mn.components), &COMP3, 1e-10);
+    }
+
+    /// A design whose every product underflows has no usable covariance:
+    /// refused, not decomposed as a zero matrix.
+    #[test]
+    fn underflowing_covariance_is_refused() {
+        let x = Mat::from_fn(8, 3, |i, j| ((i * 7 + j) % 5) as f64 * 1e-170);
+        assert!(matches!(
+            fit(x.as_ref(), 2, false),
+            Err(RuntimeError::Numerical(m)) if m.contains("PCA: X^T X underflows")
+        ));
     }
 
     #[test]

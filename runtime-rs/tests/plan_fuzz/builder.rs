@@ -53,7 +53,7 @@ fn transformed_width(estimator: &Estimator, p: u64) -> u64 {
             1 + p + p.saturating_mul(p + 1) / 2
         }
         Estimator::PolynomialFeatures { .. } => 1 + p,
-        Estimator::Pca { n_components, .. } => p.min(u64::from(*n_components)),
+        Estimator::Pca { n_components, .. } => p.min(*n_components),
         _ => p,
     }
 }

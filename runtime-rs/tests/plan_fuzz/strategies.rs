@@ -63,13 +63,13 @@ fn float(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
 }
 
 /// Counts (`k`, `n_neighbors`, `n_components`, ...), huge ones included.
-fn count() -> impl Strategy<Value = u32> {
+fn count() -> impl Strategy<Value = u64> {
     prop_oneof![
-        6 => 0u32..6,
-        1 => 6u32..20,
-        1 => Just(u32::MAX),
-        1 => Just(1u32 << 31),
-        1 => any::<u32>(),
+        6 => 0u64..6,
+        1 => 6u64..20,
+        1 => Just(u64::MAX),
+        1 => Just(1u64 << 32),
+        1 => any::<u64>(),
     ]
 }
 
@@ -128,9 +128,9 @@ fn transformer() -> impl Strategy<Value = Estimator> {
 
 /// Steps whose application yields a prediction.
 fn model() -> impl Strategy<Value = Estimator> {
-    // Iteration counts stay modest: a genuine `max_iter = u32::MAX` request
+    // Iteration counts stay modest: a genuine `max_iter = u64::MAX` request
     // is the caller's to make, not a hang.
-    let max_iter = prop_oneof![0u32..=5, Just(100u32), Just(1000u32)];
+    let max_iter = prop_oneof![0u64..=5, Just(100u64), Just(1000u64)];
     prop_oneof![
         any::<bool>().prop_map(|fit_intercept| Estimator::LinearRegression { fit_intercept }),
         (float(0.0, 10.0), any::<bool>()).prop_map(|(alpha, fit_intercept)| Estimator::Ridge {
@@ -165,7 +165,7 @@ fn metric() -> impl Strategy<Value = Metric> {
     select(&METRICS[..])
 }
 
-fn knn_predict(k: impl Strategy<Value = u32>) -> impl Strategy<Value = Op> {
+fn knn_predict(k: impl Strategy<Value = u64>) -> impl Strategy<Value = Op> {
     (k, weights(), any::<bool>()).prop_map(|(k, weights, classifier)| Op::KnnPredict {
         k,
         weights,
@@ -202,7 +202,7 @@ pub enum Route {
     Gram { fit_intercept: bool, alpha: f64 },
     /// `neighbors` of the test rows keeping `k`, then `predict` (a
     /// `knn_predict`, whose `k` may differ) from them and the training target.
-    Neighbors { k: u32, predict: Op },
+    Neighbors { k: u64, predict: Op },
 }
 
 fn route() -> impl Strategy<Value = Route> {

@@ -159,8 +159,28 @@ def test_fingerprint_is_by_content() -> None:
         (pd.DataFrame({"a": pd.Series([], dtype=float)}), "X is empty: 0 rows"),
         (pd.DataFrame({"a": [1, "x", 2.5]}), "mix numbers and strings"),
         (np.array([[{"k": 1}], [{"k": 2}]], dtype=object), "column '0' cannot be read as numbers"),
+        (
+            pd.DataFrame({"a": [1.0, 2.0], "meta": [{"k": 1}, {"k": 2}]}),
+            r"column 'meta' holds values that are neither numbers nor categories "
+            r"\(unhashable type: 'dict'\)",
+        ),
+        (
+            pd.DataFrame({"s": ["x", "y"], "tags": ["u", ["v"]]}),
+            r"column 'tags' .*unhashable type: 'list'",
+        ),
     ],
-    ids=["1d", "3d", "no-rows", "no-columns", "empty-frame", "frame-no-rows", "mixed", "dicts"],
+    ids=[
+        "1d",
+        "3d",
+        "no-rows",
+        "no-columns",
+        "empty-frame",
+        "frame-no-rows",
+        "mixed",
+        "dicts",
+        "frame-dicts",
+        "frame-lists",
+    ],
 )
 def test_invalid_features_are_refused(X: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -434,6 +434,14 @@ def test_cv_as_an_iterable_of_splits(one_shot: bool, breast_cancer: Any) -> None
     assert symbolic.stats.unique_ops == 3 * (2 + 5)
 
 
+@pytest.mark.parametrize("cv", [2.5, "5", object()], ids=["float", "str", "object"])
+def test_cv_of_another_kind_is_refused_naming_cv(cv: Any, diabetes: Any) -> None:
+    X, y = diabetes
+
+    with pytest.raises(TypeError, match=r"cv must be None, an int, a scikit-learn splitter"):
+        aml.compile([Ridge()], cv=cv, X=X, y=y)
+
+
 # --- symbolic vs bound plans, serialisation, keys ----------------------------------------
 
 

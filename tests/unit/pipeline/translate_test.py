@@ -195,6 +195,10 @@ def test_non_estimators_are_refused(thing: Any) -> None:
         ),
         (PCA(n_components=3, whiten=True), {"name": "pca", "n_components": 3, "whiten": True}),
         (
+            PCA(n_components=2**64 - 1),
+            {"name": "pca", "n_components": 2**64 - 1, "whiten": False},
+        ),
+        (
             SelectKBest(f_classif, k=4),
             {"name": "select_k_best", "score_func": "f_classif", "k": 4},
         ),
@@ -232,6 +236,10 @@ def test_native_transformer_spec(step: BaseEstimator, spec: dict[str, Any]) -> N
         PCA(),  # n_components=None
         PCA(n_components=0.95),
         PCA(n_components="mle"),
+        PCA(n_components=2**64),
+        SelectKBest(f_regression, k=2**64),
+        MinMaxScaler(feature_range=(0, 10**400)),
+        SimpleImputer(strategy="constant", fill_value=10**400),
         SelectKBest(chi2, k=3),
         SelectKBest(f_regression, k="all"),
         MyScaler(),
@@ -288,6 +296,28 @@ def test_unsupported_transformer_configurations_run_in_python(step: BaseEstimato
             KNeighborsRegressor(n_neighbors=7, metric="euclidean"),
             {"name": "k_neighbors", "n_neighbors": 7, "weights": "uniform", "classifier": False},
         ),
+        # Counts up to 2**64 - 1 are carried as they are (the runtime gives
+        # scikit-learn's error when there are fewer training rows).
+        (
+            KNeighborsRegressor(n_neighbors=2**64 - 1),
+            {
+                "name": "k_neighbors",
+                "n_neighbors": 2**64 - 1,
+                "weights": "uniform",
+                "classifier": False,
+            },
+        ),
+        # Beyond it, max_iter saturates: no solver run reaches 2**64 iterations.
+        (
+            LogisticRegression(max_iter=10**30),
+            {
+                "name": "logistic_regression",
+                "c": 1.0,
+                "fit_intercept": True,
+                "max_iter": 2**64 - 1,
+                "tol": 1e-4,
+            },
+        ),
     ],
     ids=lambda v: repr(v) if isinstance(v, BaseEstimator) else "",
 )
@@ -315,6 +345,11 @@ def test_native_model_spec(model: BaseEstimator, spec: dict[str, Any]) -> None:
         KNeighborsClassifier(metric="manhattan"),
         KNeighborsClassifier(p=1),
         KNeighborsRegressor(weights=lambda d: 1.0 / (1.0 + d)),
+        # Parameters the plan cannot carry: scikit-learn judges them itself.
+        KNeighborsRegressor(n_neighbors=2**64),
+        Ridge(alpha=10**400),
+        LogisticRegression(C=10**400),
+        LogisticRegression(tol=10**400),
         RandomForestClassifier(),
     ],
     ids=lambda m: repr(m).replace("\n", "").replace(" ", ""),

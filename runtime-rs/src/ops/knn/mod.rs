@@ -186,7 +186,10 @@ pub fn neighbors(train: MatRef<'_, f64>, test: MatRef<'_, f64>, k: usize) -> Res
     check_n_neighbors(k, SEARCH_NAME)?;
     check_x(train, SEARCH_NAME)?;
     check_query(test, train.ncols(), SEARCH_NAME)?;
-    Ok(Train::new(train).search(test, k))
+    let prepared = Train::new(train);
+    let found = prepared.search(test, k);
+    prepared.check_distances(test, &found, SEARCH_NAME)?;
+    Ok(found)
 }
 
 /// A KNN prediction from the first `k` neighbours of each test row, identical
@@ -245,6 +248,8 @@ impl Knn {
         // Before searching: a search for more rows than there are is wasted.
         check_fits(k, self.train.n_samples(), x.nrows())?;
         let found = self.train.search(x, k);
+        self.train
+            .check_distances(x, &found, estimator_name(self.classifier))?;
         predict_neighbors(&found, &self.y, k, self.weights, self.classifier)
     }
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::candidates::{min_lower, within, Candidate, RowState};
 use super::Neighbors;
+use crate::error::{Result, RuntimeError};
 
 /// Absolute slack added to the error bound (covers underflow).
 const TINY: f64 = 1e-300;
@@ -133,6 +134,38 @@ impl Train {
             index,
             sq_dist,
         }
+    }
+
+    /// Refuses neighbours whose exact squared distances cannot rank them: one
+    /// overflowed to infinity (kept rows tie at `inf`), or one fell below the
+    /// smallest normal double between rows that differ (it lost its relative
+    /// precision, or became a false tie at zero). Duplicated rows are exact
+    /// zeros and pass. `x` holds the test rows `found` was searched for.
+    pub(super) fn check_distances(
+        &self,
+        x: MatRef<'_, f64>,
+        found: &Neighbors,
+        name: &str,
+    ) -> Result<()> {
+        let p = self.n_features;
+        for r in 0..found.n_test {
+            for (&i, &d) in found.indices(r).iter().zip(found.sq_distances(r)) {
+                if !d.is_finite() {
+                    return Err(RuntimeError::numerical(format!(
+                        "{name}: squared distances overflow (values of X too large); \
+                         rescale X"
+                    )));
+                }
+                let differ = || (0..p).any(|j| x[(r, j)] != self.rows[i * p + j]);
+                if d < f64::MIN_POSITIVE && differ() {
+                    return Err(RuntimeError::numerical(format!(
+                        "{name}: squared distances underflow (rows of X differ by less than \
+                         1.5e-154); rescale X"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Nearest neighbours of test rows `r0..r1`: for each chunk of training

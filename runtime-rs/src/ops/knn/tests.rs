@@ -232,3 +232,37 @@ fn fitted_model_errors() {
     .unwrap();
     assert!(m.predict(huge.as_ref()).is_ok());
 }
+
+/// Neighbours are scale-invariant: at 2^500 (~3e150) they are those of the unscaled
+/// rows; squared distances that overflow (1e300) or underflow (1e-170) are
+/// refused by the shared search and by a fitted model alike, while exact
+/// duplicates (distance zero) at a tiny scale are not an underflow.
+#[test]
+fn extreme_scales_are_exact_or_refused() {
+    let (x, t) = (mat(&TRAIN), mat(&TEST));
+    let scaled = |m: &Mat<f64>, s: f64| Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] * s);
+    let want = neighbors(x.as_ref(), t.as_ref(), 4).unwrap();
+    // A power of two scales every distance exactly.
+    let s = 2f64.powi(500);
+    let big = neighbors(scaled(&x, s).as_ref(), scaled(&t, s).as_ref(), 4).unwrap();
+    for r in 0..t.nrows() {
+        assert_eq!(big.indices(r), want.indices(r), "row {r}");
+    }
+    for (s, what) in [(1e300, "overflow"), (1e-170, "underflow")] {
+        let (xs, ts) = (scaled(&x, s), scaled(&t, s));
+        let err = neighbors(xs.as_ref(), ts.as_ref(), 4).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::Numerical(m) if m.contains(what)),
+            "{s}: {err}"
+        );
+        let model = fit(xs.as_ref(), &Y_REG, 4, Weights::Distance, false).unwrap();
+        let err = model.predict(ts.as_ref()).unwrap_err();
+        assert!(
+            matches!(&err, RuntimeError::Numerical(m) if m.contains(what) && m.contains("KNeighborsRegressor")),
+            "{s}: {err}"
+        );
+    }
+    let tiny = scaled(&mat(&[[1.0, 2.0]; 5]), 1e-170);
+    let found = neighbors(tiny.as_ref(), tiny.as_ref(), 3).unwrap();
+    assert_eq!(found.sq_distances(0), &[0.0; 3]);
+}
