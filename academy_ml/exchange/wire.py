@@ -141,6 +141,15 @@ def _foreign_body(encoder: Encoder, body: Any) -> bytes:
         return encoder.pack([None])
 
 
+def _result_of(body: ActionResponse) -> Any:
+    # Academy's get_result compares result[0] with a string, which raises for
+    # a result such as [np.array([]), x]; only its own serialized form needs it.
+    result = body.result
+    if isinstance(result, list) and len(result) == 2 and isinstance(result[0], str):
+        return body.get_result()
+    return result
+
+
 def _body_fields(body: Any) -> list[Any]:
     match body:
         case ActionRequest():
@@ -153,7 +162,7 @@ def _body_fields(body: Any) -> list[Any]:
                 strategy_name(body.exception_serialization),
             ]
         case ActionResponse():
-            return [body.get_result(), strategy_name(body.serialization)]
+            return [_result_of(body), strategy_name(body.serialization)]
         case UserErrorResponse():
             return [body.get_exception(), strategy_name(body.serialization)]
         case AcademyErrorResponse():
