@@ -115,7 +115,8 @@ def test_every_kit_renders_with_defaults_and_required_values(kit: str, tmp_path:
     worker_init = (tmp_path / "worker_init.sh").read_text()
     assert provider.worker_init.strip() == worker_init.strip()
     assert 'source "/opt/academy-ml/bin/activate"' in worker_init
-    assert 'export ACADEMY_ML_CACHE_DIR="/tmp/academy-ml-cache-$USER"' in worker_init
+    assert 'export ACADEMY_ML_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/academy_ml"' in worker_init
+    assert "mkdir" not in worker_init, "the runtime creates the cache directory private"
     assert not re.search(r"\b(pip|uv|curl|wget|conda install)\b", worker_init)
     subprocess.run(["bash", "-n", str(tmp_path / "worker_init.sh")], check=True)
 
@@ -155,12 +156,11 @@ def test_site_values_and_user_options_reach_the_slurm_engine(tmp_path: Path) -> 
     assert (provider.constraint, provider.cores_per_node) == ("cpu&ib", 64)
     assert provider.exclusive is False
     assert provider.scheduler_options.startswith(values["scheduler_options"])
-    assert provider.worker_init.splitlines()[-5:] == [
+    assert provider.worker_init.splitlines()[-4:] == [
         "module load conda/2024 gcc",
         'eval "$(conda shell.bash hook)"',
         'conda activate "academy"',
         'export ACADEMY_ML_CACHE_DIR="/local/scratch/$USER/academy-ml-cache"',
-        'mkdir -p "$ACADEMY_ML_CACHE_DIR"',
     ]
 
     overridden = _user_config(
