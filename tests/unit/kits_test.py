@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import re
+import stat
 import subprocess
 import sys
 import uuid
@@ -42,7 +43,7 @@ from parsl.launchers import (
 )
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
-from academy_ml.cache import default_cache_dir
+from academy_ml.cache import Cache, default_cache_dir
 from academy_ml.kits import KITS, KitError, find_kits_dir, kit_variables, parse_values, render_kit
 
 KITS_DIR = Path(__file__).resolve().parents[2] / "endpoints"
@@ -270,7 +271,9 @@ def test_the_local_kit_runs_tasks_in_the_activated_environment(
         venv = pool.submit(os.getenv, "VIRTUAL_ENV").result(timeout=60)  # type: ignore[no-untyped-call]
 
     assert cache_dir == cache
-    assert cache.is_dir()
+    assert not cache.exists(), "worker_init leaves creating the cache to the runtime"
+    Cache(cache_dir)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     assert venv == sys.prefix
 
 

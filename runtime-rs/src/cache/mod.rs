@@ -20,7 +20,6 @@ mod disk;
 mod memory;
 mod secure;
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
