@@ -10,11 +10,19 @@ agent, and by another process on the same node::
     aml.evaluate(batch_2, X, y, cache=cache)  # shared prefixes are read, not recomputed
 
 Two tiers: memory (values shared by reference, least recently used out past
-``memory_bytes``) and a directory shared by every process on the node
-(entries written atomically, checksummed, least recently used out past
+``memory_bytes``) and a directory shared by every process of the user on the
+node (entries written atomically, least recently used out past
 ``disk_bytes``). A damaged entry is detected, counted, removed and
 recomputed. A value is kept when it is small or when recomputing it would
 take longer than reading it back.
+
+The directory is private: created with mode 0700, and refused (``CacheError``
+naming the path and the reason) when it is a symbolic link, owned by another
+user or writable by group or others. Entries carry a blake3 checksum keyed
+with a secret only its owner can read (``secret``, mode 0600), so an entry
+planted by anyone else is a miss; temporary files get unpredictable names and
+are never opened through a planted link, and anything at an entry's path that
+is not a regular file (a link, a FIFO) is removed unread.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ __all__ = [
     "Cache",
     "CacheStats",
     "CacheSummary",
+    "clear",
     "default_cache_dir",
     "summarize",
 ]
@@ -135,7 +144,8 @@ class Cache:
 
     Raises:
         ValueError: If a budget is not a non-negative integer.
-        CacheError: If the directory cannot be created or used.
+        CacheError: If the directory cannot be created, or is not private (a
+            symbolic link, owned by another user, writable by group or others).
     """
 
     def __init__(
@@ -192,8 +202,31 @@ def _open(path: str, memory_bytes: int, disk_bytes: int) -> Cache:
     return Cache(path, memory_bytes=memory_bytes, disk_bytes=disk_bytes)
 
 
+def _where(path: str | os.PathLike[str] | None) -> Path:
+    return Path(path).expanduser() if path is not None else default_cache_dir()
+
+
 def summarize(path: str | os.PathLike[str] | None = None) -> CacheSummary:
-    """What a cache directory holds (default: :func:`default_cache_dir`)."""
-    where = Path(path).expanduser() if path is not None else default_cache_dir()
+    """What a cache directory holds (default: :func:`default_cache_dir`).
+
+    Nothing is created.
+
+    Raises:
+        CacheError: If the path is missing, not a directory, not a cache
+            directory, or not private.
+    """
+    where = _where(path)
     entries, size, totals = _runtime.cache_summary(str(where))
     return CacheSummary(where, entries, size, CacheStats.from_counts(totals), _runtime.RUNTIME_ID)
+
+
+def clear(path: str | os.PathLike[str] | None = None) -> int:
+    """Empties a cache directory and its counters; returns entries removed.
+
+    Unlike :meth:`Cache.clear`, opens no cache: nothing is created.
+
+    Raises:
+        CacheError: If the path is missing, not a directory, not a cache
+            directory, or not private.
+    """
+    return _runtime.NodeCache.clear_dir(str(_where(path)))

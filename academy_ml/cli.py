@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from academy_ml import __version__, demo
-from academy_ml.cache import Cache, default_cache_dir, summarize
+from academy_ml.cache import clear, default_cache_dir, summarize
 from academy_ml.exceptions import AcademyMLError
 from academy_ml.kits import KITS, KitError, kit_variables, render_kit
 
@@ -171,8 +171,16 @@ def _list_kits() -> None:
         console.print(table)
 
 
+def _cache_refused(error: AcademyMLError) -> SystemExit:
+    print(f"academy-ml: error: {error}", file=sys.stderr)
+    return SystemExit(2)
+
+
 def _cache_stats(directory: Path | None) -> None:
-    summary = summarize(directory)
+    try:
+        summary = summarize(directory)
+    except AcademyMLError as error:
+        raise _cache_refused(error) from None
     table = Table(title="academy_ml node cache", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -199,10 +207,10 @@ def _cache_stats(directory: Path | None) -> None:
 
 def _cache_clear(directory: Path | None) -> None:
     where = directory if directory is not None else default_cache_dir()
-    if not where.exists():
-        print(f"{where}: nothing to clear")
-        return
-    removed = Cache(where, memory_bytes=0).clear()
+    try:
+        removed = clear(where)
+    except AcademyMLError as error:
+        raise _cache_refused(error) from None
     print(f"{where}: removed {removed:,} entries")
 
 

@@ -140,8 +140,12 @@ class KitValues(BaseModel):
         None, description="environment modules to `module load` first, space separated"
     )
     cache_dir: ShellPath = Field(
-        "/tmp/academy-ml-cache-$USER",
-        description="node-local cache directory, exported as ACADEMY_ML_CACHE_DIR",
+        # The user's own cache directory (as platformdirs finds it on Linux),
+        # never a predictable name in a shared /tmp; sites point it at
+        # node-local scratch.
+        "${XDG_CACHE_HOME:-$HOME/.cache}/academy_ml",
+        description="node-local cache directory, exported as ACADEMY_ML_CACHE_DIR "
+        "(created private, mode 0700, by the runtime)",
     )
     workers_per_node: PositiveInt = Field(1, description="worker processes per node")
     max_blocks: PositiveInt = Field(1, description="most blocks (batch jobs) at once")

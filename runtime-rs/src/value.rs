@@ -139,6 +139,11 @@ pub(crate) mod matrix_serde {
 
     /// The matrix stored by [`to_bytes`]; None when the length does not match.
     pub(crate) fn from_bytes(data: &[u8], rows: usize, cols: usize) -> Option<Matrix> {
+        // No step builds wider matrices; an empty one claiming more columns
+        // would cost a loop over them.
+        if cols > super::MAX_COLUMNS {
+            return None;
+        }
         let cells = rows.checked_mul(cols)?;
         if cells.checked_mul(8)? != data.len() {
             return None;

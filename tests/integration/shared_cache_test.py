@@ -1,12 +1,14 @@
 """Scenario: two processes on one node run overlapping batches on one cache, at once.
 
 Both must finish with the scores an uncached run gives, and no entry on disk
-may be damaged: a third process then reads every score back.
+may be damaged (both create the private directory and its checksum secret at
+once): a third process then reads every score back.
 """
 
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import textwrap
@@ -67,6 +69,11 @@ def test_two_processes_share_one_cache_directory_safely(tmp_path: Path) -> None:
             for j, scores in enumerate(batch_scores):
                 np.testing.assert_allclose(scores, by_pipeline[first + j], rtol=0, atol=1e-12)
 
+    # Both children created the directory at once: one private directory,
+    # one secret (an entry sealed with another would have counted as corrupt).
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((cache_dir / "secret").stat().st_mode) == 0o600
+    assert list((cache_dir / "tmp").iterdir()) == []
     summary = aml.cache.summarize(cache_dir)
     assert summary.totals.corrupt == 0
     assert summary.totals.io_errors == 0

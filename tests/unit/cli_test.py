@@ -40,8 +40,44 @@ def test_cache_clear_empties_the_directory(
 
     assert "removed 1 entries" in capsys.readouterr().out
     assert aml.cache.summarize(tmp_path).entries == 0
-    main(["cache", "clear", "--dir", str(tmp_path / "absent")])
-    assert "nothing to clear" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("verb", ["stats", "clear"])
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("absent", "no such directory"),
+        ("file", "it is not a directory"),
+        ("other", "it is not a cache directory"),
+        ("link", "it is a symbolic link"),
+        ("open", "it is writable by group or others (mode 0777)"),
+    ],
+)
+def test_cache_verbs_refuse_what_is_not_a_cache_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], verb: str, name: str, reason: str
+) -> None:
+    aml.Cache(tmp_path / "real")
+    (tmp_path / "file").write_text("data")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    (tmp_path / "open" / "entries").mkdir()
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    target = tmp_path / name
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cache", verb, "--dir", str(target)])
+
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert err.startswith("academy-ml: error: ")
+    assert f"cache directory {target} refused: {reason}" in err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before, "nothing created"
+    assert (tmp_path / "file").read_text() == "data"
 
 
 def test_the_environment_names_the_default_directory(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import pwd
 import re
+import stat
 import subprocess
 import sys
 import uuid
@@ -42,7 +43,7 @@ from parsl.launchers import (
 )
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
-from academy_ml.cache import default_cache_dir
+from academy_ml.cache import Cache, default_cache_dir
 from academy_ml.kits import KITS, KitError, find_kits_dir, kit_variables, parse_values, render_kit
 
 KITS_DIR = Path(__file__).resolve().parents[2] / "endpoints"
@@ -115,7 +116,8 @@ def test_every_kit_renders_with_defaults_and_required_values(kit: str, tmp_path:
     worker_init = (tmp_path / "worker_init.sh").read_text()
     assert provider.worker_init.strip() == worker_init.strip()
     assert 'source "/opt/academy-ml/bin/activate"' in worker_init
-    assert 'export ACADEMY_ML_CACHE_DIR="/tmp/academy-ml-cache-$USER"' in worker_init
+    assert 'export ACADEMY_ML_CACHE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/academy_ml"' in worker_init
+    assert "mkdir" not in worker_init, "the runtime creates the cache directory private"
     assert not re.search(r"\b(pip|uv|curl|wget|conda install)\b", worker_init)
     subprocess.run(["bash", "-n", str(tmp_path / "worker_init.sh")], check=True)
 
@@ -155,12 +157,11 @@ def test_site_values_and_user_options_reach_the_slurm_engine(tmp_path: Path) -> 
     assert (provider.constraint, provider.cores_per_node) == ("cpu&ib", 64)
     assert provider.exclusive is False
     assert provider.scheduler_options.startswith(values["scheduler_options"])
-    assert provider.worker_init.splitlines()[-5:] == [
+    assert provider.worker_init.splitlines()[-4:] == [
         "module load conda/2024 gcc",
         'eval "$(conda shell.bash hook)"',
         'conda activate "academy"',
         'export ACADEMY_ML_CACHE_DIR="/local/scratch/$USER/academy-ml-cache"',
-        'mkdir -p "$ACADEMY_ML_CACHE_DIR"',
     ]
 
     overridden = _user_config(
@@ -270,7 +271,9 @@ def test_the_local_kit_runs_tasks_in_the_activated_environment(
         venv = pool.submit(os.getenv, "VIRTUAL_ENV").result(timeout=60)  # type: ignore[no-untyped-call]
 
     assert cache_dir == cache
-    assert cache.is_dir()
+    assert not cache.exists(), "worker_init leaves creating the cache to the runtime"
+    Cache(cache_dir)
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
     assert venv == sys.prefix
 
 

@@ -1,9 +1,13 @@
 //! The on-disk form of one cache entry: a fixed header (magic, format
-//! version, dtype, shape, payload length, the entry's key and a blake3
-//! checksum of the payload) followed by the payload. Matrices and vectors are
-//! raw little-endian `f64`s; fitted steps, Gram statistics, predictions and
-//! neighbour lists are msgpack. Every field is verified on the way back in,
-//! so a truncated, corrupted or misplaced file is reported, never returned.
+//! version, dtype, shape, payload length, the entry's key and a keyed blake3
+//! checksum of the header and payload) followed by the payload. Matrices and
+//! vectors are raw little-endian `f64`s; fitted steps, Gram statistics,
+//! predictions and neighbour lists are msgpack. The checksum is keyed with the
+//! directory's secret, so an entry forged by someone who can write the
+//! directory but not read the secret is refused; every field is verified on
+//! the way back in, and decoding is bounded (shape, msgpack depth, no
+//! allocation beyond the bytes at hand), so a truncated, corrupted, misplaced
+//! or forged file is reported, never returned.
 
 use std::sync::Arc;
 
@@ -15,10 +19,34 @@ use crate::ops::Fitted;
 use crate::value::{matrix_serde, Gram, Prediction, Value};
 
 /// Version of the entry layout; entries of another version are rejected.
-pub const FORMAT: u16 = 1;
+/// 2: keyed checksum over header and payload (1 was unkeyed, payload only).
+pub const FORMAT: u16 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 96;
 const MAGIC: &[u8; 4] = b"AMLC";
+/// Where the checksum starts: it covers every byte before it and the payload.
+const MAC_AT: usize = 64;
+/// Largest number of rows or columns a stored shape may claim.
+const MAX_DIM: u64 = u32::MAX as u64;
+/// Deepest msgpack nesting accepted (stored values nest a few levels).
+const MAX_DEPTH: usize = 32;
+
+/// The per-directory key of the entries' checksums.
+#[derive(Clone)]
+pub struct Secret([u8; 32]);
+
+impl Secret {
+    /// A secret made of these bytes.
+    pub const fn new(bytes: [u8; 32]) -> Secret {
+        Secret(bytes)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
 
 /// What a payload holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +112,7 @@ pub fn encoded_len(entry: &Entry) -> Option<usize> {
 }
 
 /// Encodes `entry` stored under `key`.
-pub fn encode(key: &Key, entry: &Entry) -> Vec<u8> {
+pub fn encode(secret: &Secret, key: &Key, entry: &Entry) -> Vec<u8> {
     let (dtype, rows, cols, payload) = match entry {
         Entry::Value(Value::Matrix(m)) => (
             Dtype::Matrix,
@@ -120,25 +148,41 @@ pub fn encode(key: &Key, entry: &Entry) -> Vec<u8> {
     out.extend_from_slice(&(rows as u64).to_le_bytes());
     out.extend_from_slice(&(cols as u64).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(checksum(&payload).as_bytes());
     out.extend_from_slice(&key.0);
+    debug_assert_eq!(out.len(), MAC_AT);
+    let mac = checksum(secret, &out, &payload);
+    out.extend_from_slice(mac.as_bytes());
     debug_assert_eq!(out.len(), HEADER_LEN);
     out.extend_from_slice(&payload);
     out
 }
 
-/// blake3 of a payload; large ones are hashed on all cores.
-fn checksum(payload: &[u8]) -> blake3::Hash {
+/// Keyed blake3 of the header fields before the checksum and the payload;
+/// large payloads are hashed on all cores.
+fn checksum(secret: &Secret, fields: &[u8], payload: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new_keyed(&secret.0);
+    hasher.update(fields);
     if payload.len() < 1 << 20 {
-        return blake3::hash(payload);
+        hasher.update(payload);
+    } else {
+        hasher.update_rayon(payload);
     }
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_rayon(payload);
     hasher.finalize()
 }
 
-/// Decodes bytes stored under `key`, verifying every header field.
-pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
+/// Recomputes the checksum of encoded bytes in place (bytes shorter than a
+/// header are left alone). Only a holder of the secret can do this; tests use
+/// it to reach the payload decoder with damaged fields.
+pub fn reseal(secret: &Secret, bytes: &mut [u8]) {
+    if bytes.len() >= HEADER_LEN {
+        let mac = checksum(secret, &bytes[..MAC_AT], &bytes[HEADER_LEN..]);
+        bytes[MAC_AT..HEADER_LEN].copy_from_slice(mac.as_bytes());
+    }
+}
+
+/// Decodes bytes stored under `key`, verifying every header field and the
+/// keyed checksum before looking at the payload.
+pub fn decode(secret: &Secret, key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
     let bad = |why: &str| Err(Corrupt(why.to_string()));
     if bytes.len() < HEADER_LEN {
         return bad("shorter than its header");
@@ -152,23 +196,38 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
     if format != FORMAT {
         return Err(Corrupt(format!("entry format {format}, expected {FORMAT}")));
     }
+    if header[32..MAC_AT] != key.0 {
+        return bad("stored under another key");
+    }
+    if u64_at(24) != payload.len() as u64 {
+        return bad("truncated or padded payload");
+    }
+    let stored = blake3::Hash::from_bytes(header[MAC_AT..].try_into().expect("32 bytes"));
+    // blake3::Hash compares in constant time.
+    if checksum(secret, &header[..MAC_AT], payload) != stored {
+        return bad("checksum mismatch");
+    }
     let Some(dtype) = Dtype::from_byte(header[6]) else {
         return bad("unknown dtype");
     };
-    let (rows, cols, len) = (u64_at(8), u64_at(16), u64_at(24));
-    if header[64..96] != key.0 {
-        return bad("stored under another key");
+    if header[7] != 0 {
+        return bad("reserved header byte is set");
     }
-    if len != payload.len() as u64 {
-        return bad("truncated or padded payload");
+    let (rows, cols) = (u64_at(8), u64_at(16));
+    if rows > MAX_DIM || cols > MAX_DIM {
+        return bad("shape too large");
     }
-    if checksum(payload).as_bytes()[..] != header[32..64] {
-        return bad("checksum mismatch");
-    }
-    let (rows, cols) = (usize::try_from(rows), usize::try_from(cols));
-    let (Ok(rows), Ok(cols)) = (rows, cols) else {
-        return bad("shape does not fit in memory");
-    };
+    decode_payload(dtype, rows as usize, cols as usize, payload)
+}
+
+/// The value of a verified payload of `dtype` and shape `rows x cols`.
+fn decode_payload(
+    dtype: Dtype,
+    rows: usize,
+    cols: usize,
+    payload: &[u8],
+) -> Result<Entry, Corrupt> {
+    let bad = |why: &str| Err(Corrupt(why.to_string()));
     let floats = |n: usize| -> Result<Vec<f64>, Corrupt> {
         if n.checked_mul(8) != Some(payload.len()) {
             return Err(Corrupt("payload does not match its shape".into()));
@@ -188,9 +247,17 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
         Dtype::Blob if cols == 1 && rows == payload.len() => {
             Entry::Blob(Arc::new(payload.to_vec()))
         }
-        Dtype::Msgpack => {
-            let structured: Structured = rmp_serde::from_slice(payload)
+        Dtype::Msgpack if (rows, cols) == (0, 0) => {
+            // Reading through a cursor: byte strings are copied as they are
+            // read, never reserved from their length field.
+            let mut cursor = std::io::Cursor::new(payload);
+            let mut decoder = rmp_serde::Deserializer::new(&mut cursor);
+            decoder.set_max_depth(MAX_DEPTH);
+            let structured = Structured::deserialize(&mut decoder)
                 .map_err(|e| Corrupt(format!("cannot decode payload: {e}")))?;
+            if cursor.position() != payload.len() as u64 {
+                return bad("bytes after the payload's value");
+            }
             Entry::Value(match structured {
                 Structured::Fitted(f) => Value::Fitted(Arc::new(f)),
                 Structured::Gram(g) => Value::Gram(Arc::new(g)),
@@ -198,7 +265,9 @@ pub fn decode(key: &Key, bytes: &[u8]) -> Result<Entry, Corrupt> {
                 Structured::Neighbors(n) => Value::Neighbors(Arc::new(n)),
             })
         }
-        Dtype::Vector | Dtype::Scalar | Dtype::Blob => return bad("shape does not match dtype"),
+        Dtype::Vector | Dtype::Scalar | Dtype::Blob | Dtype::Msgpack => {
+            return bad("shape does not match dtype")
+        }
     })
 }
 
@@ -211,6 +280,10 @@ mod tests {
         Key([byte; 32])
     }
 
+    fn secret() -> Secret {
+        Secret::new([7; 32])
+    }
+
     fn matrix() -> Entry {
         Entry::Value(Value::Matrix(Arc::new(Matrix::from_fn(5, 3, |i, j| {
             i as f64 - 0.5 * j as f64
@@ -219,9 +292,9 @@ mod tests {
 
     #[test]
     fn matrices_round_trip_with_exact_length() {
-        let bytes = encode(&key(1), &matrix());
+        let bytes = encode(&secret(), &key(1), &matrix());
         assert_eq!(Some(bytes.len()), encoded_len(&matrix()));
-        let Entry::Value(Value::Matrix(m)) = decode(&key(1), &bytes).unwrap() else {
+        let Entry::Value(Value::Matrix(m)) = decode(&secret(), &key(1), &bytes).unwrap() else {
             panic!("not a matrix");
         };
         let Entry::Value(Value::Matrix(expected)) = matrix() else {
@@ -240,7 +313,7 @@ mod tests {
         };
         let entry = Entry::Value(Value::Prediction(Arc::new(pred.clone())));
         let Entry::Value(Value::Prediction(back)) =
-            decode(&key(2), &encode(&key(2), &entry)).unwrap()
+            decode(&secret(), &key(2), &encode(&secret(), &key(2), &entry)).unwrap()
         else {
             panic!("not a prediction");
         };
@@ -249,28 +322,93 @@ mod tests {
 
     #[test]
     fn damage_is_detected() {
-        let bytes = encode(&key(3), &matrix());
+        let bytes = encode(&secret(), &key(3), &matrix());
         let mut flipped = bytes.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert_eq!(
-            decode(&key(3), &flipped).unwrap_err().0,
+            decode(&secret(), &key(3), &flipped).unwrap_err().0,
             "checksum mismatch"
         );
         let truncated = &bytes[..bytes.len() - 8];
-        assert!(decode(&key(3), truncated).is_err());
-        assert!(decode(&key(3), &bytes[..10]).is_err());
+        assert!(decode(&secret(), &key(3), truncated).is_err());
+        assert!(decode(&secret(), &key(3), &bytes[..10]).is_err());
         assert_eq!(
-            decode(&key(4), &bytes).unwrap_err().0,
+            decode(&secret(), &key(4), &bytes).unwrap_err().0,
             "stored under another key"
         );
         let mut other_format = bytes.clone();
         other_format[4] = 9;
-        assert!(decode(&key(3), &other_format)
+        assert!(decode(&secret(), &key(3), &other_format)
             .unwrap_err()
             .0
             .contains("format"));
-        let mut lying_shape = bytes;
+        let mut lying_shape = bytes.clone();
         lying_shape[8] = 6;
-        assert!(decode(&key(3), &lying_shape).is_err());
+        assert!(decode(&secret(), &key(3), &lying_shape).is_err());
+        reseal(&secret(), &mut lying_shape);
+        assert_eq!(
+            decode(&secret(), &key(3), &lying_shape).unwrap_err().0,
+            "payload does not match its shape"
+        );
+    }
+
+    #[test]
+    fn another_secret_or_an_unkeyed_checksum_is_refused() {
+        let bytes = encode(&secret(), &key(5), &matrix());
+        assert_eq!(
+            decode(&Secret::new([8; 32]), &key(5), &bytes)
+                .unwrap_err()
+                .0,
+            "checksum mismatch"
+        );
+        // A forger who can write entries but not read the secret, moving a
+        // valid entry to another key, or hashing without a key.
+        let mut moved = bytes.clone();
+        moved[32..64].copy_from_slice(&key(6).0);
+        assert_eq!(
+            decode(&secret(), &key(6), &moved).unwrap_err().0,
+            "checksum mismatch"
+        );
+        let mut unkeyed = bytes;
+        let plain = blake3::Hasher::new()
+            .update(&unkeyed[..MAC_AT])
+            .update(&unkeyed[HEADER_LEN..])
+            .finalize();
+        unkeyed[MAC_AT..HEADER_LEN].copy_from_slice(plain.as_bytes());
+        assert_eq!(
+            decode(&secret(), &key(5), &unkeyed).unwrap_err().0,
+            "checksum mismatch"
+        );
+    }
+
+    #[test]
+    fn deep_or_trailing_msgpack_is_refused_without_panicking() {
+        // {"Gram": {"z": [[[...]]]}}: an unknown field is skipped, nesting
+        // and all, which is where unbounded recursion would overflow.
+        let mut deep = b"\x81\xa4Gram\x81\xa1z".to_vec();
+        deep.extend(std::iter::repeat_n(0x91, 100_000));
+        deep.push(0xc0);
+        let mut bytes = encode(&secret(), &key(9), &Entry::Blob(Arc::new(deep.clone())));
+        bytes[6] = Dtype::Msgpack as u8;
+        bytes[8..24].fill(0);
+        reseal(&secret(), &mut bytes);
+        let err = decode(&secret(), &key(9), &bytes).unwrap_err().0;
+        assert!(err.contains("depth"), "{err}");
+        let pred = Prediction {
+            values: vec![1.0],
+            classes: vec![],
+            proba: None,
+            decision: None,
+        };
+        let entry = Entry::Value(Value::Prediction(Arc::new(pred)));
+        let mut bytes = encode(&secret(), &key(9), &entry);
+        bytes.push(0xc0);
+        let len = (bytes.len() - HEADER_LEN) as u64;
+        bytes[24..32].copy_from_slice(&len.to_le_bytes());
+        reseal(&secret(), &mut bytes);
+        assert_eq!(
+            decode(&secret(), &key(9), &bytes).unwrap_err().0,
+            "bytes after the payload's value"
+        );
     }
 }

@@ -1,19 +1,22 @@
-//! The on-disk tier, shared by every process on the node.
+//! The on-disk tier, shared by every process of one user on the node.
 //!
-//! Entries live at `entries/<2 hex>/<62 hex>`. A writer writes a private
-//! temporary file and renames it into place, so a reader sees a whole entry or
-//! none, and two processes storing the same key both leave a valid one (the
-//! bytes are equal). Reads refresh the file's modification time; eviction
-//! removes the least recently used entries once the byte budget is exceeded.
-//! No locks: a file removed under a reader simply reads as a miss.
+//! Entries live at `entries/<2 hex>/<62 hex>` in a private directory (see
+//! `secure`). A writer writes a private temporary file and renames it into
+//! place, so a reader sees a whole entry or none, and two processes storing
+//! the same key both leave a valid one (the bytes are equal). Reads refresh
+//! the file's modification time; eviction removes the least recently used
+//! entries once the byte budget is exceeded. No locks: a file removed under a
+//! reader simply reads as a miss. Anything at an entry's path that is not a
+//! regular file of this user (a planted link or FIFO) is removed unread.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use super::secure::{self, Opened, Reason, Refused};
 use super::Key;
 
 /// Eviction brings usage down to this fraction of the budget, so it does not
@@ -38,12 +41,48 @@ struct Found {
     used: SystemTime,
 }
 
+/// What reading an entry found.
+pub(super) enum Read {
+    /// No entry.
+    Missing,
+    /// The entry's bytes.
+    Bytes(Vec<u8>),
+    /// Something that is not an entry (a link, a FIFO, an oversized file);
+    /// it was removed unread.
+    Refused,
+}
+
 impl Store {
-    /// Opens (creating) the store at `root`.
-    pub(super) fn open(root: &Path, budget: u64) -> io::Result<Store> {
-        fs::create_dir_all(root.join("entries"))?;
-        fs::create_dir_all(root.join("tmp"))?;
+    /// Opens the store at `root`, creating it (mode 0700) when absent.
+    pub(super) fn open(root: &Path, budget: u64) -> Result<Store, Refused> {
+        let refused = |reason| Refused {
+            path: root.to_path_buf(),
+            reason,
+        };
+        secure::create_private_dir(root).map_err(refused)?;
+        for sub in ["entries", "tmp"] {
+            secure::create_subdir(&root.join(sub))
+                .map_err(|e| refused(Reason::Io(format!("cannot create {sub}/: {e}"))))?;
+        }
         remove_stale_temps(&root.join("tmp"));
+        Ok(Store::at(root, budget))
+    }
+
+    /// Opens the store at `root` without creating anything: `root` must be
+    /// a private directory a cache made.
+    pub(super) fn existing(root: &Path) -> Result<Store, Refused> {
+        let refused = |reason| Refused {
+            path: root.to_path_buf(),
+            reason,
+        };
+        secure::check_private_dir(root).map_err(refused)?;
+        if !fs::symlink_metadata(root.join("entries")).is_ok_and(|m| m.is_dir()) {
+            return Err(refused(Reason::NotACache));
+        }
+        Ok(Store::at(root, u64::MAX))
+    }
+
+    fn at(root: &Path, budget: u64) -> Store {
         let store = Store {
             root: root.to_path_buf(),
             budget,
@@ -53,7 +92,12 @@ impl Store {
         store
             .usage
             .store(store.scan().iter().map(|f| f.size).sum(), Ordering::Relaxed);
-        Ok(store)
+        store
+    }
+
+    /// The directory of temporary files.
+    pub(super) fn temp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
     }
 
     fn path(&self, key: &Key) -> PathBuf {
@@ -61,19 +105,33 @@ impl Store {
         self.root.join("entries").join(&hex[..2]).join(&hex[2..])
     }
 
-    /// The stored bytes of `key`, or None when there is no such entry.
-    pub(super) fn read(&self, key: &Key) -> io::Result<Option<Vec<u8>>> {
+    /// Largest entry this store writes (and so reads).
+    fn largest(&self) -> u64 {
+        self.budget / 2
+    }
+
+    /// The stored bytes of `key`. The entry is opened without following a
+    /// link or blocking on a FIFO, and checked on the open descriptor.
+    pub(super) fn read(&self, key: &Key) -> io::Result<Read> {
         let path = self.path(key);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let (file, meta) = match secure::open_regular(&path, false)? {
+            Opened::File(file, meta) => (file, meta),
+            Opened::Missing => return Ok(Read::Missing),
+            Opened::Unsafe(_) => {
+                let _ = fs::remove_file(&path);
+                return Ok(Read::Refused);
+            }
         };
-        // Recency for eviction; failing to record it loses nothing.
-        if let Ok(file) = fs::File::options().append(true).open(&path) {
-            let _ = file.set_modified(SystemTime::now());
+        // Recency for eviction, on the descriptor just opened; failing to
+        // record it loses nothing.
+        let _ = file.set_modified(SystemTime::now());
+        match secure::read_bounded(file, meta.len(), self.largest())? {
+            Some(bytes) => Ok(Read::Bytes(bytes)),
+            None => {
+                self.remove(key);
+                Ok(Read::Refused)
+            }
         }
-        Ok(Some(bytes))
     }
 
     /// Stores `bytes` under `key` atomically; returns the number of entries
@@ -81,22 +139,12 @@ impl Store {
     /// stored (they would evict everything else).
     pub(super) fn write(&self, key: &Key, bytes: &[u8]) -> io::Result<u64> {
         let size = bytes.len() as u64;
-        if size as f64 > self.budget as f64 / 2.0 {
+        if size > self.largest() {
             return Ok(0);
         }
         let path = self.path(key);
-        let temp = self.root.join("tmp").join(temp_name());
-        let written = (|| {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(bytes)?;
-            drop(file);
-            fs::create_dir_all(path.parent().expect("entries have a parent"))?;
-            fs::rename(&temp, &path)
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
+        secure::create_subdir(path.parent().expect("entries have a parent"))?;
+        secure::replace(&path, &self.temp_dir(), "entry-", bytes)?;
         let usage = self.usage.fetch_add(size, Ordering::Relaxed) + size;
         Ok(if usage > self.budget {
             self.evict(&path)
@@ -108,8 +156,8 @@ impl Store {
     /// Removes `key`'s entry (a damaged one).
     pub(super) fn remove(&self, key: &Key) {
         let path = self.path(key);
-        if let Ok(meta) = fs::metadata(&path) {
-            if fs::remove_file(&path).is_ok() {
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            if fs::remove_file(&path).is_ok() && meta.is_file() {
                 let _ = self
                     .usage
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
@@ -118,7 +166,6 @@ impl Store {
             }
         }
     }
-
     /// Removes the least recently used entries (never `keep`, the entry just
     /// written) until usage is back under budget; returns how many.
     fn evict(&self, keep: &Path) -> u64 {
@@ -155,29 +202,41 @@ impl Store {
         evicted
     }
 
-    /// Every entry file: path, size, last use.
-    fn scan(&self) -> Vec<Found> {
+    /// Every file in the entry shards (real directories only): path, size,
+    /// last use, and whether it is a regular file (only those are entries).
+    fn files(&self) -> Vec<(Found, bool)> {
         let mut found = Vec::new();
         let Ok(shards) = fs::read_dir(self.root.join("entries")) else {
             return found;
         };
         for shard in shards.flatten() {
+            if !shard.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
             let Ok(files) = fs::read_dir(shard.path()) else {
                 continue;
             };
             for file in files.flatten() {
+                // `DirEntry::metadata` does not follow symbolic links.
                 if let Ok(meta) = file.metadata() {
-                    if meta.is_file() {
-                        found.push(Found {
-                            path: file.path(),
-                            size: meta.len(),
-                            used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                        });
-                    }
+                    let entry = Found {
+                        path: file.path(),
+                        size: meta.len(),
+                        used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    };
+                    found.push((entry, meta.is_file()));
                 }
             }
         }
         found
+    }
+
+    /// Every entry: path, size, last use.
+    fn scan(&self) -> Vec<Found> {
+        self.files()
+            .into_iter()
+            .filter_map(|(f, regular)| regular.then_some(f))
+            .collect()
     }
 
     /// (entries, bytes) on disk now.
@@ -186,26 +245,18 @@ impl Store {
         (found.len() as u64, found.iter().map(|f| f.size).sum())
     }
 
-    /// Removes every entry; returns how many.
+    /// Removes every entry, and anything else planted among them; returns
+    /// how many entries.
     pub(super) fn clear(&self) -> u64 {
         let mut removed = 0;
-        for entry in self.scan() {
-            if fs::remove_file(&entry.path).is_ok() {
+        for (entry, regular) in self.files() {
+            if fs::remove_file(&entry.path).is_ok() && regular {
                 removed += 1;
             }
         }
         self.usage.store(0, Ordering::Relaxed);
         removed
     }
-}
-
-fn temp_name() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{nanos}-{n}.tmp", std::process::id())
 }
 
 fn remove_stale_temps(dir: &Path) {
@@ -244,10 +295,10 @@ mod tests {
             .unwrap();
         assert_eq!(store.write(&c, &[3; 400]).unwrap(), 1);
         assert!(
-            store.read(&b).unwrap().is_none(),
+            matches!(store.read(&b).unwrap(), Read::Missing),
             "b was least recently used"
         );
-        assert_eq!(store.read(&a).unwrap().unwrap(), vec![1; 400]);
+        assert!(matches!(store.read(&a).unwrap(), Read::Bytes(v) if v == vec![1; 400]));
         assert_eq!(store.usage(), (2, 800));
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
@@ -257,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 100).unwrap();
         store.write(&Key([1; 32]), &[0; 51]).unwrap();
-        assert!(store.read(&Key([1; 32])).unwrap().is_none());
+        assert!(matches!(store.read(&Key([1; 32])).unwrap(), Read::Missing));
         store.write(&Key([2; 32]), &[0; 10]).unwrap();
         let reopened = Store::open(dir.path(), 100).unwrap();
         assert_eq!(reopened.usage.load(Ordering::Relaxed), 10);

@@ -5,9 +5,10 @@
 //! this runtime's identity (version and a hash of its source), so a code
 //! change never reads an older runtime's results. Two tiers: memory (shared
 //! by reference, LRU within a byte budget; with a disk tier, only entries up
-//! to 1 MiB, large ones being left to the page cache) and a directory that
-//! every process on the node shares (atomic writes, checksummed entries, LRU
-//! eviction within a byte budget). A damaged entry is counted, removed and
+//! to 1 MiB, large ones being left to the page cache) and a private directory
+//! that every process of the user on the node shares (atomic writes, entries
+//! checksummed with a key only the directory's owner can read, LRU eviction
+//! within a byte budget). A damaged or forged entry is counted, removed and
 //! recomputed, never returned.
 //!
 //! Admission is cost-aware: a value is kept when it is small, or when
@@ -17,9 +18,9 @@
 mod codec;
 mod disk;
 mod memory;
+mod secure;
 
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,7 +28,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use codec::Corrupt;
-pub use codec::{Entry, FORMAT};
+pub use codec::{decode, encode, reseal, Corrupt as CorruptEntry, Entry, Secret, FORMAT};
+use disk::Read;
+use secure::Opened;
+pub use secure::{Reason, Refused};
 
 use crate::error::{Result, RuntimeError};
 
@@ -144,7 +148,8 @@ pub struct Summary {
 pub struct NodeCache {
     dir: PathBuf,
     memory: Option<memory::Lru>,
-    disk: Option<disk::Store>,
+    /// The disk tier and the key of its entries' checksums.
+    disk: Option<(disk::Store, Secret)>,
     stats: Mutex<Stats>,
     /// Counters already added to the directory's totals.
     flushed: Mutex<Stats>,
@@ -158,17 +163,21 @@ pub struct NodeCache {
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 impl NodeCache {
-    /// Opens the cache; creates its directory when the disk tier is on.
+    /// Opens the cache; when the disk tier is on, creates its directory
+    /// (private) or checks that the existing one is, and loads (or creates)
+    /// its checksum secret.
     pub fn open(config: &CacheConfig) -> Result<NodeCache> {
         let disk = if config.disk_bytes > 0 {
-            Some(
-                disk::Store::open(&config.dir, config.disk_bytes).map_err(|e| {
-                    RuntimeError::Cache(format!(
-                        "cannot use cache directory {}: {e}",
-                        config.dir.display()
-                    ))
-                })?,
-            )
+            let store = disk::Store::open(&config.dir, config.disk_bytes).map_err(refused)?;
+            let secret = secure::load_or_create_secret(&config.dir, &store.temp_dir()).map_err(
+                |reason| {
+                    refused(Refused {
+                        path: config.dir.clone(),
+                        reason,
+                    })
+                },
+            )?;
+            Some((store, Secret::new(secret)))
         } else {
             None
         };
@@ -199,18 +208,32 @@ impl NodeCache {
                 return Some(entry);
             }
         }
-        let found = self.disk.as_ref().and_then(|disk| match disk.read(key) {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                self.count(|s| s.io_errors += 1);
-                None
-            }
-        });
-        let Some(bytes) = found else {
+        let Some((disk, secret)) = &self.disk else {
             self.count(|s| s.misses += 1);
             return None;
         };
-        match codec::decode(key, &bytes) {
+        let bytes = match disk.read(key) {
+            Ok(Read::Bytes(bytes)) => bytes,
+            Ok(Read::Missing) => {
+                self.count(|s| s.misses += 1);
+                return None;
+            }
+            Ok(Read::Refused) => {
+                self.count(|s| {
+                    s.corrupt += 1;
+                    s.misses += 1;
+                });
+                return None;
+            }
+            Err(_) => {
+                self.count(|s| {
+                    s.io_errors += 1;
+                    s.misses += 1;
+                });
+                return None;
+            }
+        };
+        match codec::decode(secret, key, &bytes) {
             Ok(entry) if accept(&entry) => {
                 self.count(|s| {
                     s.hits += 1;
@@ -224,9 +247,7 @@ impl NodeCache {
                 None
             }
             Err(Corrupt(_)) => {
-                if let Some(disk) = &self.disk {
-                    disk.remove(key);
-                }
+                disk.remove(key);
                 self.count(|s| {
                     s.corrupt += 1;
                     s.misses += 1;
@@ -239,17 +260,18 @@ impl NodeCache {
     /// Stores `entry` if it is worth keeping: small, or slower to recompute
     /// (`recompute`) than to read back. Returns whether it was stored.
     pub fn put(&self, key: &Key, entry: &Entry, recompute: Duration) -> bool {
+        let sealing = self.disk.as_ref().map_or(&NO_SECRET, |(_, secret)| secret);
         let mut encoded = None;
         let size = match codec::encoded_len(entry) {
             Some(size) => size,
-            None => encoded.insert(codec::encode(key, entry)).len(),
+            None => encoded.insert(codec::encode(sealing, key, entry)).len(),
         };
         let load_seconds = size as f64 / ADMIT_BYTES_PER_SECOND;
         if size > SMALL_ENTRY && recompute.as_secs_f64() < load_seconds {
             return false;
         }
-        if let Some(disk) = &self.disk {
-            let bytes = encoded.unwrap_or_else(|| codec::encode(key, entry));
+        if let Some((disk, secret)) = &self.disk {
+            let bytes = encoded.unwrap_or_else(|| codec::encode(secret, key, entry));
             match disk.write(key, &bytes) {
                 Ok(evicted) => self.count(|s| {
                     s.bytes_written += bytes.len() as u64;
@@ -292,27 +314,27 @@ impl NodeCache {
         if let Some(memory) = &self.memory {
             memory.clear();
         }
-        let removed = self.disk.as_ref().map_or(0, disk::Store::clear);
         *self.flushed.lock().unwrap_or_else(|e| e.into_inner()) = self.stats();
-        if self.disk.is_some() {
-            with_totals(&self.dir, |totals| *totals = Stats::default()).map_err(cache_error)?;
+        match &self.disk {
+            Some((store, _)) => clear_store(store, &self.dir),
+            None => Ok(0),
         }
-        Ok(removed)
     }
 
     /// Adds this process's counters since the last flush to the directory's
     /// totals (shared by every process, updated under a file lock).
     pub fn flush_stats(&self) -> Result<()> {
-        if self.disk.is_none() {
+        let Some((store, _)) = &self.disk else {
             return Ok(());
-        }
+        };
         let now = self.stats();
         let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
         let delta = now.minus(&flushed);
         if delta == Stats::default() {
             return Ok(());
         }
-        with_totals(&self.dir, |totals| totals.add(&delta)).map_err(cache_error)?;
+        with_totals(&self.dir, &store.temp_dir(), |totals| totals.add(&delta))
+            .map_err(cache_error)?;
         *flushed = now;
         Ok(())
     }
@@ -331,24 +353,24 @@ impl NodeCache {
         let _ = self.flush_stats();
     }
 
-    /// What the directory holds and its totals, without opening a cache.
+    /// What the directory holds and its totals, without opening a cache or
+    /// creating anything: `dir` must be a private directory a cache made.
     pub fn summary(dir: &Path) -> Result<Summary> {
-        if !dir.exists() {
-            return Ok(Summary {
-                entries: 0,
-                bytes: 0,
-                totals: Stats::default(),
-            });
-        }
-        let store = disk::Store::open(dir, u64::MAX).map_err(cache_error)?;
+        let store = disk::Store::existing(dir).map_err(refused)?;
         let (entries, bytes) = store.usage();
-        let mut totals = Stats::default();
-        with_totals(dir, |t| totals = *t).map_err(cache_error)?;
         Ok(Summary {
             entries,
             bytes,
-            totals,
+            totals: read_totals(dir).map_err(cache_error)?,
         })
+    }
+
+    /// Empties the cache directory `dir` and its totals without opening a
+    /// cache; `dir` must be a private directory a cache made. Returns the
+    /// number of entries removed.
+    pub fn clear_dir(dir: &Path) -> Result<u64> {
+        let store = disk::Store::existing(dir).map_err(refused)?;
+        clear_store(&store, dir)
     }
 }
 
@@ -363,26 +385,54 @@ fn cache_error(e: io::Error) -> RuntimeError {
     RuntimeError::Cache(format!("cache directory: {e}"))
 }
 
-/// Runs `update` on the directory's persisted totals under an exclusive lock.
-fn with_totals(dir: &Path, update: impl FnOnce(&mut Stats)) -> io::Result<()> {
-    let lock = fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("stats.lock"))?;
-    lock.lock()?;
-    let path = dir.join("stats.msgpack");
-    // Unreadable totals (a torn write from a crash) restart from zero.
-    let mut totals: Stats = fs::read(&path)
-        .ok()
+fn refused(refused: Refused) -> RuntimeError {
+    RuntimeError::Cache(refused.to_string())
+}
+
+/// Seals encodings that are only sized (no disk tier to store them).
+const NO_SECRET: Secret = Secret::new([0; 32]);
+
+const TOTALS_FILE: &str = "stats.msgpack";
+/// The totals are a few dozen bytes; anything larger is not ours.
+const TOTALS_LIMIT: u64 = 4096;
+
+fn clear_store(store: &disk::Store, dir: &Path) -> Result<u64> {
+    let removed = store.clear();
+    with_totals(dir, &store.temp_dir(), |totals| *totals = Stats::default())
+        .map_err(cache_error)?;
+    Ok(removed)
+}
+
+/// The directory's persisted totals. Unreadable ones (a torn write from a
+/// crash, something planted) read as zero.
+fn read_totals(dir: &Path) -> io::Result<Stats> {
+    let bytes = match secure::open_regular(&dir.join(TOTALS_FILE), false)? {
+        Opened::File(file, meta) => secure::read_bounded(file, meta.len(), TOTALS_LIMIT)?,
+        Opened::Missing | Opened::Unsafe(_) => None,
+    };
+    Ok(bytes
         .and_then(|b| rmp_serde::from_slice(&b).ok())
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// Runs `update` on the directory's persisted totals under an exclusive lock;
+/// the new totals are written to a private temporary file in `temp_dir` and
+/// renamed into place.
+fn with_totals(dir: &Path, temp_dir: &Path, update: impl FnOnce(&mut Stats)) -> io::Result<()> {
+    let lock = match secure::open_regular(&dir.join("stats.lock"), true)? {
+        Opened::File(file, _) => file,
+        Opened::Missing | Opened::Unsafe(_) => {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file of this user",
+                dir.join("stats.lock").display()
+            )))
+        }
+    };
+    lock.lock()?;
+    let mut totals = read_totals(dir)?;
     update(&mut totals);
-    let temp = dir.join(format!("stats.{}.tmp", std::process::id()));
-    let mut file = fs::File::create(&temp)?;
-    file.write_all(&rmp_serde::to_vec_named(&totals).expect("stats serialise"))?;
-    drop(file);
-    fs::rename(&temp, &path)?;
+    let bytes = rmp_serde::to_vec_named(&totals).expect("stats serialise");
+    secure::replace(&dir.join(TOTALS_FILE), temp_dir, "stats-", &bytes)?;
     lock.unlock()
 }
 

@@ -45,6 +45,15 @@ impl PyNodeCache {
         self.inner.clear().map_err(errors::to_py)
     }
 
+    /// Empties the cache directory `path` without opening a cache (nothing is
+    /// created; a path that is not a private cache directory is refused);
+    /// returns the number of entries removed.
+    #[staticmethod]
+    fn clear_dir(py: Python<'_>, path: PathBuf) -> PyResult<u64> {
+        py.detach(|| NodeCache::clear_dir(&path))
+            .map_err(errors::to_py)
+    }
+
     /// Adds this process's counters to the directory's totals.
     fn flush(&self) -> PyResult<()> {
         self.inner.flush_stats().map_err(errors::to_py)
@@ -68,7 +77,9 @@ impl PyNodeCache {
     }
 }
 
-/// `(entries, bytes, totals)` of a cache directory, for `academy-ml cache stats`.
+/// `(entries, bytes, totals)` of a cache directory, for `academy-ml cache
+/// stats`; nothing is created, and a path that is not a private cache
+/// directory is refused.
 #[pyfunction]
 pub fn cache_summary(py: Python<'_>, path: PathBuf) -> PyResult<(u64, u64, Bound<'_, PyDict>)> {
     let summary = py
