@@ -13,6 +13,7 @@ __all__ = [
     "__version__",
     "cache_summary",
     "check_plan",
+    "max_threads",
     "run_plan",
 ]
 
@@ -34,6 +35,7 @@ class NodeCache:
 
 def cache_summary(path: str) -> tuple[int, int, dict[str, int]]: ...
 def check_plan(plan: bytes) -> int: ...
+def max_threads() -> int: ...
 def run_plan(
     plan: bytes,
     x: NDArray[np.float64],

@@ -20,6 +20,7 @@ __all__ = [
     "ExchangeError",
     "ExchangeLoopError",
     "GeneratorExhausted",
+    "InternalError",
     "KitError",
     "KnowledgeError",
     "MessageTooLargeError",
@@ -62,6 +63,15 @@ class NumericalError(AcademyMLError, ArithmeticError):
 
 class CacheError(AcademyMLError, OSError):
     """The cache directory cannot be used (permissions, not a directory...)."""
+
+
+class InternalError(AcademyMLError, RuntimeError):
+    """The runtime broke one of its own invariants (a bug, e.g. a Rust panic).
+
+    Only the work it touched fails: a panic in one node fails the pipelines
+    that need that node, a panic elsewhere fails that call; the process and
+    the runtime stay usable.
+    """
 
 
 class UnsupportedStepError(AcademyMLError, TypeError):

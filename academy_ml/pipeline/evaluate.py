@@ -43,7 +43,8 @@ def evaluate(
         cache: A node-local :class:`academy_ml.Cache`: intermediates (and
             scores) computed before are read instead of recomputed, and new
             ones are stored.
-        threads: Worker threads for the runtime (default: all cores).
+        threads: Worker threads for the runtime (default, and at most: the
+            cores available to this process).
         options: Compiler switches (for ablations).
 
     Returns:
@@ -52,7 +53,9 @@ def evaluate(
 
     Raises:
         ValueError: Before any work, for an unknown scoring name, empty X, a
-            length mismatch between X and y, or an invalid ``threads``.
+            length mismatch between X and y, or an invalid ``threads``
+            (:class:`~academy_ml.exceptions.ParameterError` when it exceeds
+            the cores available).
         TypeError: If ``cache`` is not an :class:`academy_ml.Cache`.
     """
     if scoring is not None:

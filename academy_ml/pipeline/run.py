@@ -21,6 +21,7 @@ from sklearn.utils import _safe_indexing
 
 from academy_ml import _runtime
 from academy_ml.cache import Cache, CacheStats
+from academy_ml.exceptions import ParameterError
 from academy_ml.pipeline.data import digest
 from academy_ml.pipeline.fallback import StepFailure, fit_and_score
 from academy_ml.pipeline.plan import Entry, Plan
@@ -64,13 +65,21 @@ def check_run_arguments(threads: Any, cache: Any) -> None:
     Raises:
         TypeError: If ``cache`` is not an :class:`academy_ml.Cache` or None.
         ValueError: If ``threads`` is not a positive integer or None.
+        ParameterError: If ``threads`` exceeds the cores this process may use
+            (each size keeps a pool of threads, so there is no point asking
+            for more; the runtime refuses them too).
     """
     if cache is not None and not isinstance(cache, Cache):
         raise TypeError(f"cache must be an academy_ml.Cache or None, got {type(cache).__name__}")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    limit = _runtime.max_threads()
+    if threads > limit:
+        raise ParameterError(
+            f"threads must be at most {limit} (the cores available to this process), got {threads}"
+        )
 
 
 def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> RunReport:
@@ -80,6 +89,9 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
         PlanError: If the plan was compiled without data.
         TypeError: If ``cache`` is not an :class:`academy_ml.Cache`.
         ValueError: If ``threads`` is not a positive integer or None.
+        ParameterError: If ``threads`` exceeds the cores this process may use.
+        InternalError: If the runtime broke an invariant outside any one node
+            (a node's own failure fails only its pipelines).
     """
     check_run_arguments(threads, cache)
     payload = plan.to_bytes()

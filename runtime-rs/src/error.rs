@@ -24,6 +24,10 @@ pub enum RuntimeError {
     /// The caller asked the run to stop (Ctrl-C).
     #[error("interrupted")]
     Interrupted,
+    /// The runtime broke one of its own invariants (a bug, such as a Rust
+    /// panic): the work it touched failed, the process carries on.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// Shorthand used throughout the crate.
@@ -44,4 +48,27 @@ impl RuntimeError {
     pub fn numerical(message: impl Into<String>) -> Self {
         Self::Numerical(message.into())
     }
+
+    /// Builds a [`RuntimeError::Internal`] from anything printable.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal(message.into())
+    }
+
+    /// The [`RuntimeError::Internal`] for a caught panic, saying where it happened.
+    pub fn from_panic(context: &str, payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Self::Internal(format!("panic in {context}: {message}"))
+    }
+}
+
+/// Runs `work`, turning a panic in it into [`RuntimeError::Internal`] naming
+/// `context`. What `work` touched may be half-updated: callers only use this
+/// where shared state is behind poison-tolerant locks or discarded.
+pub fn catch_panic<T>(context: &str, work: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|payload| RuntimeError::from_panic(context, &*payload))
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
-use super::errors;
+use super::{errors, gil};
 use crate::cache::{CacheConfig, Entry, Key, NodeCache, Stats};
 
 /// A two-tier node cache (memory LRU + a directory shared by the node).
@@ -26,23 +26,27 @@ impl PyNodeCache {
             memory_bytes,
             disk_bytes,
         };
-        let inner = NodeCache::open(&config).map_err(errors::to_py)?;
-        Ok(PyNodeCache { inner })
+        gil::guard("NodeCache", || {
+            let inner = NodeCache::open(&config).map_err(errors::to_py)?;
+            Ok(PyNodeCache { inner })
+        })
     }
 
     /// This process's counters.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        stats_dict(py, &self.inner.stats())
+        gil::guard("NodeCache.stats", || stats_dict(py, &self.inner.stats()))
     }
 
     /// Bytes held by the memory tier.
-    fn memory_used(&self) -> u64 {
-        self.inner.memory_used()
+    fn memory_used(&self) -> PyResult<u64> {
+        gil::guard("NodeCache.memory_used", || Ok(self.inner.memory_used()))
     }
 
     /// Empties both tiers; returns the number of disk entries removed.
     fn clear(&self) -> PyResult<u64> {
-        self.inner.clear().map_err(errors::to_py)
+        gil::guard("NodeCache.clear", || {
+            self.inner.clear().map_err(errors::to_py)
+        })
     }
 
     /// Empties the cache directory `path` without opening a cache (nothing is
@@ -56,24 +60,30 @@ impl PyNodeCache {
 
     /// Adds this process's counters to the directory's totals.
     fn flush(&self) -> PyResult<()> {
-        self.inner.flush_stats().map_err(errors::to_py)
+        gil::guard("NodeCache.flush", || {
+            self.inner.flush_stats().map_err(errors::to_py)
+        })
     }
 
     /// Bytes stored by `put_blob` under `key`, or None.
-    fn get_blob<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
-        let key = Key::for_node(key);
-        let found = py.detach(|| self.inner.get(&key, |e| matches!(e, Entry::Blob(_))));
-        match found {
-            Some(Entry::Blob(bytes)) => Some(PyBytes::new(py, &bytes)),
-            _ => None,
-        }
+    fn get_blob<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        gil::guard("NodeCache.get_blob", || {
+            let key = Key::for_node(key);
+            let found = py.detach(|| self.inner.get(&key, |e| matches!(e, Entry::Blob(_))));
+            Ok(match found {
+                Some(Entry::Blob(bytes)) => Some(PyBytes::new(py, &bytes)),
+                _ => None,
+            })
+        })
     }
 
     /// Stores `data` under `key` (small results computed on the Python side).
-    fn put_blob(&self, py: Python<'_>, key: &str, data: Vec<u8>) -> bool {
-        let key = Key::for_node(key);
-        let entry = Entry::Blob(Arc::new(data));
-        py.detach(|| self.inner.put(&key, &entry, Duration::MAX))
+    fn put_blob(&self, py: Python<'_>, key: &str, data: Vec<u8>) -> PyResult<bool> {
+        gil::guard("NodeCache.put_blob", || {
+            let key = Key::for_node(key);
+            let entry = Entry::Blob(Arc::new(data));
+            Ok(py.detach(|| self.inner.put(&key, &entry, Duration::MAX)))
+        })
     }
 }
 
@@ -82,14 +92,16 @@ impl PyNodeCache {
 /// directory is refused.
 #[pyfunction]
 pub fn cache_summary(py: Python<'_>, path: PathBuf) -> PyResult<(u64, u64, Bound<'_, PyDict>)> {
-    let summary = py
-        .detach(|| NodeCache::summary(&path))
-        .map_err(errors::to_py)?;
-    Ok((
-        summary.entries,
-        summary.bytes,
-        stats_dict(py, &summary.totals)?,
-    ))
+    gil::guard("cache_summary", || {
+        let summary = py
+            .detach(|| NodeCache::summary(&path))
+            .map_err(errors::to_py)?;
+        Ok((
+            summary.entries,
+            summary.bytes,
+            stats_dict(py, &summary.totals)?,
+        ))
+    })
 }
 
 fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict>> {

@@ -10,6 +10,7 @@ pyo3::import_exception!(academy_ml.exceptions, ParameterError);
 pyo3::import_exception!(academy_ml.exceptions, DataError);
 pyo3::import_exception!(academy_ml.exceptions, NumericalError);
 pyo3::import_exception!(academy_ml.exceptions, CacheError);
+pyo3::import_exception!(academy_ml.exceptions, InternalError);
 
 /// The Python exception for a runtime error.
 pub fn to_py(error: RuntimeError) -> PyErr {
@@ -21,6 +22,7 @@ pub fn to_py(error: RuntimeError) -> PyErr {
         RuntimeError::Numerical(_) => NumericalError::new_err(message),
         RuntimeError::Cache(_) => CacheError::new_err(message),
         RuntimeError::Interrupted => PyKeyboardInterrupt::new_err(message),
+        RuntimeError::Internal(_) => InternalError::new_err(message),
     }
 }
 
@@ -33,5 +35,6 @@ pub fn kind_name(error: &RuntimeError) -> &'static str {
         RuntimeError::Numerical(_) => "numerical",
         RuntimeError::Cache(_) => "cache",
         RuntimeError::Interrupted => "interrupted",
+        RuntimeError::Internal(_) => "internal",
     }
 }

@@ -26,6 +26,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<cache::PyNodeCache>()?;
     module.add_function(wrap_pyfunction!(check_plan, module)?)?;
     module.add_function(wrap_pyfunction!(run_plan, module)?)?;
+    module.add_function(wrap_pyfunction!(max_threads, module)?)?;
     module.add_function(wrap_pyfunction!(cache::cache_summary, module)?)?;
     Ok(())
 }
@@ -33,8 +34,16 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// Decodes and checks plan bytes; returns the number of nodes.
 #[pyfunction]
 fn check_plan(plan: &Bound<'_, PyBytes>) -> PyResult<usize> {
-    let plan = Plan::decode(plan.as_bytes()).map_err(errors::to_py)?;
-    Ok(plan.nodes.len())
+    gil::guard("check_plan", || {
+        let plan = Plan::decode(plan.as_bytes()).map_err(errors::to_py)?;
+        Ok(plan.nodes.len())
+    })
+}
+
+/// The most worker threads `run_plan` accepts: the cores this process may use.
+#[pyfunction]
+fn max_threads() -> usize {
+    exec::max_threads()
 }
 
 /// Runs a plan; returns `(outputs, counters)`. Each output is a float, an
@@ -44,6 +53,20 @@ fn check_plan(plan: &Bound<'_, PyBytes>) -> PyResult<usize> {
 #[pyfunction]
 #[pyo3(signature = (plan, x, targets, indices, threads=None, cache=None))]
 fn run_plan<'py>(
+    py: Python<'py>,
+    plan: &Bound<'py, PyBytes>,
+    x: PyReadonlyArray2<'py, f64>,
+    targets: HashMap<String, PyReadonlyArray1<'py, f64>>,
+    indices: HashMap<String, PyReadonlyArray1<'py, i64>>,
+    threads: Option<usize>,
+    cache: Option<&Bound<'py, cache::PyNodeCache>>,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Bound<'py, PyDict>)> {
+    gil::guard("run_plan", || {
+        run_plan_body(py, plan, x, targets, indices, threads, cache)
+    })
+}
+
+fn run_plan_body<'py>(
     py: Python<'py>,
     plan: &Bound<'py, PyBytes>,
     x: PyReadonlyArray2<'py, f64>,
@@ -66,8 +89,7 @@ fn run_plan<'py>(
     let cache = cache.map(|c| &c.get().inner);
     let report = gil::detach_interruptible(py, &cancel, || {
         exec::run_cached(&plan, &data, &pool, &cancel, cache)
-    })?
-    .map_err(errors::to_py)?;
+    })?;
     let outputs = report
         .outputs
         .into_iter()
@@ -136,7 +158,8 @@ fn outcome_to_py(py: Python<'_>, outcome: Outcome) -> PyResult<Bound<'_, PyAny>>
                 | RuntimeError::Parameter(m)
                 | RuntimeError::Numerical(m)
                 | RuntimeError::Plan(m)
-                | RuntimeError::Cache(m) => m,
+                | RuntimeError::Cache(m)
+                | RuntimeError::Internal(m) => m,
                 RuntimeError::Interrupted => "interrupted".into(),
             };
             Ok(PyTuple::new(

@@ -25,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import academy_ml as aml
+from academy_ml import _runtime
 
 # The runner, whose runtime binding the no-work spy replaces.
 run_module = importlib.import_module("academy_ml.pipeline.run")
@@ -70,7 +71,8 @@ def no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         calls.append("run_plan")
         raise AssertionError("the runtime was called although the input is invalid")
 
-    monkeypatch.setattr(run_module, "_runtime", types.SimpleNamespace(run_plan=run_plan))
+    runtime = types.SimpleNamespace(run_plan=run_plan, max_threads=_runtime.max_threads)
+    monkeypatch.setattr(run_module, "_runtime", runtime)
     SpyRegressor.fits.clear()
     return calls
 
@@ -145,6 +147,31 @@ def test_invalid_threads_are_refused(threads: Any, diabetes: Any, no_work: list[
         aml.evaluate(_spy_batch(), X, y, threads=threads)
 
     assert no_work == []
+
+
+@pytest.mark.parametrize("extra", [1, 10**5, 2**70])
+def test_threads_beyond_the_cores_are_refused_before_any_work(
+    extra: int, diabetes: Any, no_work: list[str]
+) -> None:
+    X, y = diabetes
+    limit = _runtime.max_threads()
+    threads = extra if extra > limit else limit + extra
+
+    with pytest.raises(aml.ParameterError, match=rf"threads must be at most {limit} .* {threads}$"):
+        aml.evaluate(_spy_batch(), X, y, threads=threads)
+
+    assert no_work == []
+    assert SpyRegressor.fits == []
+
+
+def test_threads_up_to_the_cores_run(diabetes: Any) -> None:
+    X, y = diabetes
+    batch = [make_pipeline(StandardScaler(), Ridge())]
+
+    (one,) = aml.evaluate(batch, X, y, cv=3, threads=1)
+    (all_cores,) = aml.evaluate(batch, X, y, cv=3, threads=_runtime.max_threads())
+
+    np.testing.assert_allclose(one.fold_scores, all_cores.fold_scores, rtol=1e-12)
 
 
 def test_cache_must_be_a_cache(diabetes: Any, no_work: list[str]) -> None:

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import academy_ml as aml
+from academy_ml import _runtime
 
 CV = 5
 
@@ -173,6 +174,29 @@ def test_threads_are_validated_by_run(diabetes: Any) -> None:
     plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         plan.run(threads=0)
+
+
+def test_the_runtime_refuses_threads_beyond_the_cores_itself(diabetes: Any) -> None:
+    # Requests reach run_plan without run.py's check (an endpoint on another
+    # machine): each size used to keep a pool forever, and 100000 hung.
+    X, y = diabetes
+    plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
+    assert plan.table is not None
+    limit = _runtime.max_threads()
+    arguments = (plan.to_bytes(), plan.table.matrix, plan.targets, plan.indices)
+    for threads in (limit + 1, 10**5):
+        with pytest.raises(aml.ParameterError, match=rf"at most {limit} .*got {threads}"):
+            _runtime.run_plan(*arguments, threads)
+    outputs, _ = _runtime.run_plan(*arguments, limit)
+    assert len(outputs) == CV
+    assert all(isinstance(score, float) for score in outputs)
+
+
+def test_run_refuses_threads_beyond_the_cores(diabetes: Any) -> None:
+    X, y = diabetes
+    plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
+    with pytest.raises(aml.ParameterError, match="threads must be at most"):
+        plan.run(threads=_runtime.max_threads() + 1)
 
 
 def _fold_scores_in_child(X: Any, y: Any) -> list[float]:
