@@ -43,7 +43,8 @@ pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> 
     } else {
         0.0
     };
-    check_gram_scale(x, &x_mean, NAME)?;
+    // The Gram serves LinearRegression and Ridge alike, so it names neither.
+    check_gram_scale(x, &x_mean, "least squares")?;
     let (xtx, xty) = centred_gram(x, &x_mean, Some((y, y_mean)));
     let xty = xty.unwrap_or_default();
     if xtx.col_iter().any(|c| c.iter().any(|v| !v.is_finite()))
