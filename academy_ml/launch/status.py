@@ -149,7 +149,9 @@ def _endpoints(deployment: Deployment, agents: list[AgentStatus]) -> list[Endpoi
         cache_dir = getattr(spec, "cache_dir", None)
         cache = None
         if cache_dir is not None and Path(cache_dir).expanduser().is_dir():
-            cache = summarize(cache_dir)
+            # CacheError (an OSError): not a cache yet, or refused as not private.
+            with contextlib.suppress(OSError):
+                cache = summarize(cache_dir)
         found.append(
             EndpointStatus(
                 name=name,

@@ -212,7 +212,7 @@ fn token() -> impl Strategy<Value = Vec<u8>> {
         vec![0xc4, 0x08, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f],
         vec![0x91; 64],
         vec![0x91; 5000],
-        vec![0x81, 0xa1, b'a'].repeat(2000),
+        [0x81, 0xa1, b'a'].repeat(2000),
     ];
     let names = [
         "Fitted",
