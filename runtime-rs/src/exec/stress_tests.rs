@@ -161,7 +161,7 @@ fn random_plan(seed: u64) -> Plan {
                 }
                 2 => {
                     let found = b.op(Op::Neighbors { k: 5 }, &[ptr, pte], "neighbors5", true);
-                    let k = 1 + param as u32 * 2;
+                    let k = 1 + param * 2;
                     let knn = Op::KnnPredict {
                         k,
                         weights: Weights::Uniform,
