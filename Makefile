@@ -58,9 +58,12 @@ demo: dev
 	PYTHONPATH=examples $(BIN)/python -m mofa $(DEMO_ARGS)
 
 ## make soak: long runs behind the `slow` marker (ACADEMY_ML_SOAK_MINUTES=5: the MOFA loop under kills;
-## ACADEMY_ML_FUZZ_SOAK_CASES=1000000: cases per decoder of the fuzz campaign, in a child process).
+## ACADEMY_ML_FUZZ_SOAK_CASES=1000000: cases per decoder of the fuzz campaign, in a child process;
+## Rust: 1,000,000 cache-entry cases per property, the plan fuzz at 100x its `make test` size).
 soak: export ACADEMY_ML_FUZZ_SOAK_CASES ?= 1000000
 soak: redis dev
+	PROPTEST_CASES=1000000 cargo test --locked --test cache_fuzz
+	PLAN_FUZZ_SCALE=100 cargo test --locked --test plan_fuzz
 	$(BIN)/python -m pytest -m slow -q -s
 
 ## redis-server for the integration tests, installed through apt-get when absent.

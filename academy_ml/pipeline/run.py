@@ -21,7 +21,14 @@ from sklearn.utils import _safe_indexing
 
 from academy_ml import _runtime
 from academy_ml.cache import Cache, CacheStats
-from academy_ml.exceptions import ParameterError
+from academy_ml.exceptions import (
+    CacheError,
+    DataError,
+    InternalError,
+    NumericalError,
+    ParameterError,
+    PlanError,
+)
 from academy_ml.pipeline.data import digest
 from academy_ml.pipeline.fallback import StepFailure, fit_and_score
 from academy_ml.pipeline.plan import Entry, Plan
@@ -224,10 +231,25 @@ class _PythonScores:
         """An output value, or the failure it carries turned into a message."""
         if not isinstance(value, tuple):
             return value
-        node, _kind, message = value
+        node, kind, message = value
         assert entry.lowered is not None
         label, _ = entry.lowered.labels.get(node, (f"node {node}", None))
-        raise StepFailure(f"{label}: {message} (fold {fold})")
+        error = _KIND_ERRORS.get(kind, InternalError).__name__
+        raise StepFailure(f"{label}: {error}: {message} (fold {fold})")
+
+
+#: The exception a native node's failure stands for, by the kind the runtime
+#: names (``kind_name`` in runtime-rs/src/py/errors.rs), so a native failure
+#: reads like a foreign one: "step 'x' (Ridge): NumericalError: ...".
+_KIND_ERRORS: dict[str, type[BaseException]] = {
+    "plan": PlanError,
+    "parameter": ParameterError,
+    "data": DataError,
+    "numerical": NumericalError,
+    "cache": CacheError,
+    "interrupted": KeyboardInterrupt,
+    "internal": InternalError,
+}
 
 
 def _deterministic(estimator: Any) -> bool:

@@ -179,7 +179,8 @@ class ParslSpec(_Spec):
         lines = [self.worker_init] if self.worker_init else []
         if self.cache_dir is not None:
             quoted = shlex.quote(self.cache_dir)
-            lines += [f"export ACADEMY_ML_CACHE_DIR={quoted}", f"mkdir -p {quoted}"]
+            # No mkdir: the runtime creates the directory itself, private (0700).
+            lines.append(f"export ACADEMY_ML_CACHE_DIR={quoted}")
         return "\n".join(lines)
 
     def _provider(self) -> Any:

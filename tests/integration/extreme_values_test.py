@@ -112,7 +112,8 @@ def test_extreme_scales_score_as_scikit_learn_or_fail_numerically(
         error = results[0].error
         assert error is not None
         # The runtime's NumericalError, naming the step and what went wrong.
-        assert f"step '{type(estimator).__name__.lower()}'" in error
+        name = type(estimator).__name__
+        assert f"step '{name.lower()}' ({name}): NumericalError: " in error
         assert failure in error
         assert np.isnan(results[0].fold_scores).all()
     assert results[1].error is None

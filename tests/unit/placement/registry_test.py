@@ -117,9 +117,7 @@ def test_parsl_specs_make_configs(tmp_path: Path) -> None:
     assert executor.label == "ep"
     assert executor.address == "127.0.0.1"
     assert isinstance(executor.provider, LocalProvider)
-    assert executor.provider.worker_init == (
-        "module load x\nexport ACADEMY_ML_CACHE_DIR='/c d'\nmkdir -p '/c d'"
-    )
+    assert executor.provider.worker_init == ("module load x\nexport ACADEMY_ML_CACHE_DIR='/c d'")
     slurm = ParslSpec(kind="parsl", provider="slurm", partition="p", address="10.0.0.1")
     provider = slurm.parsl_config("s").executors[0].provider  # type: ignore[attr-defined]
     assert isinstance(provider, SlurmProvider)
