@@ -118,6 +118,28 @@ def fuzz_cases(*, soak: bool = False) -> int:
     return int(os.environ.get("ACADEMY_ML_FUZZ_CASES", "10000"))
 
 
+#: How long a soak campaign (1,000,000 cases) may run.
+SOAK_TIMEOUT = 6 * 3600.0
+
+
+def run_campaign(
+    module_file: str, attr: str, *, soak: bool = False, seen: Sequence[str] = ("accepted",)
+) -> FuzzReport:
+    """A campaign of :func:`fuzz_cases` cases that must have ended in each outcome of ``seen``.
+
+    ``seen`` names outcomes ("accepted", or a typed error's class name) the
+    inputs must reach at least once, so a campaign whose generator stopped
+    reaching the decoder's refusals (or its happy path) fails.
+    """
+    cases = fuzz_cases(soak=soak)
+    timeout = SOAK_TIMEOUT if soak else 3600.0
+    report = assert_fuzz_clean(module_file, attr, cases=cases, timeout=timeout)
+    assert report.cases >= cases
+    for outcome in seen:
+        assert report.outcomes[outcome] > 0, f"{attr}: no input ended {outcome}: {report.outcomes}"
+    return report
+
+
 def mutate(data: bytes, rng: random.Random, tokens: Sequence[bytes]) -> bytes:
     """One to four random edits of ``data``: the mutation half of the campaign."""
     out = bytearray(data)

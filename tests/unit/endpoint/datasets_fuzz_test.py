@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from fuzz_support import FuzzTarget, assert_fuzz_clean, assert_input_clean, fuzz_cases
+from fuzz_support import (
+    SOAK_TIMEOUT,
+    FuzzTarget,
+    assert_input_clean,
+    run_campaign,
+)
 from hypothesis import strategies as st
 
 from academy_ml.endpoint import datasets
@@ -82,17 +87,13 @@ DATASETS = FuzzTarget(
 
 
 def test_arrow_datasets_survive_fuzzing() -> None:
-    report = assert_fuzz_clean(__file__, "DATASETS", cases=fuzz_cases())
-    assert report.cases >= fuzz_cases()
-    assert report.outcomes["accepted"] > 0
-    assert report.outcomes["DatasetError"] > 0
+    run_campaign(__file__, "DATASETS", seen=("accepted", "DatasetError"))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(6 * 3600)
+@pytest.mark.timeout(SOAK_TIMEOUT)
 def test_arrow_datasets_soak() -> None:
-    report = assert_fuzz_clean(__file__, "DATASETS", cases=fuzz_cases(soak=True), timeout=6 * 3600)
-    assert report.cases >= fuzz_cases(soak=True)
+    run_campaign(__file__, "DATASETS", soak=True)
 
 
 def test_the_one_byte_corrupted_file_is_refused_not_a_crash() -> None:

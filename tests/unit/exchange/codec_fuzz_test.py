@@ -19,10 +19,10 @@ import pytest
 from academy.identifier import AgentId, UserId
 from academy.message import ActionRequest, ActionResponse, Message
 from fuzz_support import (
+    SOAK_TIMEOUT,
     FuzzTarget,
-    assert_fuzz_clean,
     assert_input_clean,
-    fuzz_cases,
+    run_campaign,
 )
 from hypothesis import strategies as st
 
@@ -161,29 +161,17 @@ FRAME = FuzzTarget(
 )
 
 
-def test_exchange_values_survive_fuzzing() -> None:
-    report = assert_fuzz_clean(__file__, "VALUE", cases=fuzz_cases())
-    assert report.cases >= fuzz_cases()
+@pytest.mark.parametrize("target", ["VALUE", "FRAME"])
+def test_exchange_decoders_survive_fuzzing(target: str) -> None:
     # Both halves are exercised: values that decode and each kind of refusal.
-    assert report.outcomes["accepted"] > 0
-    assert report.outcomes["WireError"] > 0
-    assert report.outcomes["PayloadTooDeepError"] > 0
-
-
-def test_exchange_frames_survive_fuzzing() -> None:
-    report = assert_fuzz_clean(__file__, "FRAME", cases=fuzz_cases())
-    assert report.cases >= fuzz_cases()
-    assert report.outcomes["accepted"] > 0
-    assert report.outcomes["WireError"] > 0
-    assert report.outcomes["PayloadTooDeepError"] > 0
+    run_campaign(__file__, target, seen=("accepted", "WireError", "PayloadTooDeepError"))
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(6 * 3600)
+@pytest.mark.timeout(SOAK_TIMEOUT)
 @pytest.mark.parametrize("target", ["VALUE", "FRAME"])
 def test_exchange_decoders_soak(target: str) -> None:
-    report = assert_fuzz_clean(__file__, target, cases=fuzz_cases(soak=True), timeout=6 * 3600)
-    assert report.cases >= fuzz_cases(soak=True)
+    run_campaign(__file__, target, soak=True)
 
 
 def test_a_one_kilobyte_frame_of_200_nested_extensions_is_refused_not_a_crash() -> None:
