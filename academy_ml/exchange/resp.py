@@ -332,9 +332,16 @@ class Connection:
     async def close(self) -> None:
         """Close the connection."""
         self._current()
-        if self._opening is not None and not self._opening.done():
-            self._opening.cancel()
+        opening, self._opening = self._opening, None
         protocol, self._protocol = self._protocol, None
+        if opening is not None:
+            if not opening.done():
+                opening.cancel()
+                # Let it close the socket it may have opened before we return.
+                await asyncio.wait([opening])
+            elif protocol is None and not opening.cancelled() and opening.exception() is None:
+                # Opened, but its caller has not taken it yet: it is ours to close.
+                protocol = opening.result()
         if protocol is not None:
             protocol.abort()
             await protocol.closed
@@ -350,6 +357,7 @@ class Connection:
     async def _connect(self) -> _Protocol:
         address = self._address
         loop = asyncio.get_running_loop()
+        protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._connect_timeout_s):
                 if address.unix_path is not None:
@@ -359,12 +367,17 @@ class Connection:
                         _Protocol, address.host, address.port, ssl=address.tls
                     )
                 await _handshake(protocol, address)
-        except TimeoutError as exc:
-            raise ConnectionLost(f"no answer within {self._connect_timeout_s} s") from exc
-        except OSError as exc:
-            if isinstance(exc, ConnectionLost):
-                raise
-            raise ConnectionLost(str(exc) or type(exc).__name__) from exc
+        except BaseException as exc:
+            # A handshake that timed out, failed or was cancelled (close()) must
+            # not leave its socket open (a ResourceWarning on a busy machine).
+            if protocol is not None:
+                protocol.abort()
+            if isinstance(exc, TimeoutError):
+                raise ConnectionLost(f"no answer within {self._connect_timeout_s} s") from exc
+            if isinstance(exc, OSError) and not isinstance(exc, ConnectionLost):
+                raise ConnectionLost(str(exc) or type(exc).__name__) from exc
+            raise
+        assert protocol is not None
         return protocol
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -249,3 +250,41 @@ def test_a_connection_follows_a_stopped_loop_and_refuses_a_running_one(
             thread.join()
         for loop in (first, second, owner):
             loop.close()
+
+
+@pytest.mark.parametrize("how", ["timeout", "close"])
+def test_a_handshake_cut_short_leaves_no_socket_open(how: str) -> None:
+    # A server that accepts and never answers AUTH: the handshake times out, or
+    # close() cancels it. Either way the socket it opened is closed (a leaked one
+    # is a ResourceWarning, an error under filterwarnings=error).
+    accepted: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+
+    async def main() -> None:
+        server = await asyncio.start_server(lambda r, w: accepted.append((r, w)), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        timeout = 0.5 if how == "timeout" else 60.0
+        conn = Connection(f"redis://:pw@127.0.0.1:{port}", connect_timeout_s=timeout)
+        try:
+            if how == "timeout":
+                with pytest.raises(ConnectionLost, match="no answer"):
+                    await conn.call(b"PING")
+            else:
+                call = asyncio.create_task(conn.call(b"PING"))
+                while not accepted:
+                    await asyncio.sleep(0.01)
+                await conn.close()
+                with pytest.raises((ConnectionLost, asyncio.CancelledError)):
+                    await call
+            # The client closed its end: the server reads EOF (it read the AUTH first).
+            for reader, _ in accepted:
+                await asyncio.wait_for(reader.read(), 10)
+                assert reader.at_eof()
+        finally:
+            await conn.close()
+            for _, writer in accepted:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+    gc.collect()
