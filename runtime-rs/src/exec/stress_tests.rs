@@ -11,9 +11,9 @@ use std::sync::Once;
 use faer::Mat;
 
 use super::apply::{apply, Arg};
+use super::tests::r2;
 use super::*;
 use crate::cache::CacheConfig;
-use crate::metrics::Metric;
 use crate::ops::knn::Weights;
 use crate::ops::Estimator;
 use crate::plan::{Node, PLAN_VERSION};
@@ -93,13 +93,6 @@ fn ridge(alpha: f64) -> Estimator {
     Estimator::Ridge {
         alpha,
         fit_intercept: true,
-    }
-}
-
-fn r2() -> Op {
-    Op::Score {
-        metric: Metric::R2,
-        pos_label: 1.0,
     }
 }
 

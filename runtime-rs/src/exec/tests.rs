@@ -30,7 +30,7 @@ fn ridge(alpha: f64) -> Op {
     }
 }
 
-fn r2() -> Op {
+pub(super) fn r2() -> Op {
     Op::Score {
         metric: Metric::R2,
         pos_label: 1.0,

@@ -83,24 +83,27 @@ def test_tags_below_the_run_belong_to_it_and_lookalikes_do_not(started: list[int
     assert _alive(lookalike)
 
 
+def start_ready(setup: str, started: list[int]) -> subprocess.Popen[bytes]:
+    """A Python child that runs ``setup``, says it is ready, then sleeps; returns once ready."""
+    code = f"{setup}\nimport time; print('ready', flush=True); time.sleep(300)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    started.append(child.pid)
+    assert child.stdout is not None
+    with child.stdout:
+        assert child.stdout.readline().strip() == b"ready"
+    return child
+
+
 def test_the_tag_lives_through_setproctitle(started: list[int]) -> None:
     """Parsl's interchange renames itself, which overwrites the environment /proc shows
     unless SPT_NOENV is set (run_tag sets it)."""
-    renamed = [
-        sys.executable,
-        "-c",
-        "import setproctitle, time; setproctitle.setproctitle('parsl: ' + 'x' * 500); "
-        "print('renamed', flush=True); time.sleep(300)",
-    ]
     with run_tag() as tag:
-        child = subprocess.Popen(renamed, stdout=subprocess.PIPE, text=True)
-        started.append(child.pid)
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "renamed"
+        child = start_ready(
+            "import setproctitle; setproctitle.setproctitle('parsl: ' + 'x' * 500)", started
+        )
         assert child.pid in members(tag)
         reap(tag)
     child.wait()
-    child.stdout.close()
 
 
 def test_a_session_finds_what_a_cleared_environment_hides(started: list[int]) -> None:
@@ -122,20 +125,10 @@ def test_a_session_finds_what_a_cleared_environment_hides(started: list[int]) ->
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_grace(started: list[int]) -> None:
-    stubborn = [
-        sys.executable,
-        "-c",
-        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(300)",
-    ]
     with run_tag() as tag:
-        child = subprocess.Popen(stubborn, stdout=subprocess.PIPE, text=True)
-        started.append(child.pid)
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
+        child = start_ready("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)", started)
         assert reap(tag, grace_s=0.2) == 1
     assert child.wait() == -signal.SIGKILL
-    child.stdout.close()
 
 
 def test_run_tag_restores_the_environment() -> None:
