@@ -347,6 +347,14 @@ class Connection:
             await protocol.closed
 
     async def _open(self) -> _Protocol:
+        opening = self._opening
+        if opening is not None and opening.done() and not opening.cancelled():
+            orphan = None if opening.exception() else opening.result()
+            if orphan is not None and orphan is not self._protocol and not orphan.closed.done():
+                # Opened for a caller cancelled meanwhile (shielded): taking it
+                # keeps its socket from leaking when the next attempt replaces it.
+                self._protocol = orphan
+                return orphan
         # Concurrent callers share one attempt.
         if self._opening is None or self._opening.done():
             self._opening = asyncio.create_task(self._connect())

@@ -288,3 +288,25 @@ def test_a_handshake_cut_short_leaves_no_socket_open(how: str) -> None:
 
     asyncio.run(main())
     gc.collect()
+
+
+def test_a_connection_opened_for_a_cancelled_caller_is_used_not_leaked(
+    redis_server: RedisServer,
+) -> None:
+    async def main() -> None:
+        conn = Connection(redis_server.url, connect_timeout_s=5)
+        try:
+            call = asyncio.create_task(conn.call(b"PING"))
+            await asyncio.sleep(0)  # the opening started, shielded from its caller
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            await asyncio.sleep(0.5)  # the opening completes with no caller
+            assert await conn.call(b"CLIENT", b"INFO")
+            clients = await conn.call(b"CLIENT", b"LIST")
+            assert clients.count(b"cmd=") == 1, clients  # one socket, not two
+        finally:
+            await conn.close()
+
+    asyncio.run(main())
+    gc.collect()
