@@ -17,8 +17,10 @@ and keeps what it computed in a node-local cache for later batches::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from academy_ml import exceptions
-from academy_ml.cache import Cache, CacheStats
+from academy_ml.core.lazy import lazy_exports
 from academy_ml.exceptions import (
     AcademyMLError,
     CacheError,
@@ -28,15 +30,18 @@ from academy_ml.exceptions import (
     PlanError,
     UnsupportedStepError,
 )
-from academy_ml.pipeline import (
-    Options,
-    PipelineResult,
-    Plan,
-    PlanStats,
-    RunReport,
-    compile_batch,
-    evaluate,
-)
+
+if TYPE_CHECKING:
+    from academy_ml.engine import (
+        Options,
+        PipelineResult,
+        Plan,
+        PlanStats,
+        RunReport,
+        evaluate,
+    )
+    from academy_ml.engine import compile_batch as compile
+    from academy_ml.engine.cache import Cache, CacheStats
 
 __version__ = "0.1.0"
 
@@ -61,7 +66,19 @@ __all__ = [
     "exceptions",
 ]
 
-
-#: ``aml.compile(pipelines, cv=5)``, the public name of the batch compiler (see
-#: :func:`academy_ml.pipeline.compile_batch`).
-compile = compile_batch
+#: The engine is imported on first use, so agent hosts, exchange clients and
+#: ``academy-ml status`` never load the Rust extension or scikit-learn.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Cache": "academy_ml.engine.cache",
+        "CacheStats": "academy_ml.engine.cache",
+        "Options": "academy_ml.engine",
+        "PipelineResult": "academy_ml.engine",
+        "Plan": "academy_ml.engine",
+        "PlanStats": "academy_ml.engine",
+        "RunReport": "academy_ml.engine",
+        "evaluate": "academy_ml.engine",
+        "compile": "academy_ml.engine:compile_batch",
+    },
+)

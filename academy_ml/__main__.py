@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from academy_ml.cli import main
+from academy_ml.deploy.cli import main
 
 main()

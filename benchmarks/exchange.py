@@ -12,7 +12,7 @@ on each exchange in turn and called from the user side with ``handle.echo``:
                  keyword arguments make it work with redis-py 8, whose
                  defaults (5 s socket timeout, 100 connections) kill its
                  BLPOP listener after 5 s idle and fail bursts
-  ours           ``academy_ml.exchange.RedisExchangeFactory(url)``
+  ours           ``academy_ml.messaging.RedisExchangeFactory(url)``
 
 The agent runs on a thread of this process, under its own event loop (what
 Academy's thread executor does), so user and agent share one interpreter and
@@ -23,7 +23,7 @@ runs the Redis exchanges' agent in a spawned process instead (local always
 stays on a thread; the CPU rows then cover the user side only).
 
 Each Redis exchange gets a fresh redis-server (loopback port, no
-persistence, ``academy_ml.exchange.local_server.RedisServer``). Measured per
+persistence, ``redis_server.RedisServer``). Measured per
 exchange, in this order (1 KiB = 1,024 bytes, 1 MiB = 1,048,576):
 
   p50 / p99      1 KiB ``bytes`` echo: warm-up, then N sequential calls.
@@ -92,11 +92,11 @@ from academy.exchange import ExchangeFactory, LocalExchangeFactory
 from academy.exchange import RedisExchangeFactory as AcademyRedisExchangeFactory
 from academy.handle import Handle
 from academy.manager import Manager
+from redis_server import RedisServer
 from rich.console import Console
 from rich.table import Table
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 EXCHANGES = ("local", "academy", "ours")
 KIB = 1024

@@ -1,6 +1,6 @@
 """Pipeline search: academy_ml's engine against what users run today.
 
-An agent simulator (``academy_ml.pipeline.generate``) proposes a first batch
+An agent simulator (``academy_ml.agents.search_space``) proposes a first batch
 of N pipelines (``explore``: imputer, scaler, feature step, model family and
 hyperparameters mutated from earlier proposals) and then a second batch
 (``exploit``: children of the best quarter of the first that mostly keep
@@ -81,7 +81,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import Pipeline
 
 import academy_ml as aml
-from academy_ml.pipeline.generate import Candidate, exploit, explore_candidates
+from academy_ml.agents.search_space import Candidate, exploit, explore_candidates
 
 VARIANTS = ("B0", "B1", "B2", "ours cold", "ours warm", "ours no-CSE", "ours 1 thread")
 #: Largest allowed fold-score difference from the reference.

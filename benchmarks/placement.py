@@ -6,7 +6,7 @@ node-local cache and dataset store through ``worker_init``. Side by side, on
 the same executor and in the same run:
 
   noop        a raw Parsl task: ``len`` of the same request bytes
-  run_batch   ``academy_ml.endpoint.run_batch`` on a trivial plan (one Ridge
+  run_batch   ``academy_ml.compute.tasks.run_batch`` on a trivial plan (one Ridge
               on 20 rows, 2 folds; every task another alpha, so every task
               compiles and runs a plan of its own): decode, read the dataset
               (kept by the worker after its first task), compile, run
@@ -44,8 +44,8 @@ from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 from sklearn.linear_model import Ridge
 
-from academy_ml.endpoint import BatchResult, make_request, put_dataset, run_batch
-from academy_ml.endpoint.datasets import DatasetStore
+from academy_ml.compute.tasks import BatchResult, make_request, put_dataset, run_batch
+from academy_ml.compute.tasks.datasets import DatasetStore
 
 
 def endpoint(workdir: Path) -> DataFlowKernel:

@@ -16,7 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, loa
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 if TYPE_CHECKING:
-    from academy_ml.exchange.local_server import RedisServer
+    from redis_server import RedisServer
 
 #: Numeric columns of the mixed frames that contain NaN.
 NUMERIC_WITH_NAN = ["age", "income", "ratio", "rooms"]
@@ -135,11 +135,11 @@ def mixed_classification(
 
 # --- redis-server for the exchange's integration tests -----------------------
 # Imported inside the fixtures so that the rest of the suite does not depend on
-# academy_ml.exchange importing cleanly.
+# academy_ml.messaging importing cleanly.
 
 
 def _redis_server(**options: Any) -> Iterator[RedisServer]:
-    from academy_ml.exchange.local_server import RedisServer
+    from redis_server import RedisServer
 
     with RedisServer(**options) as server:
         yield server

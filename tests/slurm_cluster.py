@@ -38,8 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 import psutil  # type: ignore[import-untyped]
-
-from academy_ml.exchange.local_server import free_port
+from redis_server import free_port
 
 __all__ = ["SlurmCluster", "SlurmUnavailable", "job_environment", "slurm_cluster_or_skip"]
 

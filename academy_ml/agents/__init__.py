@@ -13,21 +13,26 @@ directory, not here.
 
 from __future__ import annotations
 
-from academy_ml.agents.analysis import AnalysisAgent
-from academy_ml.agents.generation import (
-    GenerationAgent,
-    Generator,
-    StatefulGenerator,
-    TrainingExample,
-)
-from academy_ml.agents.pipelines import PipelineAnalysisAgent, PipelineGenerator
-from academy_ml.agents.planner import PlannerAgent
-from academy_ml.agents.strategic import (
-    StrategicAgent,
-    call_with_timeout,
-    strategic_action,
-    wait_any,
-)
+from typing import TYPE_CHECKING
+
+from academy_ml.core.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from academy_ml.agents.analysis import AnalysisAgent
+    from academy_ml.agents.generation import (
+        GenerationAgent,
+        Generator,
+        StatefulGenerator,
+        TrainingExample,
+    )
+    from academy_ml.agents.pipelines import PipelineAnalysisAgent, PipelineGenerator
+    from academy_ml.agents.planner import PlannerAgent
+    from academy_ml.agents.strategic import (
+        StrategicAgent,
+        call_with_timeout,
+        strategic_action,
+        wait_any,
+    )
 
 __all__ = [
     "AnalysisAgent",
@@ -43,3 +48,21 @@ __all__ = [
     "strategic_action",
     "wait_any",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AnalysisAgent": "academy_ml.agents.analysis",
+        "GenerationAgent": "academy_ml.agents.generation",
+        "Generator": "academy_ml.agents.generation",
+        "StatefulGenerator": "academy_ml.agents.generation",
+        "TrainingExample": "academy_ml.agents.generation",
+        "PipelineAnalysisAgent": "academy_ml.agents.pipelines",
+        "PipelineGenerator": "academy_ml.agents.pipelines",
+        "PlannerAgent": "academy_ml.agents.planner",
+        "StrategicAgent": "academy_ml.agents.strategic",
+        "call_with_timeout": "academy_ml.agents.strategic",
+        "strategic_action": "academy_ml.agents.strategic",
+        "wait_any": "academy_ml.agents.strategic",
+    },
+)

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from academy.agent import action, loop
 
+from academy_ml.agents.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
+from academy_ml.compute.placement import Endpoint, LocalEndpoint, Scalable
 from academy_ml.exceptions import ActionError
-from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
-from academy_ml.placement import Endpoint, LocalEndpoint, Scalable
 
 if TYPE_CHECKING:
     from academy.handle import Handle

@@ -1,7 +1,7 @@
 """The generation agent: samples candidates, records them in the ledger, hands them over.
 
 Every candidate is added to the knowledge base before anyone is told of it,
-so the ledger (:meth:`~academy_ml.knowledge.KnowledgeBase.pending`) is the
+so the ledger (:meth:`~academy_ml.agents.knowledge.KnowledgeBase.pending`) is the
 source of truth: a hand-over lost to a crash or a timeout is found again by
 the analysis agent's sweep. Candidate ids are ``<name>-<n>`` and never
 reused, even when a checkpoint is older than the last candidate recorded.
@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from academy.agent import loop
 
+from academy_ml.agents.knowledge import CandidateRecord, KnowledgeBase, ModelVersion
 from academy_ml.agents.strategic import (
     StrategicAgent,
     call_with_timeout,
     strategic_action,
     wait_any,
 )
+from academy_ml.agents.strategies import Call, OnEvent, Strategy
 from academy_ml.exceptions import GeneratorExhausted
-from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ModelVersion
-from academy_ml.strategies import Call, OnEvent, Strategy
 
 if TYPE_CHECKING:
     from academy.handle import Handle

@@ -1,20 +1,20 @@
 """Agents for ML pipeline search: candidates are scikit-learn pipelines, evaluated in batches.
 
 * :class:`PipelineGenerator` proposes pipelines the way an exploring agent
-  does (:mod:`academy_ml.pipeline.generate`) and, once retrained, breeds new
+  does (:mod:`academy_ml.agents.search_space`) and, once retrained, breeds new
   ones from the best results (``exploit``).
 * :class:`PipelineAnalysisAgent` is an :class:`AnalysisAgent` whose work is
   pipeline batches for the runtime: candidates waiting at the same time
   (up to ``batch_size``, at most ``batch_wait_s`` apart) are compiled into
   one deduplicated plan and placed as one task by a
-  :class:`~academy_ml.placement.Placer` (cache affinity first, failover),
+  :class:`~academy_ml.compute.placement.Placer` (cache affinity first, failover),
   where ``run_batch`` runs it against the endpoint's node cache. Each
   candidate still gets exactly one result (its mean CV score, or ``failed``
   with the pipeline's error).
 
 A candidate's payload is ``{"candidate": {...}, "pipeline": <spec bytes>}``;
 specs name classes only from trusted modules and are decoded without
-unpickling (:mod:`academy_ml.endpoint.specs`).
+unpickling (:mod:`academy_ml.compute.tasks.specs`).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ import numpy as np
 
 from academy_ml.agents.analysis import AnalysisAgent, failed_result
 from academy_ml.agents.generation import TrainingExample
-from academy_ml.endpoint import BatchResult
-from academy_ml.endpoint.datasets import DatasetStore, to_arrow
-from academy_ml.endpoint.request import compile_request
-from academy_ml.endpoint.specs import decode_pipelines, encode_pipelines
+from academy_ml.agents.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
+from academy_ml.agents.search_space import Candidate, Task, exploit, explore_candidates
+from academy_ml.compute.placement import InMemoryAffinity, Placer, resolve_task
+from academy_ml.compute.tasks import BatchResult
+from academy_ml.compute.tasks.datasets import DatasetStore, to_arrow
+from academy_ml.compute.tasks.request import compile_request
+from academy_ml.compute.tasks.specs import decode_pipelines, encode_pipelines
 from academy_ml.exceptions import GeneratorExhausted
-from academy_ml.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
-from academy_ml.pipeline.generate import Candidate, Task, exploit, explore_candidates
-from academy_ml.placement import InMemoryAffinity, Placer, resolve_task
 
 if TYPE_CHECKING:
     from academy.handle import Handle
@@ -161,7 +161,7 @@ class PipelineAnalysisAgent(AnalysisAgent):
         placer: Placer[BatchResult] | None = None,
         **options: Any,
     ) -> None:
-        super().__init__("academy_ml.endpoint.run_batch", planner, knowledge, **options)
+        super().__init__("academy_ml.compute.tasks.run_batch", planner, knowledge, **options)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset = dataset

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from academy_ml.agents.knowledge import KnowledgeBase
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
-from academy_ml.knowledge import KnowledgeBase
-from academy_ml.strategies import (
+from academy_ml.agents.strategies import (
     Call,
     Interval,
     KnowledgeCount,

@@ -1,15 +1,15 @@
 """The base of every agent role: an Academy agent that hosts a strategy runner.
 
 A :class:`StrategicAgent` owns a state dict, a knowledge base and a
-:class:`~academy_ml.strategies.StrategyRunner`, and wires them into Academy:
+:class:`~academy_ml.agents.strategies.StrategyRunner`, and wires them into Academy:
 
 * one ``@loop`` sleeps until the runner's next time trigger is due and calls
-  :meth:`~academy_ml.strategies.StrategyRunner.on_time` (no second scheduler);
+  :meth:`~academy_ml.agents.strategies.StrategyRunner.on_time` (no second scheduler);
 * actions declared with :func:`strategic_action` are Academy actions that,
   once they return, feed ``Signal("call", name)`` to the runner (``OnCall``);
 * :meth:`StrategicAgent.emit` feeds ``Signal("event", name)`` (``OnEvent``);
 * every evaluation is logged to the knowledge base as a
-  :class:`~academy_ml.knowledge.StrategyFiring`;
+  :class:`~academy_ml.agents.knowledge.StrategyFiring`;
 * the state is checkpointed (msgpack) to the knowledge base on a timer and at
   shutdown, and restored at startup when the agent's name has a checkpoint;
 * every ``@loop`` runs its steps through :meth:`StrategicAgent.keep_stepping`:
@@ -36,9 +36,9 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import msgpack
 from academy.agent import Agent, action, loop
 
-from academy_ml.knowledge import KnowledgeBase, RedisKnowledgeBase, StrategyFiring
-from academy_ml.strategies import FiringRecord, Signal, Strategy, StrategyRunner
-from academy_ml.strategies.spec import build_strategies, parse_strategies
+from academy_ml.agents.knowledge import KnowledgeBase, RedisKnowledgeBase, StrategyFiring
+from academy_ml.agents.strategies import FiringRecord, Signal, Strategy, StrategyRunner
+from academy_ml.agents.strategies.spec import build_strategies, parse_strategies
 
 __all__ = ["StrategicAgent", "call_with_timeout", "strategic_action", "wait_any"]
 
@@ -115,7 +115,7 @@ class StrategicAgent(Agent):
         kb_prefix: Key prefix of the Redis knowledge base.
         checkpoint_interval_s: Seconds between checkpoints.
         strategies: Strategy specs (``[[strategies]]`` tables of an agent
-            spec file, see :mod:`academy_ml.strategies.spec`) that replace
+            spec file, see :mod:`academy_ml.agents.strategies.spec`) that replace
             the class's :meth:`strategies`.
 
     Raises:

@@ -19,7 +19,14 @@ from academy.agent import action
 
 import academy_ml as aml
 from academy_ml.agents import GenerationAgent, PlannerAgent, call_with_timeout
-from academy_ml.strategies import Call, Interval, OnCall, Predicate, Strategy, StrategyContext
+from academy_ml.agents.strategies import (
+    Call,
+    Interval,
+    OnCall,
+    Predicate,
+    Strategy,
+    StrategyContext,
+)
 from mofa.surrogate import Surrogate
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from academy_ml.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
-from academy_ml.launch import load_deployment, up
-from academy_ml.launch.console import progress_bar
+from academy_ml.agents.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
+from academy_ml.deploy.launch import load_deployment, up
+from academy_ml.deploy.launch.console import progress_bar
 from mofa.cif import write_cif
 from mofa.report import ResultRow, RoundSummary, plot, render_table, rounds
 from mofa.simulate import build_framework

@@ -8,7 +8,7 @@ outside the venv's site-packages (so they do not load into our own runs).
 Its exchange, handle, manager, runtime and integration tests then run in a
 subprocess pytest with ``academy_suite/academy_ml_conformance_plugin.py``,
 which makes every exchange factory fixture return
-:class:`~academy_ml.exchange.RedisExchangeFactory`. Their files are used as
+:class:`~academy_ml.messaging.RedisExchangeFactory`. Their files are used as
 published, never copied into this repository. Without the registry (offline)
 the test is skipped, saying why.
 """
@@ -37,8 +37,8 @@ REPO = Path(academy_ml.__file__).resolve().parent.parent
 SUITE_DEPS = ("pytest-asyncio==1.5.0", "responses==0.26.3")
 #: What the issue asks to run: exchange, handle, manager, runtime and integration tests.
 SUITE_PATHS = (
-    "tests/unit/exchange/transport_test.py",
-    "tests/unit/exchange/client_test.py",
+    "tests/unit/messaging/transport_test.py",
+    "tests/unit/messaging/client_test.py",
     "tests/unit/handle_test.py",
     "tests/unit/manager_test.py",
     "tests/unit/runtime_test.py",

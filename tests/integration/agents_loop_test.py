@@ -21,12 +21,12 @@ from academy.exchange import LocalExchangeFactory
 from academy.handle import Handle
 from academy.manager import Manager
 from exchange_agents import poll, run, step
+from redis_server import RedisServer
 
 from academy_ml.agents import AnalysisAgent, GenerationAgent, PlannerAgent
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
-from academy_ml.knowledge.records import ResultRecord
+from academy_ml.agents.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
+from academy_ml.agents.knowledge.records import ResultRecord
+from academy_ml.messaging import RedisExchangeFactory
 
 BUDGET = 40
 RETRAIN_AFTER = 6

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from loop_toys import write_deployment
+from redis_server import RedisServer
 
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import RedisKnowledgeBase
-from academy_ml.launch import Progress, load_deployment, up
+from academy_ml.agents.knowledge import RedisKnowledgeBase
+from academy_ml.deploy.launch import Progress, load_deployment, up
 
 HIGH, LOW, BATCH = 6, 2, 4
 
@@ -34,7 +34,7 @@ def test_backpressure_engages_and_releases(
     )
     (tmp_path / "analysis.toml").write_text(
         (tmp_path / "analysis.toml").read_text()
-        + "\n[agent.init.endpoint]\nclass = 'academy_ml.placement.LocalEndpoint'\n"
+        + "\n[agent.init.endpoint]\nclass = 'academy_ml.compute.placement.LocalEndpoint'\n"
         "name = 'one-worker'\nworkers = 1\n"
     )
     deployment = load_deployment(config)

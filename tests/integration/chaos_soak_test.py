@@ -46,12 +46,12 @@ import redis
 from academy.handle import Handle
 from chaos_probe import DELIVERIES_ENV
 from processes import alive
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import RedisKnowledgeBase
-from academy_ml.launch import load_deployment
-from academy_ml.launch.identities import load_identities
+from academy_ml.agents.knowledge import RedisKnowledgeBase
+from academy_ml.deploy.launch import load_deployment
+from academy_ml.deploy.launch.identities import load_identities
+from academy_ml.messaging import RedisExchangeFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 SOAK_S = float(os.environ.get("ACADEMY_ML_SOAK_MINUTES", "5")) * 60

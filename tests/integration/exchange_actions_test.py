@@ -20,9 +20,9 @@ from academy.handle import Handle
 from academy.identifier import AgentId
 from academy.manager import Manager
 from exchange_agents import Calculator, Relay, SpecialCalculator, Ticker, poll, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 
 def _manager(factory: RedisExchangeFactory, workers: int = 4) -> Any:

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from academy.manager import Manager
 from exchange_agents import Calculator, run, step
+from redis_server import RedisServer, free_port
 
 from academy_ml.exceptions import ExchangeConnectionError
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer, free_port
+from academy_ml.messaging import RedisExchangeFactory
 
 
 def test_right_password_works(redis_password_server: RedisServer) -> None:

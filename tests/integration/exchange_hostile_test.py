@@ -26,10 +26,10 @@ from academy.message import ActionRequest, Message
 from academy.runtime import RuntimeConfig
 from academy.serialize import SerializationStrategy
 from exchange_agents import Calculator, poll, run, step
+from redis_server import RedisServer
 
 from academy_ml.exceptions import MessageTooLargeError, UnsupportedPayloadError
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 #: Publish mailbox counters quickly, so dropped counts show up fast.
 FAST = ExchangeClientConfig(heartbeat_interval=0.2)

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from academy.manager import Manager
 from exchange_agents import Calculator, Recorder, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 IDLE_S = 7.0  # longer than redis-py's default socket_timeout of 5 s
 BURST = 1_000

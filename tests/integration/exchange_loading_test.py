@@ -18,9 +18,9 @@ from academy.exchange.client_config import ExchangeClientConfig
 from academy.handle import Handle
 from academy.manager import Manager
 from exchange_agents import Recorder, poll, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 #: Filler written before the traffic starts: ~40 MB of AOF to replay.
 FILL_KEYS, FILL_VALUE_BYTES, FILL_BATCH = 40_000, 1_000, 2_000
@@ -46,7 +46,7 @@ def _fill(server: RedisServer) -> None:
 def test_actions_survive_a_restart_that_replays_a_large_aof(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="academy_ml.exchange")
+    caplog.set_level(logging.WARNING, logger="academy_ml.messaging")
     # No rewrite: the AOF stays a long list of commands, slow to replay.
     server = RedisServer(appendonly=True, extra_args=["--auto-aof-rewrite-percentage", "0"])
 

@@ -18,9 +18,9 @@ from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.providers import LocalProvider
 from processes import alive, descendants
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 
 class AgentPoolExecutor(ParslPoolExecutor):

@@ -25,11 +25,11 @@ from academy.identifier import AgentId, EntityId
 from academy.manager import Manager
 from academy.message import ActionRequest, Message
 from exchange_agents import Calculator, poll, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory, wire
-from academy_ml.exchange.codec import Ext
-from academy_ml.exchange.keys import FRAME_FIELD
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory, wire
+from academy_ml.messaging.codec import Ext
+from academy_ml.messaging.keys import FRAME_FIELD
 
 #: Nesting of the extension bomb: far past any decoder's depth limit.
 LEVELS = 200

@@ -16,9 +16,9 @@ import pytest
 from academy.handle import Handle
 from academy.manager import Manager
 from exchange_agents import Calculator, Recorder, Relay, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 
 def test_agents_in_spawned_processes(redis_server: RedisServer) -> None:

@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from academy_ml.exchange.local_server import RedisServer
+from redis_server import RedisServer
 
 # The agents' process: one call succeeds, then it waits for the test to stop
 # Redis (a line on stdin) and calls again.
@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent(
     from academy.manager import Manager
     from exchange_agents import Calculator
     from academy_ml.exceptions import ExchangeConnectionError
-    from academy_ml.exchange import RedisExchangeFactory
+    from academy_ml.messaging import RedisExchangeFactory
 
     async def main() -> None:
         factory = RedisExchangeFactory(sys.argv[1], reconnect_timeout_s=1.0)

@@ -21,9 +21,9 @@ from academy.handle import Handle
 from academy.manager import Manager
 from academy.runtime import RuntimeConfig
 from exchange_agents import Calculator, Recorder, poll, run, step
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 FAST = ExchangeClientConfig(heartbeat_interval=0.5)
 QUEUED_WHILE_DOWN = 10

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import CandidateRecord, RedisKnowledgeBase, ResultRecord
+from redis_server import RedisServer
+
+from academy_ml.agents.knowledge import CandidateRecord, RedisKnowledgeBase, ResultRecord
 
 
 def test_knowledge_calls_wait_out_a_redis_restart(redis_aof_server: RedisServer) -> None:

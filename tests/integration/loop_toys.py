@@ -83,6 +83,6 @@ def write_deployment(directory: Path, deployment: str, planner: str = "") -> Pat
 
 def search_table() -> tuple[Any, Any]:
     """The pipeline-search scenario's dataset: 400 rows, 6 numeric and 1 categorical column."""
-    from academy_ml.pipeline.generate import synthetic_table
+    from academy_ml.agents.search_space import synthetic_table
 
     return synthetic_table(400, n_numeric=6, n_categorical=1, seed=0)

@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import RedisKnowledgeBase
+from redis_server import RedisServer
+
+from academy_ml.agents.knowledge import RedisKnowledgeBase
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "redis.toml"
 

@@ -21,9 +21,9 @@ import pytest
 from loop_toys import search_table
 from sklearn.model_selection import cross_val_score
 
-from academy_ml.endpoint.specs import decode_pipelines
-from academy_ml.knowledge import InMemoryKnowledgeBase
-from academy_ml.launch import RunOutcome, load_deployment, up
+from academy_ml.agents.knowledge import InMemoryKnowledgeBase
+from academy_ml.compute.tasks.specs import decode_pipelines
+from academy_ml.deploy.launch import RunOutcome, load_deployment, up
 
 
 def search(tmp_path: Path, kb: InMemoryKnowledgeBase, *, budget: int, generator: str) -> RunOutcome:

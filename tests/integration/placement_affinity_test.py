@@ -15,9 +15,9 @@ import pytest
 from placement_support import parsl_endpoint, rounds, venv_path, wait_gone
 from processes import descendants
 
-from academy_ml.endpoint import BatchRequest, BatchResult
-from academy_ml.endpoint.datasets import DatasetStore
-from academy_ml.placement import Placer, Policy
+from academy_ml.compute.placement import Placer, Policy
+from academy_ml.compute.tasks import BatchRequest, BatchResult
+from academy_ml.compute.tasks.datasets import DatasetStore
 
 
 def run_rounds(

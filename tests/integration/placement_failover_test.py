@@ -23,9 +23,9 @@ import pytest
 from placement_support import parsl_endpoint, rounds, venv_path, wait_gone
 from processes import descendants
 
-from academy_ml.endpoint import BatchResult
-from academy_ml.endpoint.datasets import DatasetStore
-from academy_ml.placement import Placer
+from academy_ml.compute.placement import Placer
+from academy_ml.compute.tasks import BatchResult
+from academy_ml.compute.tasks.datasets import DatasetStore
 
 
 def worker_pids(run_dir: str) -> set[int]:

@@ -25,9 +25,9 @@ from placement_gc_service import LoopbackBroker, LoopbackService
 from placement_support import rounds, venv_path, wait_gone
 from processes import descendants
 
-from academy_ml.endpoint import BatchResult
-from academy_ml.endpoint.datasets import DatasetStore
-from academy_ml.placement import GlobusComputeEndpoint, GlobusComputeSpec, Placer
+from academy_ml.compute.placement import GlobusComputeEndpoint, GlobusComputeSpec, Placer
+from academy_ml.compute.tasks import BatchResult
+from academy_ml.compute.tasks.datasets import DatasetStore
 
 POOL_ID = uuid.UUID("11111111-2222-4444-8888-000000000001")
 HTEX_ID = uuid.UUID("11111111-2222-4444-8888-000000000002")

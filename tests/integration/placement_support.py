@@ -15,8 +15,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, StandardScaler
 
-from academy_ml.endpoint import BatchRequest, make_request, run_batch
-from academy_ml.placement import ParslEndpoint, ParslSpec
+from academy_ml.compute.placement import ParslEndpoint, ParslSpec
+from academy_ml.compute.tasks import BatchRequest, make_request, run_batch
 
 HERE = Path(__file__).resolve().parent
 #: Where :func:`announce_and_run` writes pids.

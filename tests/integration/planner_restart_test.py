@@ -20,9 +20,9 @@ from pathlib import Path
 
 from loop_toys import write_deployment
 from processes import alive
+from redis_server import RedisServer
 
-from academy_ml.exchange.local_server import RedisServer
-from academy_ml.knowledge import RedisKnowledgeBase
+from academy_ml.agents.knowledge import RedisKnowledgeBase
 
 BUDGET = 48
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import academy_ml as aml
-from academy_ml.pipeline.generate import explored_batch
+from academy_ml.agents.search_space import explored_batch
 
 ROWS = 6_000
 CHILD = textwrap.dedent(
@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     import academy_ml as aml
-    from academy_ml.pipeline.generate import explored_batch
+    from academy_ml.agents.search_space import explored_batch
 
     cache_dir, go, seed = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     X, y, pipelines = explored_batch(40, {rows}, seed=0)

@@ -6,7 +6,7 @@ rendered for it as an operator would, and the ``config`` of the rendered
 ``parsl_config.py`` is loaded as it is: SlurmProvider submits a block with
 ``sbatch``, SrunLauncher starts the worker pool with ``srun``, the kit's
 worker_init activates this virtualenv and points the cache at the kit's
-``cache_dir``. The tasks push a dataset and run ``academy_ml.endpoint.run_batch``
+``cache_dir``. The tasks push a dataset and run ``academy_ml.compute.tasks.run_batch``
 twice (the second time from the node-local cache).
 
 Skipped, with the reason in the test output, only where Slurm cannot start
@@ -31,10 +31,10 @@ from parsl.dataflow.dflow import DataFlowKernel
 from slurm_cluster import SlurmCluster, job_environment, slurm_cluster_or_skip
 
 import academy_ml as aml
-from academy_ml.endpoint import BatchResult, make_request, put_dataset, run_batch
-from academy_ml.endpoint.datasets import ENV_VAR as DATASET_DIR_VAR
-from academy_ml.kits import render_kit
-from academy_ml.pipeline.generate import explored_batch
+from academy_ml.agents.search_space import explored_batch
+from academy_ml.compute.tasks import BatchResult, make_request, put_dataset, run_batch
+from academy_ml.compute.tasks.datasets import ENV_VAR as DATASET_DIR_VAR
+from academy_ml.deploy.kits import render_kit
 
 TESTS = Path(__file__).resolve().parent.parent
 #: The whole scenario's budget; a block normally starts in a few seconds.

@@ -28,8 +28,7 @@ from pathlib import Path
 import pytest
 from loop_toys import write_deployment
 from processes import alive, in_sessions
-
-from academy_ml.exchange.local_server import RedisServer
+from redis_server import RedisServer
 
 PARSL_ENDPOINT = """
 [endpoints.parsl]

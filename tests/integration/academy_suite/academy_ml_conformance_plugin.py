@@ -5,7 +5,7 @@ Loaded with ``-p academy_ml_conformance_plugin`` by
 unpacked academy-py sdist. It must be imported before Academy's
 ``tests/conftest.py``, which takes its fixtures from ``testing.fixture``: the
 fixtures that make exchange factories are replaced there, so every factory a
-test obtains through them is :class:`~academy_ml.exchange.RedisExchangeFactory`
+test obtains through them is :class:`~academy_ml.messaging.RedisExchangeFactory`
 on one real ``redis-server`` (a fresh key prefix per test). Tests
 parametrized over Academy's factory types run once (their
 ``LocalExchangeFactory`` variant, which our factory stands in for).
@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 from academy.exchange import ExchangeFactory, LocalExchangeFactory, UserExchangeClient
+from redis_server import RedisServer
 
-from academy_ml.exchange import RedisExchangeFactory
-from academy_ml.exchange.local_server import RedisServer
+from academy_ml.messaging import RedisExchangeFactory
 
 #: Tests expected to fail with our exchange, by node id, with the reason.
 #: Checked strictly: one that starts passing fails the run, so the list stays true.

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from academy_ml.agents import GenerationAgent, PlannerAgent, TrainingExample
 from academy_ml.agents.generation import EXHAUSTED
+from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledgeBase
+from academy_ml.agents.strategies import Call, OnEvent, Predicate, Strategy, StrategyContext
 from academy_ml.exceptions import GeneratorExhausted
-from academy_ml.knowledge import CandidateRecord, InMemoryKnowledgeBase
-from academy_ml.strategies import Call, OnEvent, Predicate, Strategy, StrategyContext
 
 T = TypeVar("T")
 

@@ -17,10 +17,8 @@ from academy_ml.agents import (
     TrainingExample,
     strategic_action,
 )
-from academy_ml.exceptions import ActionError
-from academy_ml.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
-from academy_ml.placement import LocalEndpoint
-from academy_ml.strategies import (
+from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
+from academy_ml.agents.strategies import (
     Call,
     Interval,
     OnCall,
@@ -30,6 +28,8 @@ from academy_ml.strategies import (
     Stop,
     Strategy,
 )
+from academy_ml.compute.placement import LocalEndpoint
+from academy_ml.exceptions import ActionError
 
 T = TypeVar("T")
 

@@ -1,0 +1,33 @@
+"""The knowledge base: candidates, results, a model registry, the strategy log, checkpoints.
+
+Agents share one :class:`KnowledgeBase`: :class:`RedisKnowledgeBase` in a
+deployment, :class:`InMemoryKnowledgeBase` in tests and embedded runs.
+Records are pydantic models stored as versioned msgpack.
+"""
+
+from __future__ import annotations
+
+from academy_ml.agents.knowledge.base import FIRING_LOG_LENGTH, KnowledgeBase
+from academy_ml.agents.knowledge.memory import InMemoryKnowledgeBase
+from academy_ml.agents.knowledge.records import (
+    RECORD_VERSION,
+    CandidateRecord,
+    ModelVersion,
+    ResultRecord,
+    StrategyFiring,
+)
+from academy_ml.agents.knowledge.redis import RedisKnowledgeBase
+from academy_ml.exceptions import KnowledgeError
+
+__all__ = [
+    "FIRING_LOG_LENGTH",
+    "RECORD_VERSION",
+    "CandidateRecord",
+    "InMemoryKnowledgeBase",
+    "KnowledgeBase",
+    "KnowledgeError",
+    "ModelVersion",
+    "RedisKnowledgeBase",
+    "ResultRecord",
+    "StrategyFiring",
+]

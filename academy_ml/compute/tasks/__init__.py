@@ -1,0 +1,146 @@
+"""What runs on an endpoint: batches of pipelines, datasets by reference.
+
+Endpoint workers (Parsl, Globus Compute, a local pool) import these
+functions; nothing is pickled by value. Requests and results are msgpack
+bytes (:mod:`~academy_ml.compute.tasks.request`); pipelines travel as specs that
+name only allow-listed classes and functions (:mod:`~academy_ml.compute.tasks.specs`); the
+dataset is named by fingerprint and read from the endpoint's dataset store
+(:mod:`~academy_ml.compute.tasks.datasets`). The node-local cache is the one
+``$ACADEMY_ML_CACHE_DIR`` names, which the endpoint kits point at
+node-local disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+
+from academy_ml.compute.tasks import specs
+from academy_ml.compute.tasks.datasets import DatasetStore
+from academy_ml.compute.tasks.request import (
+    BatchRequest,
+    BatchResult,
+    PipelineScores,
+    compile_request,
+    make_request,
+)
+from academy_ml.engine import compile_batch
+from academy_ml.engine.cache import ENV_VAR as CACHE_ENV
+from academy_ml.engine.cache import Cache
+from academy_ml.engine.data import Table, Target, prepare_features, prepare_target
+from academy_ml.engine.plan import Plan
+from academy_ml.exceptions import PlanError, WireError
+
+__all__ = [
+    "BatchRequest",
+    "BatchResult",
+    "DatasetStore",
+    "PipelineScores",
+    "compile_request",
+    "has_dataset",
+    "make_request",
+    "put_dataset",
+    "run_batch",
+]
+
+
+def run_batch(request: bytes) -> bytes:
+    """Run a batch request on this node; the msgpack :class:`BatchResult`.
+
+    The same request always yields the same scores: running it twice costs
+    cache lookups the second time, and a caller discards the duplicate by
+    its plan key. A pipeline naming something this endpoint does not trust
+    gets a ``WireError`` as its result; the others of the batch still run.
+
+    Raises:
+        WireError: The request is malformed or out of bounds (more threads than
+            this node has cores, more folds than the dataset has rows...).
+        DataError: The dataset is not in this endpoint's store.
+        PlanError: This endpoint compiles another plan than the client did
+            (different academy_ml or scikit-learn versions).
+    """
+    start = time.perf_counter()
+    task = BatchRequest.from_bytes(request)
+    table, y = _dataset(str(DatasetStore().root), task.dataset)
+    if task.cv > table.n_rows:
+        raise WireError(f"a request asks for {task.cv} folds of a dataset of {table.n_rows} rows")
+    decoded = specs.decode_each(task.pipelines)
+    runnable = [i for i, p in enumerate(decoded) if not isinstance(p, WireError)]
+    scores = {
+        i: PipelineScores(index=i, fold_scores=[], error=f"WireError: {p}")
+        for i, p in enumerate(decoded)
+        if isinstance(p, WireError)
+    }
+    executed = cache_hits = 0
+    if runnable:
+        plan = compile_batch(
+            [decoded[i] for i in runnable], cv=task.cv, X=table, y=y, scoring=task.scoring
+        )
+        _check_plan(plan, task, complete=len(runnable) == len(decoded))
+        report = plan.run(threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
+        for r in report.results:
+            index = runnable[r.index]
+            scores[index] = PipelineScores(
+                index=index,
+                fold_scores=[float(s) for s in r.fold_scores],
+                error=r.error,
+                backends=dict(r.backends),
+            )
+        executed, cache_hits = report.executed, report.cache_hits
+    result = BatchResult(
+        plan_key=task.plan_key,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        results=[scores[i] for i in sorted(scores)],
+        executed=executed,
+        cache_hits=cache_hits,
+        seconds=time.perf_counter() - start,
+    )
+    return result.to_bytes()
+
+
+def _check_plan(plan: Plan, task: BatchRequest, *, complete: bool) -> None:
+    """Refuse to run when this endpoint compiles the batch otherwise than its client.
+
+    With pipelines refused, the plan is a part of the client's: its nodes
+    (content keys) must all be among the client's.
+    """
+    if complete and plan.key == task.plan_key:
+        return
+    if not complete and {n["key"] for n in plan.nodes if n.get("key")} <= set(task.node_keys):
+        return
+    raise PlanError(
+        f"this endpoint compiles plan {plan.key} where the client compiled "
+        f"{task.plan_key}: are academy_ml and scikit-learn the same versions on both?"
+    )
+
+
+# A worker process serves many batches on few datasets: it keeps the last
+# datasets it read prepared (a fingerprint names immutable content) and one
+# handle on the node cache per directory.
+@functools.lru_cache(maxsize=2)
+def _dataset(root: str, fingerprint: str) -> tuple[Table, Target]:
+    X, y = DatasetStore(root).get(fingerprint)
+    table = prepare_features(X)
+    return table, prepare_target(y, table.n_rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _node_cache(directory: str | None) -> Cache:
+    return Cache(directory)
+
+
+def put_dataset(data: bytes) -> str:
+    """Store a dataset (Arrow IPC bytes) in this node's store; its fingerprint.
+
+    Raises:
+        DataError: The bytes are not an academy_ml dataset.
+    """
+    return DatasetStore().put_bytes(data)
+
+
+def has_dataset(fingerprint: str) -> bool:
+    """Whether this node's store holds dataset ``fingerprint``."""
+    return fingerprint in DatasetStore()

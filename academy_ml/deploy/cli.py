@@ -1,0 +1,226 @@
+"""The ``academy-ml`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from academy_ml import __version__
+from academy_ml.deploy import demo
+from academy_ml.deploy.kits import KITS, KitError, kit_variables, render_kit
+from academy_ml.engine.cache import clear, default_cache_dir, summarize
+from academy_ml.exceptions import AcademyMLError
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Dispatches to a subcommand."""
+    parser = argparse.ArgumentParser(prog="academy-ml", description="academy_ml command line")
+    parser.add_argument("--version", action="version", version=f"academy-ml {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "demo",
+        help="evaluate a generated batch of pipelines and print a leaderboard",
+        add_help=False,
+    )
+    cache = sub.add_parser("cache", help="inspect or empty the node-local cache")
+    cache_sub = cache.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("stats", "entries, bytes and hit counters of every process"),
+        ("clear", "remove every entry and reset the counters"),
+    ):
+        cmd = cache_sub.add_parser(action, help=text)
+        cmd.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help=f"cache directory (default: $ACADEMY_ML_CACHE_DIR or {default_cache_dir()})",
+        )
+    _add_endpoint(sub)
+    _add_launch(sub)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "demo":
+        demo.main(rest)
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in ("up", "status"):
+        from academy_ml.deploy.launch.console import run_status, run_up
+
+        try:
+            raise SystemExit((run_up if args.command == "up" else run_status)(args))
+        except AcademyMLError as error:
+            print(f"academy-ml: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:  # before `up` handles signals itself, or in `status`
+            print(f"academy-ml {args.command}: interrupted", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGINT) from None
+    if args.command == "endpoint":
+        try:
+            _endpoint(args)
+        except KitError as error:
+            print(f"academy-ml: error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
+    elif args.action == "stats":
+        _cache_stats(args.dir)
+    else:
+        _cache_clear(args.dir)
+
+
+def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for command, text in (
+        ("up", "launch a deployment's agents and watch the run until the planner stops"),
+        ("status", "agents, endpoints, caches and recent strategy firings of a deployment"),
+    ):
+        cmd = sub.add_parser(command, help=text)
+        cmd.add_argument("config", type=Path, help="deployment config (configs/local.toml...)")
+        cmd.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="NAME.KEY=VALUE",
+            help="override an agent's init argument or a deployment setting "
+            "(planner.budget=64, deployment.exchange=redis://...)",
+        )
+        if command == "up":
+            cmd.add_argument(
+                "--timeout", type=float, default=None, help="end the run after SECONDS"
+            )
+            cmd.add_argument(
+                "--logs", type=Path, default=None, help="host process logs (default runinfo/NAME)"
+            )
+
+
+def _add_endpoint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    endpoint = sub.add_parser("endpoint", help="Globus Compute and Parsl endpoint kits")
+    endpoint_sub = endpoint.add_subparsers(dest="action", required=True)
+    endpoint_sub.add_parser("kits", help="list the kits and the variables each takes")
+    render = endpoint_sub.add_parser("render", help="write a ready endpoint configuration")
+    render.add_argument("kit", choices=sorted(KITS), help="which kit")
+    render.add_argument(
+        "--set",
+        dest="values",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a variable of the kit (repeat; `academy-ml endpoint kits` lists them)",
+    )
+    render.add_argument("--output", type=Path, required=True, help="directory to write")
+    render.add_argument(
+        "--kits-dir",
+        type=Path,
+        default=None,
+        help="the endpoints/ directory of an academy_ml checkout (default: found)",
+    )
+
+
+def _endpoint(args: argparse.Namespace) -> None:
+    if args.action == "kits":
+        _list_kits()
+        return
+    values: dict[str, str] = {}
+    for assignment in args.values:
+        key, equals, value = assignment.partition("=")
+        if not equals or not key:
+            raise KitError(f"--set {assignment!r}: expected KEY=VALUE")
+        if key in values:
+            raise KitError(f"--set: variable {key!r} given twice")
+        values[key] = value
+    written = render_kit(args.kit, values, args.output, kits_dir=args.kits_dir)
+    out = args.output
+    print(f"{args.kit} kit written to {out}:")
+    for path in written:
+        print(f"  {path.name}")
+    files = " ".join(
+        f"--{flag} {shlex.quote(str(out / name))}"
+        for flag, name in (
+            ("core-config", "config.yaml"),
+            ("template-config", "user_config_template.yaml.j2"),
+            ("schema-config", "user_config_schema.json"),
+        )
+    )
+    print("Globus Compute (on the login node; `start` logs in to Globus):")
+    print(f"  globus-compute-endpoint configure {files} NAME")
+    print("  globus-compute-endpoint start NAME")
+    print(f"Parsl: the `config` of {out / 'parsl_config.py'}")
+
+
+def _list_kits() -> None:
+    console = Console(width=110)
+    for kit, model in KITS.items():
+        summary = escape(f"{kit}: {(model.__doc__ or '').strip()}")
+        table = Table(title=summary, title_justify="left")
+        table.add_column("variable")
+        table.add_column("default")
+        table.add_column("meaning")
+        for variable in kit_variables(kit):
+            if variable.required:
+                default = "required"
+            elif variable.default is None:
+                default = "-"
+            else:
+                default = str(variable.default)
+            table.add_row(variable.name, escape(default), escape(variable.description))
+        console.print(table)
+
+
+def _cache_refused(error: AcademyMLError) -> SystemExit:
+    print(f"academy-ml: error: {error}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _cache_stats(directory: Path | None) -> None:
+    try:
+        summary = summarize(directory)
+    except AcademyMLError as error:
+        raise _cache_refused(error) from None
+    table = Table(title="academy_ml node cache", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    totals = summary.totals
+    rows = [
+        ("directory", str(summary.path)),
+        ("entries", f"{summary.entries:,}"),
+        ("size", _size(summary.bytes)),
+        ("hits", f"{totals.hits:,} ({totals.memory_hits:,} from memory)"),
+        ("misses", f"{totals.misses:,}"),
+        ("hit rate", f"{totals.hit_rate:.1%}"),
+        ("read", _size(totals.bytes_read)),
+        ("written", _size(totals.bytes_written)),
+        ("stores", f"{totals.stores:,}"),
+        ("evictions", f"{totals.evictions:,}"),
+        ("corrupt entries", f"{totals.corrupt:,}"),
+        ("I/O errors", f"{totals.io_errors:,}"),
+        ("runtime", summary.runtime),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console(width=max(100, len(str(summary.path)) + 30)).print(table)
+
+
+def _cache_clear(directory: Path | None) -> None:
+    where = directory if directory is not None else default_cache_dir()
+    try:
+        removed = clear(where)
+    except AcademyMLError as error:
+        raise _cache_refused(error) from None
+    print(f"{where}: removed {removed:,} entries")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"

@@ -1,0 +1,332 @@
+"""Lowering one pipeline's IR into plan nodes for every fold.
+
+Stateless work before the first fitted step runs once on the whole table and
+is split afterwards (pinned across folds); fitted steps are expanded per fold
+(fit on the train rows, applied to train and test rows); Ridge and
+LinearRegression fits read a shared Gram node, so every penalty and every
+pipeline with the same design matrix reuses one factorisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any, Literal
+
+from academy_ml.engine.graph import Graph
+from academy_ml.engine.ir import Branch, ColumnStep, NativeStep, PipelineIR
+from academy_ml.engine.scoring import CLASSIFICATION_METRICS, NATIVE_METRICS
+
+__all__ = ["Binding", "CompileError", "Lowered", "Options", "ToPython", "lower"]
+
+ColumnKind = Literal["num", "cat", "mixed"]
+
+
+class ToPython(Exception):
+    """The pipeline must run on the Python backend from its first step."""
+
+
+class CompileError(Exception):
+    """The pipeline cannot run at all; the message names the cause."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """Compiler switches (all on by default; the benchmark ablates them)."""
+
+    cse: bool = True
+    hoist: bool = True
+    share_gram: bool = True
+    share_neighbors: bool = True
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What the compiler knows of the data, for one task type.
+
+    Attributes:
+        x_salt: Dataset fingerprint (or ``"unbound"``).
+        folds: (train index name, test index name) per fold.
+        target: Target name per kind (``"raw"``, ``"codes"``); absent when
+            that view of ``y`` does not exist.
+        columns: Column positions of X (symbolic names when unbound).
+        kinds: Per column position, ``"cat"`` or ``"num"``, or None when
+            compiling without data (every column then counts as numeric).
+        resolve: Turns a ColumnTransformer selector into column positions
+            (into symbolic names when unbound).
+        fill_code: Turns a categorical fill value into its code.
+        classes: Distinct labels of y (classification), or None when unknown.
+    """
+
+    x_salt: str
+    folds: tuple[tuple[str, str], ...]
+    target: dict[str, str]
+    columns: tuple[Any, ...]
+    kinds: tuple[ColumnKind, ...] | None
+    resolve: Any
+    fill_code: Any
+    classes: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """Where a pipeline's results come from.
+
+    Attributes:
+        scores: Per fold, the score node (native model), else empty.
+        matrices: Per fold, (train, test) matrix nodes feeding a foreign tail.
+        labels: Node id -> (step description, fold) for error messages.
+    """
+
+    scores: tuple[int, ...]
+    matrices: tuple[tuple[int, int], ...]
+    labels: dict[int, tuple[str, int | None]]
+
+
+@dataclass
+class _Stage:
+    full: int | None
+    folds: list[tuple[int, int]] | None
+    kind: ColumnKind
+    columns: tuple[Any, ...] | None
+
+
+def lower(ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options) -> Lowered:
+    """Adds the nodes of one pipeline to ``graph``.
+
+    Raises:
+        ToPython: The pipeline needs the Python backend from its first step.
+        CompileError: The pipeline cannot be evaluated (the message says why).
+    """
+    return _Lowerer(ir, graph, bind, scoring, options).run()
+
+
+class _Lowerer:
+    def __init__(
+        self, ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options
+    ) -> None:
+        self.ir = ir
+        self.graph = graph
+        self.bind = bind
+        self.scoring = scoring
+        self.options = options
+        self.labels: dict[int, tuple[str, int | None]] = {}
+
+    def node(self, op: dict[str, Any], inputs: list[int], label: str, fold: int | None) -> int:
+        node = self.graph.add(op, inputs)
+        self.labels.setdefault(node, (label, fold))
+        return node
+
+    def run(self) -> Lowered:
+        if self.ir.model is None and not self.ir.tail:
+            raise CompileError("the pipeline has no final estimator to score")
+        if not self.ir.prefix and self.ir.model is None:
+            raise ToPython
+        x = self.graph.add({"kind": "source_x"}, salt=self.bind.x_salt)
+        kinds = self.bind.kinds
+        kind = _combine(kinds) if kinds is not None else "num"
+        stage = _Stage(full=x, folds=None, kind=kind, columns=self.bind.columns)
+        for step in self.ir.prefix:
+            if isinstance(step, ColumnStep):
+                stage = self.column_step(step, stage)
+            else:
+                stage = self.native(step, stage)
+        if stage.kind != "num":
+            raise ToPython
+        folds = self.split(stage, "column selection")
+        if self.ir.model is None:
+            return Lowered((), tuple(folds), self.labels)
+        scores = tuple(self.model(self.ir.model, i, tr, te) for i, (tr, te) in enumerate(folds))
+        return Lowered(scores, (), self.labels)
+
+    def split(self, stage: _Stage, label: str) -> list[tuple[int, int]]:
+        if stage.folds is not None:
+            return stage.folds
+        assert stage.full is not None
+        return [
+            (
+                self.node({"kind": "take_rows", "index": tr}, [stage.full], label, i),
+                self.node({"kind": "take_rows", "index": te}, [stage.full], label, i),
+            )
+            for i, (tr, te) in enumerate(self.bind.folds)
+        ]
+
+    def target(self, kind: str, fold: int, train: bool) -> int:
+        name = self.bind.target.get(kind)
+        if name is None:
+            raise CompileError("y is not numeric, so a regressor cannot be fitted to it")
+        y = self.graph.add({"kind": "source_y", "target": name})
+        index = self.bind.folds[fold][0 if train else 1]
+        return self.node({"kind": "take_rows", "index": index}, [y], "target", fold)
+
+    def native(self, step: NativeStep, stage: _Stage) -> _Stage:
+        label = f"step '{step.path}' ({step.label})"
+        spec, kind = self.check_kinds(step, stage.kind)
+        fit = {"kind": "fit", "estimator": spec}
+        if step.stateless and stage.full is not None and self.options.hoist:
+            fitted = self.node(fit, [stage.full], label, None)
+            full = self.node({"kind": "apply"}, [fitted, stage.full], label, None)
+            return _Stage(full, None, kind, None)
+        folds = []
+        for i, (tr, te) in enumerate(self.split(stage, label)):
+            inputs = [tr]
+            if spec["name"] == "select_k_best":
+                wants = "codes" if spec["score_func"] == "f_classif" else "raw"
+                if wants not in self.bind.target:
+                    wants = "codes"
+                inputs.append(self.target(wants, i, train=True))
+            fitted = self.node(fit, inputs, label, i)
+            folds.append(
+                (
+                    self.node({"kind": "apply"}, [fitted, tr], label, i),
+                    self.node({"kind": "apply"}, [fitted, te], label, i),
+                )
+            )
+        return _Stage(None, folds, kind, None)
+
+    def check_kinds(self, step: NativeStep, kind: ColumnKind) -> tuple[dict[str, Any], ColumnKind]:
+        """The final estimator spec and the column kind it outputs."""
+        spec = dict(step.estimator)
+        if spec["name"] == "one_hot_encoder":
+            if kind == "mixed":
+                raise ToPython
+            return spec, "num"
+        if spec["name"] != "simple_imputer":
+            if kind != "num":
+                raise ToPython
+            return spec, "num"
+        fill = spec["fill_value"]
+        if kind == "mixed":
+            raise ToPython
+        if kind == "num":
+            if isinstance(fill, str):
+                raise ToPython
+            spec["fill_value"] = 0.0 if fill is None else float(fill)
+            return spec, kind
+        if spec["strategy"] in ("mean", "median") or not (fill is None or isinstance(fill, str)):
+            raise ToPython
+        spec["fill_value"] = self.bind.fill_code("missing_value" if fill is None else fill)
+        return spec, kind
+
+    def column_step(self, step: ColumnStep, stage: _Stage) -> _Stage:
+        if stage.columns is None:
+            raise ToPython
+        if any(isinstance(b.columns, (str, Integral)) for b in step.branches):
+            # A scalar selector hands the branch 1-D data, which scikit-learn
+            # refuses; let it say so on the Python backend.
+            raise ToPython
+        parts: list[_Stage] = []
+        claimed: set[int] = set()
+        try:
+            dropped = [self.bind.resolve(sel) for sel in step.dropped]
+            selected = [tuple(self.bind.resolve(b.columns)) for b in step.branches]
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ToPython from exc
+        for cols in dropped:
+            claimed.update(cols)
+        for branch, cols in zip(step.branches, selected, strict=True):
+            claimed.update(cols)
+            if cols:
+                parts.append(self.branch(branch, stage, cols))
+        rest = tuple(c for c in stage.columns if c not in claimed)
+        if step.passthrough_rest and rest:
+            parts.append(self.branch(Branch(f"{step.path}__remainder", rest, ()), stage, rest))
+        if not parts:
+            raise CompileError(f"step '{step.path}' (ColumnTransformer) selects no columns")
+        kind = _combine(tuple(p.kind for p in parts))
+        label = f"step '{step.path}' (ColumnTransformer)"
+        if all(p.full is not None for p in parts):
+            full = self.node(
+                {"kind": "hstack"}, [p.full for p in parts if p.full is not None], label, None
+            )
+            return _Stage(full, None, kind, None)
+        split = [self.split(p, label) for p in parts]
+        folds = [
+            (
+                self.node({"kind": "hstack"}, [s[i][0] for s in split], label, i),
+                self.node({"kind": "hstack"}, [s[i][1] for s in split], label, i),
+            )
+            for i in range(len(self.bind.folds))
+        ]
+        return _Stage(None, folds, kind, None)
+
+    def branch(self, branch: Branch, stage: _Stage, cols: tuple[Any, ...]) -> _Stage:
+        assert stage.full is not None
+        label = f"step '{branch.path}' (column selection)"
+        select = {"kind": "select_cols", "cols": list(cols)}
+        full = self.node(select, [stage.full], label, None)
+        kinds = self.bind.kinds
+        kind = "num" if kinds is None else _combine(tuple(kinds[c] for c in cols))
+        part = _Stage(full, None, kind, cols)
+        for inner in branch.steps:
+            part = self.native(inner, part)
+        return part
+
+    def model(self, model: NativeStep, fold: int, train: int, test: int) -> int:
+        label = f"step '{model.path}' ({model.label})"
+        spec = model.estimator
+        classifier = self.ir.classifier
+        metric = NATIVE_METRICS[self.scoring]
+        if metric in CLASSIFICATION_METRICS and not classifier:
+            raise CompileError(
+                f"scoring {self.scoring!r} needs a classifier, but {model.label} is a regressor"
+            )
+        y_kind = "codes" if classifier else "raw"
+        y_train = self.target(y_kind, fold, train=True)
+        predicted = self.predict(spec, label, fold, train, test, y_train)
+        y_test = self.target(y_kind, fold, train=False)
+        score = {"kind": "score", "metric": metric, "pos_label": self.pos_label(metric)}
+        return self.node(score, [y_test, predicted], f"scoring {self.scoring!r}", fold)
+
+    def predict(
+        self, spec: dict[str, Any], label: str, fold: int, train: int, test: int, y_train: int
+    ) -> int:
+        """The prediction node of a native model, through the shared rewrites.
+
+        Linear fits solve from one Gram node; KNN variants read one neighbour
+        search.
+        """
+        name = spec["name"]
+        if name in ("ridge", "linear_regression") and self.options.share_gram:
+            gram_op = {"kind": "gram", "fit_intercept": spec["fit_intercept"]}
+            gram = self.node(gram_op, [train, y_train], label, fold)
+            alpha = float(spec.get("alpha", 0.0))
+            fitted = self.node({"kind": "solve", "alpha": alpha}, [gram], label, fold)
+        elif name == "k_neighbors" and self.options.share_neighbors:
+            # The compiler sets the search's k to the largest n_neighbors reading it.
+            found = self.node({"kind": "neighbors"}, [train, test], label, fold)
+            knn_op = {
+                "kind": "knn_predict",
+                "k": spec["n_neighbors"],
+                "weights": spec["weights"],
+                "classifier": spec["classifier"],
+            }
+            return self.node(knn_op, [found, y_train], label, fold)
+        else:
+            fitted = self.node({"kind": "fit", "estimator": spec}, [train, y_train], label, fold)
+        return self.node({"kind": "apply"}, [fitted, test], label, fold)
+
+    def pos_label(self, metric: str) -> float:
+        """The code of scikit-learn's default positive label (1) for f1."""
+        classes = self.bind.classes
+        if metric not in ("f1", "roc_auc") or classes is None:
+            return 1.0
+        if len(classes) > 2:
+            raise CompileError(
+                f"scoring {self.scoring!r} is binary, but y has {len(classes)} classes"
+            )
+        if metric == "f1":
+            if 1 not in classes:
+                raise CompileError(
+                    f"scoring 'f1' uses pos_label=1, which is not a label of y "
+                    f"(labels: {list(classes)})"
+                )
+            return float(list(classes).index(1))
+        return 1.0
+
+
+def _combine(kinds: tuple[ColumnKind, ...]) -> ColumnKind:
+    found = set(kinds)
+    if found == {"cat"}:
+        return "cat"
+    return "num" if found <= {"num"} else "mixed"

@@ -1,0 +1,374 @@
+"""The batch compiler: N pipelines in, one deduplicated plan out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from numbers import Integral
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+import numpy as np
+from sklearn.utils._indexing import _get_column_indices
+
+from academy_ml.engine.data import Table, Target, digest, prepare_features, prepare_target
+from academy_ml.engine.graph import Graph
+from academy_ml.engine.ir import PipelineIR
+from academy_ml.engine.lower import (
+    Binding,
+    CompileError,
+    Lowered,
+    Options,
+    ToPython,
+    lower,
+)
+from academy_ml.engine.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
+from academy_ml.engine.splits import Folds, check_cv_argument, describe_cv, make_folds
+from academy_ml.engine.translate import steps_of, translate
+from academy_ml.exceptions import PlanError
+
+if TYPE_CHECKING:
+    from academy_ml.engine.cache import Cache
+    from academy_ml.engine.run import RunReport
+
+__all__ = ["PLAN_VERSION", "Plan", "PlanStats", "compile_batch"]
+
+#: Version of the msgpack plan format (the runtime checks it).
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlanStats:
+    """What compilation saved.
+
+    Attributes:
+        pipelines: Pipelines in the batch.
+        folds: Cross-validation folds.
+        naive_ops: Operations if every pipeline ran alone, fold by fold.
+        unique_ops: Operations in the compiled plan.
+        python_pipelines: Pipelines with at least one step on the Python backend.
+        shared_grams: Gram nodes, each shared by every linear fit on its design.
+        linear_solves: Ridge/LinearRegression solves reading those Gram nodes.
+        neighbor_searches: Neighbour searches, each shared by the KNN variants
+            on its train/test matrices.
+        knn_predictions: KNN predictions reading those searches.
+    """
+
+    pipelines: int
+    folds: int
+    naive_ops: int
+    unique_ops: int
+    python_pipelines: int
+    shared_grams: int
+    linear_solves: int
+    neighbor_searches: int
+    knn_predictions: int
+
+    @property
+    def dedup_ratio(self) -> float:
+        """naive_ops / unique_ops."""
+        return self.naive_ops / max(self.unique_ops, 1)
+
+
+@dataclass
+class Entry:
+    """One pipeline of the batch and where its results come from.
+
+    Attributes:
+        ir: The translated pipeline.
+        scoring: The scoring name used for it.
+        folds: Its folds (None when compiled without data).
+        lowered: Its plan nodes, or None when it runs on Python from the start.
+        error: Why it cannot run, or None.
+        score_outputs: Per fold, the index of its score among the plan outputs.
+        matrix_outputs: Per fold, indices of the (train, test) matrices.
+    """
+
+    ir: PipelineIR
+    scoring: str
+    folds: Folds | None
+    lowered: Lowered | None = None
+    error: str | None = None
+    score_outputs: tuple[int, ...] = ()
+    matrix_outputs: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass
+class Plan:
+    """A compiled batch.
+
+    Attributes:
+        nodes: Plan nodes in topological order.
+        outputs: Node ids whose values the runtime returns.
+        stats: Naive vs unique operation counts.
+        entries: One per pipeline, in order.
+        table: The bound features (None when compiled without data).
+        target: The bound target (None when compiled without data).
+        targets: Target arrays by the names the plan reads.
+        indices: Row-index arrays by the names the plan reads.
+    """
+
+    nodes: list[dict[str, Any]]
+    outputs: list[int]
+    stats: PlanStats
+    entries: list[Entry]
+    table: Table | None = None
+    target: Target | None = None
+    targets: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+    indices: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def bound(self) -> bool:
+        """Whether the plan was compiled against data and can run."""
+        return self.table is not None
+
+    def to_bytes(self) -> bytes:
+        """The versioned msgpack form the runtime reads.
+
+        Raises:
+            PlanError: If the plan was compiled without data.
+        """
+        if not self.bound:
+            raise PlanError("a plan compiled without X and y cannot run; pass X= and y=")
+        body = {"version": PLAN_VERSION, "nodes": self.nodes, "outputs": self.outputs}
+        return bytes(msgpack.packb(body, use_bin_type=True))
+
+    def run(self, threads: int | None = None, cache: Cache | None = None) -> RunReport:
+        """Runs the plan and scores every pipeline.
+
+        Args:
+            threads: Worker threads for the runtime (default: all cores).
+            cache: Node-local cache to read intermediates from and store them to.
+
+        Raises:
+            PlanError: If the plan was compiled without data.
+        """
+        # run.py builds on this module, so it is imported when first needed.
+        from academy_ml.engine.run import run
+
+        return run(self, threads, cache)
+
+    @property
+    def key(self) -> str:
+        """Content hash of the plan and its data binding (idempotency key)."""
+        salt = self.table.fingerprint if self.table is not None else "unbound"
+        return digest(self.to_bytes() if self.bound else repr(self.nodes), salt)
+
+
+def compile_batch(
+    pipelines: Iterable[Any],
+    cv: Any = 5,
+    *,
+    X: Any = None,
+    y: Any = None,
+    scoring: str | None = None,
+    options: Options | None = None,
+) -> Plan:
+    """Compiles a batch of scikit-learn pipelines into one plan.
+
+    Args:
+        pipelines: Estimators or Pipelines.
+        cv: Folds as ``cross_val_score`` takes them.
+        X: Features. Without X and y the plan is symbolic: its stats are
+            exact, but it cannot run.
+        y: Target; required with ``X``.
+        scoring: A scikit-learn scoring name; None scores each pipeline as its
+            ``score`` method would (accuracy for classifiers, r2 otherwise).
+        options: Compiler switches.
+    """
+    options = options or Options()
+    cv = check_cv_argument(cv)
+    if scoring is not None:
+        check_scoring(scoring)
+    if (X is None) != (y is None):
+        raise ValueError("pass both X and y, or neither")
+    table = prepare_features(X) if X is not None else None
+    target = prepare_target(y, table.n_rows) if table is not None else None
+    irs = [_translate(p, scoring) for p in list(pipelines)]
+    folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
+    entries: list[Entry] = []
+    graph = Graph(dedupe=options.cse)
+    discrete = target is None or target.discrete
+    bindings: dict[bool, Binding] = {}
+    for ir, score_name in irs:
+        entry = Entry(ir, score_name, folds.get(ir.classifier))
+        if ir.classifier and not discrete:
+            # scikit-learn refuses to fit a classifier to these labels
+            # (continuous values...): let it say so on the Python backend.
+            entry.ir = PipelineIR(ir.source, ir.classifier, tail=steps_of(ir.source))
+        else:
+            if ir.classifier not in bindings:
+                # One per task type: it fingerprints y, which is costly on large data.
+                bindings[ir.classifier] = _binding(table, target, entry.folds, cv, ir.classifier)
+            _lower_entry(entry, graph, bindings[ir.classifier], options)
+        entries.append(entry)
+    outputs = _collect_outputs(entries, graph)
+    _size_neighbor_searches(graph)
+    naive = Graph(dedupe=False)
+    # Rewrites stay on so a fit counts the same (gram + solve) in both graphs.
+    naive_options = Options(cse=False, hoist=False)
+    for entry in entries:
+        if entry.lowered is not None:
+            lower(entry.ir, naive, bindings[entry.ir.classifier], entry.scoring, naive_options)
+    stats = PlanStats(
+        pipelines=len(entries),
+        folds=max((len(b) for b in folds.values()), default=0) or _n_splits(cv),
+        naive_ops=naive.op_count(),
+        unique_ops=graph.op_count(),
+        python_pipelines=sum(1 for e in entries if e.ir.tail or e.lowered is None),
+        shared_grams=_count(graph, "gram"),
+        linear_solves=_count(graph, "solve"),
+        neighbor_searches=_count(graph, "neighbors"),
+        knn_predictions=_count(graph, "knn_predict"),
+    )
+    plan = Plan(graph.nodes, outputs, stats, entries, table, target)
+    if table is not None and target is not None:
+        plan.targets = {"codes:" + target.fingerprint("codes"): target.codes}
+        if target.raw is not None:
+            plan.targets["raw:" + target.fingerprint("raw")] = target.raw
+        for f in folds.values():
+            plan.indices.update(f.arrays())
+    return plan
+
+
+def _count(graph: Graph, kind: str) -> int:
+    return sum(1 for n in graph.nodes if n["op"]["kind"] == kind)
+
+
+def _size_neighbor_searches(graph: Graph) -> None:
+    """Sets each neighbour search's k to the largest k reading it.
+
+    k is not part of the node key, so the variants share one search.
+    """
+    for node in graph.nodes:
+        if node["op"]["kind"] == "knn_predict":
+            search = graph.nodes[node["inputs"][0]]["op"]
+            search["k"] = max(search.get("k", 0), node["op"]["k"])
+
+
+def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:
+    ir = translate(pipeline)
+    name = scoring or ("accuracy" if ir.classifier else "r2")
+    # A native classifier predicts class codes, which only the classification
+    # metrics read as labels; a regression metric needs the labels themselves.
+    if not is_native(name) or (ir.classifier and name not in CLASSIFICATION_METRICS):
+        ir = translate(pipeline, native_model=False)
+    return ir, name
+
+
+def _folds(cv: Any, target: Target | None, kinds: set[bool]) -> dict[bool, Folds]:
+    if target is None:
+        return {}
+    return {c: make_folds(cv, target.original, classifier=c) for c in sorted(kinds)}
+
+
+def _n_splits(cv: Any) -> int:
+    if cv is None:
+        return 5
+    if isinstance(cv, Integral):
+        return int(cv)
+    if hasattr(cv, "get_n_splits"):
+        return int(cv.get_n_splits())
+    return len(cv)
+
+
+def _binding(
+    table: Table | None, target: Target | None, folds: Folds | None, cv: Any, classifier: bool
+) -> Binding:
+    if table is None or target is None or folds is None:
+        desc = describe_cv(cv, classifier=classifier)
+        names = tuple(
+            (f"{desc}/fold{i}/train", f"{desc}/fold{i}/test") for i in range(_n_splits(cv))
+        )
+        return Binding(
+            x_salt="unbound",
+            folds=names,
+            target={"codes": "codes", "raw": "raw"},
+            columns=("*",),
+            kinds=None,
+            resolve=lambda sel: (repr(sel),),
+            fill_code=lambda value: repr(value),
+            classes=None,
+        )
+    targets = {"codes": "codes:" + target.fingerprint("codes")}
+    if target.raw is not None:
+        targets["raw"] = "raw:" + target.fingerprint("raw")
+    probe = table.probe
+
+    def resolve(selector: Any) -> list[int]:
+        if callable(selector):
+            selector = selector(probe)
+        return [int(i) for i in _get_column_indices(probe, selector)]
+
+    return Binding(
+        x_salt=table.fingerprint,
+        folds=tuple(zip(folds.train_names, folds.test_names, strict=True)),
+        target=targets,
+        columns=tuple(range(len(table.columns))),
+        kinds=tuple("cat" if c else "num" for c in table.categorical),
+        resolve=resolve,
+        fill_code=table.code_of,
+        classes=tuple(target.classes.tolist()),
+    )
+
+
+def _lower_entry(entry: Entry, graph: Graph, bind: Binding, options: Options) -> None:
+    mark = graph.mark()
+    try:
+        entry.lowered = lower(entry.ir, graph, bind, entry.scoring, options)
+    except ToPython:
+        graph.rollback(mark)
+        source = entry.ir.source
+        entry.ir = PipelineIR(source, entry.ir.classifier, tail=steps_of(source))
+    except CompileError as exc:
+        graph.rollback(mark)
+        entry.error = str(exc)
+
+
+def _collect_outputs(entries: list[Entry], graph: Graph) -> list[int]:
+    """Plan outputs, fold by fold, pipelines that share work next to each other.
+
+    The runtime schedules work in output order, so a fold's intermediates are
+    done with (and freed) before the next fold's are made, and a matrix that
+    several pipelines read is freed once the last of them (now adjacent) has.
+    """
+    outputs: list[int] = []
+    position: dict[int, int] = {}
+    lowered = sorted(
+        (e.lowered for e in entries if e.lowered is not None),
+        key=lambda low: _ancestry(graph, (low.scores or low.matrices[0])[0]),
+    )
+    # A lowered pipeline has either a score or a matrix pair per fold.
+    n_folds = max((len(low.scores) + len(low.matrices) for low in lowered), default=0)
+    for fold in range(n_folds):
+        for low in lowered:
+            nodes = low.scores[fold : fold + 1] + tuple(
+                node for pair in low.matrices[fold : fold + 1] for node in pair
+            )
+            for node in nodes:
+                if node not in position:
+                    position[node] = len(outputs)
+                    outputs.append(node)
+    for entry in entries:
+        if entry.lowered is not None:
+            entry.score_outputs = tuple(position[n] for n in entry.lowered.scores)
+            entry.matrix_outputs = tuple(
+                (position[a], position[b]) for a, b in entry.lowered.matrices
+            )
+    return outputs
+
+
+def _ancestry(graph: Graph, node: int) -> list[int]:
+    """Ids of ``node`` and everything it reads, ascending.
+
+    Sorting pipelines by this list puts those that share their earliest
+    (longest common) work next to each other, as a trie would.
+    """
+    seen = {node}
+    stack = [node]
+    while stack:
+        for parent in graph.nodes[stack.pop()]["inputs"]:
+            if parent not in seen:
+                seen.add(parent)
+                stack.append(parent)
+    return sorted(seen)

@@ -1,0 +1,286 @@
+"""Translation of scikit-learn estimators into the pipeline IR.
+
+Every step the runtime reproduces exactly becomes a :class:`NativeStep`; the
+first step it does not (or a native step configured in a way it does not
+reproduce) starts the foreign tail, which the Python backend runs. Nothing is
+dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from numbers import Integral, Real
+from typing import Any
+
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    MaxAbsScaler,
+    MinMaxScaler,
+    OneHotEncoder,
+    PolynomialFeatures,
+    StandardScaler,
+)
+
+from academy_ml.engine.ir import Branch, ColumnStep, NativeStep, Params, PipelineIR, Step
+from academy_ml.exceptions import UnsupportedStepError
+
+__all__ = ["U64_MAX", "steps_of", "translate"]
+
+#: Largest count the plan format carries (msgpack's unsigned 64-bit integer).
+U64_MAX = 2**64 - 1
+
+
+def translate(estimator: Any, *, native_model: bool = True) -> PipelineIR:
+    """Splits a scikit-learn estimator into native prefix, model and foreign tail.
+
+    Args:
+        estimator: An estimator or ``Pipeline``.
+        native_model: False when the scoring needs a response the runtime does
+            not compute, so the final model must run in Python.
+
+    Returns:
+        The pipeline's IR.
+
+    Raises:
+        UnsupportedStepError: If ``estimator`` is not a scikit-learn estimator.
+    """
+    if not isinstance(estimator, BaseEstimator) or not hasattr(estimator, "fit"):
+        raise UnsupportedStepError(
+            f"expected a scikit-learn estimator or Pipeline, got {type(estimator).__name__}"
+        )
+    steps = steps_of(estimator)
+    ir = PipelineIR(source=estimator, classifier=is_classifier(estimator))
+    for i, (path, step) in enumerate(steps):
+        if i == len(steps) - 1 and hasattr(step, "predict"):
+            ir.model = _model(path, step) if native_model else None
+            if ir.model is None:
+                ir.tail = steps[i:]
+            break
+        native = _transformer(path, step)
+        if native is None:
+            ir.tail = steps[i:]
+            break
+        ir.prefix.append(native)
+    return ir
+
+
+def steps_of(estimator: Any) -> list[tuple[str, Any]]:
+    """The estimator's steps as (path, estimator), nested pipelines inlined."""
+    return _flatten(estimator, type(estimator).__name__.lower())
+
+
+def _flatten(estimator: Any, path: str) -> list[tuple[str, Any]]:
+    """Pipeline steps as (path, estimator), nested pipelines inlined."""
+    if not isinstance(estimator, Pipeline):
+        return [(path, estimator)]
+    steps: list[tuple[str, Any]] = []
+    prefix = "" if path == "pipeline" else f"{path}__"
+    for name, step in estimator.steps:
+        if step is None or step == "passthrough":
+            continue
+        steps.extend(_flatten(step, f"{prefix}{name}"))
+    return steps
+
+
+def _transformer(path: str, step: Any) -> Step | None:
+    """The native form of a transformer, or None when it is foreign."""
+    if isinstance(step, ColumnTransformer):
+        return _column_transformer(path, step)
+    spec = _transformer_spec(step)
+    return None if spec is None else NativeStep(path, type(step).__name__, spec)
+
+
+def _transformer_spec(step: Any) -> Params | None:
+    for kind, build in _TRANSFORMERS:
+        if type(step) is kind:
+            return build(step)
+    return None
+
+
+def _imputer(s: SimpleImputer) -> Params | None:
+    missing = s.missing_values
+    if not (isinstance(missing, float) and math.isnan(missing)):
+        return None
+    if s.add_indicator or s.keep_empty_features or callable(s.strategy):
+        return None
+    if s.strategy not in ("mean", "median", "most_frequent", "constant"):
+        return None
+    fill = s.fill_value
+    if not (fill is None or isinstance(fill, str) or _float(fill) is not None):
+        return None
+    return {"name": "simple_imputer", "strategy": s.strategy, "fill_value": fill}
+
+
+def _standard(s: StandardScaler) -> Params | None:
+    return {"name": "standard_scaler", "with_mean": bool(s.with_mean), "with_std": bool(s.with_std)}
+
+
+def _min_max(s: MinMaxScaler) -> Params | None:
+    low, high = (_float(v) for v in s.feature_range)
+    if low is None or high is None:
+        return None
+    return {"name": "min_max_scaler", "low": low, "high": high, "clip": bool(s.clip)}
+
+
+def _max_abs(s: MaxAbsScaler) -> Params | None:
+    return {"name": "max_abs_scaler"}
+
+
+def _one_hot(s: OneHotEncoder) -> Params | None:
+    plain = (
+        s.handle_unknown == "ignore"
+        and isinstance(s.categories, str)
+        and s.categories == "auto"
+        and s.drop is None
+        and s.min_frequency is None
+        and s.max_categories is None
+    )
+    return {"name": "one_hot_encoder"} if plain else None
+
+
+def _poly(s: PolynomialFeatures) -> Params | None:
+    if not (isinstance(s.degree, Integral) and s.degree == 2) or s.order != "C":
+        return None
+    return {
+        "name": "polynomial_features",
+        "degree": 2,
+        "interaction_only": bool(s.interaction_only),
+        "include_bias": bool(s.include_bias),
+    }
+
+
+def _pca(s: PCA) -> Params | None:
+    n = _count(s.n_components)
+    if n is None:
+        return None
+    return {"name": "pca", "n_components": n, "whiten": bool(s.whiten)}
+
+
+def _select(s: SelectKBest) -> Params | None:
+    funcs: dict[Callable[..., Any], str] = {f_regression: "f_regression", f_classif: "f_classif"}
+    func = funcs.get(s.score_func)
+    k = _count(s.k)
+    if func is None or k is None:
+        return None
+    return {"name": "select_k_best", "score_func": func, "k": k}
+
+
+_TRANSFORMERS: list[tuple[type, Callable[[Any], Params | None]]] = [
+    (SimpleImputer, _imputer),
+    (StandardScaler, _standard),
+    (MinMaxScaler, _min_max),
+    (MaxAbsScaler, _max_abs),
+    (OneHotEncoder, _one_hot),
+    (PolynomialFeatures, _poly),
+    (PCA, _pca),
+    (SelectKBest, _select),
+]
+
+
+def _column_transformer(path: str, ct: ColumnTransformer) -> ColumnStep | None:
+    if ct.transformer_weights is not None or ct.remainder not in ("drop", "passthrough"):
+        return None
+    branches: list[Branch] = []
+    dropped: list[Any] = []
+    for name, trans, columns in ct.transformers:
+        branch_path = f"{path}__{name}"
+        if isinstance(trans, str) and trans == "drop":
+            dropped.append(columns)
+            continue
+        steps: list[NativeStep] = []
+        if not (isinstance(trans, str) and trans == "passthrough"):
+            for step_path, step in _flatten(trans, branch_path):
+                native = _transformer(step_path, step)
+                if not isinstance(native, NativeStep):
+                    return None
+                steps.append(native)
+        branches.append(Branch(branch_path, columns, tuple(steps)))
+    return ColumnStep(
+        path,
+        tuple(branches),
+        passthrough_rest=ct.remainder == "passthrough",
+        dropped=tuple(dropped),
+    )
+
+
+def _model(path: str, model: Any) -> NativeStep | None:
+    label = type(model).__name__
+    spec: Params | None = None
+    if type(model) is LinearRegression and not model.positive:
+        spec = {"name": "linear_regression", "fit_intercept": bool(model.fit_intercept)}
+    elif type(model) is Ridge and _float(model.alpha) is not None and not model.positive:
+        if model.solver in ("auto", "cholesky", "svd"):
+            spec = {
+                "name": "ridge",
+                "alpha": _float(model.alpha),
+                "fit_intercept": bool(model.fit_intercept),
+            }
+    elif type(model) is LogisticRegression:
+        spec = _logistic(model)
+    elif type(model) in (KNeighborsClassifier, KNeighborsRegressor):
+        spec = _knn(model)
+    return None if spec is None else NativeStep(path, label, spec)
+
+
+def _logistic(m: LogisticRegression) -> Params | None:
+    l2 = m.penalty in ("l2", "deprecated") and m.l1_ratio in (0, 0.0, None)
+    smooth_solver = m.solver in ("lbfgs", "newton-cg", "newton-cholesky")
+    c, tol = _float(m.C), _float(m.tol)
+    if not (l2 and smooth_solver and m.class_weight is None and c is not None):
+        return None
+    if not math.isfinite(c) or not _int(m.max_iter) or tol is None:
+        return None
+    return {
+        "name": "logistic_regression",
+        "c": c,
+        "fit_intercept": bool(m.fit_intercept),
+        # Saturating is exact: no solver run reaches 2**64 iterations.
+        "max_iter": min(int(m.max_iter), U64_MAX),
+        "tol": tol,
+    }
+
+
+def _knn(m: KNeighborsClassifier | KNeighborsRegressor) -> Params | None:
+    euclidean = m.metric == "euclidean" or (m.metric == "minkowski" and m.p == 2)
+    if not euclidean or m.metric_params or m.weights not in ("uniform", "distance"):
+        return None
+    n_neighbors = _count(m.n_neighbors)
+    if n_neighbors is None:
+        return None
+    return {
+        "name": "k_neighbors",
+        "n_neighbors": n_neighbors,
+        "weights": m.weights,
+        "classifier": isinstance(m, KNeighborsClassifier),
+    }
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 0
+
+
+def _count(value: Any) -> int | None:
+    """A count the plan can carry, else None.
+
+    A larger count makes its step foreign, so scikit-learn accepts or refuses
+    it itself, naming the number it was given.
+    """
+    return int(value) if _int(value) and int(value) <= U64_MAX else None
+
+
+def _float(value: Any) -> float | None:
+    """A real parameter as a float, else None (not real, or an integer too large for a float)."""
+    if not isinstance(value, Real) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
