@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "DatasetError",
+    "EnvelopeError",
     "ExchangeConnectionError",
     "ExchangeError",
     "ExchangeLoopError",
@@ -104,6 +105,32 @@ class PayloadTooDeepError(WireError):
 
 class PayloadTooLargeError(WireError):
     """Untrusted bytes exceed the size their decoder accepts."""
+
+
+class EnvelopeError(WireError):
+    """Enveloped bytes hold another kind of record, or a version the reader does not know.
+
+    Attributes:
+        kind: The kind the reader expected.
+        versions: The versions of ``kind`` the reader knows.
+        found_kind: The kind the bytes claim (None when it is not a string).
+        found_version: The version the bytes claim (None when it is not an int).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "",
+        versions: Sequence[int] = (),
+        found_kind: str | None = None,
+        found_version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.versions = tuple(versions)
+        self.found_kind = found_kind
+        self.found_version = found_version
 
 
 class UnsupportedPayloadError(ExchangeError, TypeError):
