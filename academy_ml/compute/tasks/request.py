@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints,
 from academy_ml.compute.tasks import datasets, specs
 from academy_ml.core.bounded import bounded_unpackb
 from academy_ml.engine import compile_batch
+from academy_ml.engine.data import Table, Target
 from academy_ml.engine.plan import Plan
 from academy_ml.exceptions import ParameterError, WireError
 
@@ -149,7 +150,7 @@ class BatchResult(_Message):
 
 def compile_request(
     pipelines: list[Any],
-    table: pa.Table,
+    table: pa.Table | tuple[Table, Target],
     *,
     cv: int,
     scoring: str | None,
@@ -159,7 +160,10 @@ def compile_request(
 
     Args:
         pipelines: Unfitted scikit-learn estimators or Pipelines.
-        table: The dataset, as :func:`~academy_ml.compute.tasks.datasets.to_arrow` makes it.
+        table: The dataset, as :func:`~academy_ml.compute.tasks.datasets.to_arrow` makes it,
+            or its features and target as ``prepare_features`` and
+            ``prepare_target`` made them (a caller compiling many batches
+            prepares its dataset once).
         cv: Number of folds (``cross_val_score``'s choice of splitter).
         scoring: A scikit-learn scoring name, or None.
         threads: Runtime threads on the endpoint (default: all its cores).
@@ -169,7 +173,7 @@ def compile_request(
         ParameterError: ``cv``, ``threads`` or the batch's size is beyond what
             an endpoint accepts.
     """
-    X, y = datasets.split(table)
+    X, y = table if isinstance(table, tuple) else datasets.split(table)
     plan = compile_batch(pipelines, cv=cv, X=X, y=y, scoring=scoring)
     # Compiled with X and y, so the plan is bound to both.
     assert plan.table is not None
