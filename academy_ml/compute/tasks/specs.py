@@ -5,10 +5,10 @@ A spec names an estimator's class by import path and holds its
 their steps). Functions (``score_func=f_regression``) and types
 (``dtype=np.float64``) are named by import path too. A decoder resolves a
 name only through the exact allow-lists of :mod:`~academy_ml.compute.tasks.trust`
-(never by importing what a request names), decodes within size and depth
-limits (:func:`~academy_ml.core.bounded.bounded_unpackb`), never unpickles, and refuses
-parameter values that would make an endpoint touch its filesystem or
-oversubscribe its cores.
+(never by importing what a request names), decodes with the plain-value
+codec of :mod:`academy_ml.core.values` within size and depth limits and only
+the extensions a spec needs, never unpickles, and refuses parameter values
+that would make an endpoint touch its filesystem or oversubscribe its cores.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ from academy_ml.compute.tasks.trust import (
     is_function,
     public_path,
 )
-from academy_ml.core.bounded import bounded_unpackb
+from academy_ml.core.values import Ext, ValueDecoder, ValueEncoder
 from academy_ml.exceptions import UnsupportedPayloadError, WireError
-from academy_ml.messaging.codec import Encoder, Ext
 
 __all__ = [
     "MAX_ARRAY_BYTES",
@@ -64,7 +63,7 @@ def encode_pipelines(pipelines: Iterable[Any]) -> bytes:
         UnsupportedPayloadError: A parameter is neither plain data nor an
             estimator, function or type with an import path.
     """
-    return Encoder(allow_pickle=False).pack([_to_spec(p) for p in pipelines])
+    return ValueEncoder().pack([_to_spec(p) for p in pipelines])
 
 
 def decode_pipelines(data: bytes, trust: Trust | None = None) -> list[Any]:
@@ -94,7 +93,7 @@ def decode_each(data: bytes, trust: Trust | None = None) -> list[Any]:
     Raises:
         WireError: The data as a whole is malformed, too large or deep.
     """
-    specs = _unpack(data)
+    specs = _SpecDecoder(max_depth=MAX_SPEC_DEPTH, max_size=MAX_SPEC_BYTES).unpack(data)
     if not isinstance(specs, list):
         raise WireError("pipeline specs are not a list")
     trust = Trust.from_env() if trust is None else trust
@@ -203,29 +202,17 @@ def _leaves(values: Any) -> int:
     return count
 
 
-def _unpack(data: bytes) -> Any:
-    return bounded_unpackb(
-        data, max_depth=MAX_SPEC_DEPTH, max_size=MAX_SPEC_BYTES, ext_hook=_extension
-    )
+#: The plain values a spec holds besides msgpack's own: no arrays (parameter
+#: arrays are lists of values), sets, handles, exceptions or pickles.
+_SPEC_EXTENSIONS = frozenset({Ext.TUPLE, Ext.BIGINT, Ext.COMPLEX})
 
 
-def _extension(code: int, payload: bytes) -> Any:
-    """The extensions the exchange's Encoder writes for what specs hold; no others."""
-    if code == Ext.TUPLE:
-        items = _unpack(payload)
-        if not isinstance(items, list):
-            raise WireError("a tuple extension does not hold a list")
-        return tuple(items)
-    if code == Ext.BIGINT:
-        if len(payload) > _MAX_BIGINT_DIGITS:
+class _SpecDecoder(ValueDecoder):
+    """The plain-value decoder narrowed to what :func:`encode_pipelines` writes."""
+
+    def _hook(self, code: int, data: bytes) -> Any:
+        if code not in _SPEC_EXTENSIONS:
+            raise WireError(f"a pipeline spec may not hold msgpack extension type {code}")
+        if code == Ext.BIGINT and len(data) > _MAX_BIGINT_DIGITS:
             raise WireError(f"an integer of more than {_MAX_BIGINT_DIGITS} hex digits")
-        return int(payload.decode("ascii"), 16)
-    if code == Ext.COMPLEX:
-        parts = _unpack(payload)
-        if not (isinstance(parts, list) and len(parts) == 2):
-            raise WireError("a complex extension is not [real, imag]")
-        if not all(type(p) in (int, float) for p in parts):
-            raise WireError("a complex extension holds non-numbers")
-        return complex(*parts)
-    # Handles, exceptions, pickle...: nothing a spec holds.
-    raise WireError(f"a pipeline spec may not hold msgpack extension type {code}")
+        return super()._hook(code, data)
