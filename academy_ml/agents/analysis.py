@@ -3,14 +3,20 @@
 Work comes from two places: hand-overs from the generation agent
 (:meth:`AnalysisAgent.submit`) and a sweep of the knowledge base's ledger at
 startup and every ``sweep_interval_s``, which finds candidates whose
-hand-over or evaluation a crash interrupted. Every evaluation start is
-counted in the ledger (``start_attempt``); a candidate whose evaluations
-keep dying gets a ``failed`` result after ``max_attempts``, so the loop
-neither loses it nor retries it forever. Failed evaluations raise the
-``evaluation_failed`` event (a strategy may :meth:`~AnalysisAgent.redirect`
-to a backup endpoint, or :meth:`~AnalysisAgent.scale` the endpoint). Results
-are stored with
-``add_result``, which keeps exactly one per candidate.
+hand-over or evaluation a crash interrupted. How candidates are evaluated is
+the agent's :class:`~academy_ml.agents.evaluators.Evaluator`: one function
+call per candidate, or batches of pipelines compiled and placed together.
+Candidates waiting at the same time go out together, up to the evaluator's
+``batch_size``, to the agent's current endpoint.
+
+Every evaluation start is counted in the ledger (``start_attempt``); a
+candidate whose evaluations keep failing or dying gets a ``failed`` result
+after ``max_attempts``, so the loop neither loses it nor retries it forever.
+A failed batch raises the ``evaluation_failed`` event once (a strategy may
+:meth:`~AnalysisAgent.redirect` later batches to a backup endpoint, or
+:meth:`~AnalysisAgent.scale` the endpoint) before its candidates are tried
+again. Results are stored with ``add_result``, which keeps exactly one per
+candidate.
 """
 
 from __future__ import annotations
@@ -21,10 +27,10 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 from academy.agent import action, loop
 
-from academy_ml.agents.knowledge import CandidateRecord, KnowledgeBase, ResultRecord
+from academy_ml.agents.evaluators import Evaluator, failed_result
+from academy_ml.agents.knowledge import CandidateRecord, KnowledgeFactory, ResultRecord
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
 from academy_ml.compute.placement import Endpoint, LocalEndpoint, Scalable
 from academy_ml.exceptions import ActionError
@@ -38,20 +44,18 @@ __all__ = ["AnalysisAgent"]
 
 logger = logging.getLogger(__name__)
 
+#: A candidate waiting in a batch, and where its outcome goes: a result, or why the batch failed.
+_Waiting = tuple[CandidateRecord, asyncio.Future[ResultRecord | str]]
+
 
 class AnalysisAgent(StrategicAgent):
     """Evaluates candidates on an endpoint; one stored result per candidate.
 
-    The function is given the candidate's payload as msgpack bytes and
-    returns ``{"metrics": {name: float}, "flags": {name: bool}}``. A function
-    that raises, or returns anything else, yields a result flagged ``failed``
-    (with the error in the log), so one bad candidate stops nothing.
-
     Args:
-        function: Import path of the evaluation function (``pkg.mod.fn``).
+        evaluator: How candidates are evaluated (see :mod:`academy_ml.agents.evaluators`).
         planner: Handle to the planner, told of every result and of the queue depth.
         knowledge: See :class:`StrategicAgent`.
-        endpoint: Where the function runs (default: a local thread pool).
+        endpoint: Where evaluations run (default: a local thread pool).
         backups: Endpoints :meth:`redirect` may switch to, by name.
         owns_endpoints: Close ``endpoint`` and ``backups`` at shutdown (the
             launcher's agents own the endpoints it built for them).
@@ -63,9 +67,9 @@ class AnalysisAgent(StrategicAgent):
 
     def __init__(
         self,
-        function: str,
+        evaluator: Evaluator,
         planner: Handle[PlannerAgent],
-        knowledge: KnowledgeBase | str,
+        knowledge: KnowledgeFactory,
         *,
         endpoint: Endpoint | None = None,
         backups: Mapping[str, Endpoint] | None = None,
@@ -78,7 +82,7 @@ class AnalysisAgent(StrategicAgent):
         super().__init__(knowledge, **options)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
-        self.function = function
+        self.evaluator = evaluator
         self.planner = planner
         self.sweep_interval_s = sweep_interval_s
         self.max_attempts = max_attempts
@@ -90,11 +94,15 @@ class AnalysisAgent(StrategicAgent):
         if owns_endpoints:
             self._owned = [e for e in (endpoint, *self.backups.values()) if e is not None]
         self._pending: dict[str, asyncio.Task[None]] = {}
+        self._waiting: list[_Waiting] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._batches: set[asyncio.Task[None]] = set()
         self.state.update(
             evaluated=0,
             failed=0,
             queue_depth=0,
             consecutive_failures=0,
+            batches=0,
             endpoint=None if endpoint is None else endpoint.name,
         )
 
@@ -106,11 +114,19 @@ class AnalysisAgent(StrategicAgent):
             self._owned.append(self._endpoint)
         return self._endpoint
 
+    async def agent_on_startup(self) -> None:
+        """Open the knowledge base (as the base), then let the evaluator prepare, once."""
+        await super().agent_on_startup()
+        await self.evaluator.prepare()
+
     async def agent_on_shutdown(self) -> None:
         """Abandon evaluations in flight (the ledger keeps them), close owned endpoints."""
-        for task in self._pending.values():
+        if self._timer is not None:
+            self._timer.cancel()
+        in_flight = [*self._pending.values(), *self._batches]
+        for task in in_flight:
             task.cancel()
-        await asyncio.gather(*self._pending.values(), return_exceptions=True)
+        await asyncio.gather(*in_flight, return_exceptions=True)
         for endpoint in self._owned:
             endpoint.close()
         await super().agent_on_shutdown()
@@ -190,31 +206,70 @@ class AnalysisAgent(StrategicAgent):
             logger.warning("could not report %s to the planner: %s", cid, error)
 
     async def _attempts(self, candidate: CandidateRecord) -> ResultRecord:
-        """Evaluate, trying again (on the endpoint current then) until ``max_attempts``.
-
-        Every failure raises the ``evaluation_failed`` event, so a strategy
-        can redirect to a backup endpoint before the next attempt.
-        """
-        payload = msgpack.packb(candidate.payload, use_bin_type=True)
+        """Evaluate in a batch, again (on the endpoint current then) until ``max_attempts``."""
         while True:
             attempt = await self.kb.start_attempt(candidate.id)
             if attempt > self.max_attempts:
                 return failed_result(candidate, f"gave up after {self.max_attempts} attempts")
-            try:
-                output = await asyncio.wrap_future(self.endpoint.submit(self.function, payload))
-                result = _result(candidate, output)
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                logger.warning(
-                    "evaluation of %s failed (attempt %d): %s", candidate.id, attempt, reason
+            outcome = await self._join_batch(candidate)
+            if isinstance(outcome, ResultRecord):
+                return outcome
+            logger.warning(
+                "evaluation of %s failed (attempt %d): %s", candidate.id, attempt, outcome
+            )
+            if attempt >= self.max_attempts:
+                return failed_result(candidate, outcome)
+
+    def _join_batch(self, candidate: CandidateRecord) -> asyncio.Future[ResultRecord | str]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultRecord | str] = loop.create_future()
+        self._waiting.append((candidate, future))
+        if len(self._waiting) >= self.evaluator.batch_size:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.evaluator.batch_wait_s, self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._waiting = self._waiting, []
+        if batch:
+            task = asyncio.create_task(self._run_batch(batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _run_batch(self, batch: list[_Waiting]) -> None:
+        """Evaluate one batch on the current endpoint; give every waiting candidate its outcome.
+
+        A batch that fails raises ``evaluation_failed`` before its candidates
+        learn of it, so a strategy's redirect applies to their next attempt.
+        """
+        candidates = [candidate for candidate, _ in batch]
+        try:
+            evaluation = await self.evaluator.evaluate(candidates, self.endpoint)
+            if len(evaluation.results) != len(candidates):
+                raise ValueError(
+                    f"{len(evaluation.results)} results for {len(candidates)} candidates"
                 )
-                self.state["consecutive_failures"] += 1
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            self.state["consecutive_failures"] += 1
+            try:
                 await self.emit("evaluation_failed")
-                if attempt >= self.max_attempts:
-                    return failed_result(candidate, reason)
-                continue
-            self.state["consecutive_failures"] = 0
-            return result
+            finally:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(reason)
+            return
+        self.state["consecutive_failures"] = 0
+        self.state["batches"] += 1
+        for name, count in evaluation.counts.items():
+            self.state[name] = self.state.get(name, 0) + count
+        for (_, future), result in zip(batch, evaluation.results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     @strategic_action
     async def redirect(self, endpoint: str) -> str:
@@ -242,27 +297,3 @@ class AnalysisAgent(StrategicAgent):
             raise ActionError(f"endpoint {endpoint.name!r} does not scale")
         endpoint.set_max_blocks(max_blocks)
         return max_blocks
-
-
-def failed_result(candidate: CandidateRecord, reason: str) -> ResultRecord:
-    """The result of a candidate whose evaluation failed, saying why."""
-    logger.info("%s: result flagged failed (%s)", candidate.id, reason)
-    return ResultRecord(
-        candidate_id=candidate.id,
-        model_version=candidate.model_version,
-        metrics={},
-        flags={"failed": True},
-        error=reason,
-    )
-
-
-def _result(candidate: CandidateRecord, output: Any) -> ResultRecord:
-    """The result record of ``candidate`` from what the evaluation function returned."""
-    if not isinstance(output, Mapping):
-        raise TypeError(f"evaluation returned {type(output).__name__}, not a mapping")
-    return ResultRecord(
-        candidate_id=candidate.id,
-        model_version=candidate.model_version,
-        metrics=dict(output.get("metrics", {})),
-        flags=dict(output.get("flags", {})),
-    )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from academy.agent import loop
 
-from academy_ml.agents.knowledge import CandidateRecord, KnowledgeBase, ModelVersion
+from academy_ml.agents.knowledge import CandidateRecord, KnowledgeFactory, ModelVersion
 from academy_ml.agents.strategic import (
     StrategicAgent,
     call_with_timeout,
@@ -107,7 +107,7 @@ class GenerationAgent(StrategicAgent):
         self,
         generator: Generator,
         analysis: Handle[AnalysisAgent],
-        knowledge: KnowledgeBase | str,
+        knowledge: KnowledgeFactory,
         *,
         batch_size: int = 8,
         oversample: int = 1,

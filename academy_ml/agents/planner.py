@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from academy_ml.agents.knowledge import KnowledgeBase
+from academy_ml.agents.knowledge import KnowledgeFactory
 from academy_ml.agents.strategic import StrategicAgent, call_with_timeout, strategic_action
 from academy_ml.agents.strategies import (
     Call,
@@ -68,7 +68,7 @@ class PlannerAgent(StrategicAgent):
         self,
         generation: Handle[GenerationAgent],
         analysis: Handle[AnalysisAgent],
-        knowledge: KnowledgeBase | str,
+        knowledge: KnowledgeFactory,
         *,
         budget: int,
         retrain_after: int = 16,

@@ -36,7 +36,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import msgpack
 from academy.agent import Agent, action, loop
 
-from academy_ml.agents.knowledge import KnowledgeBase, RedisKnowledgeBase, StrategyFiring
+from academy_ml.agents.knowledge import KnowledgeBase, KnowledgeFactory, StrategyFiring
 from academy_ml.agents.strategies import FiringRecord, Signal, Strategy, StrategyRunner
 from academy_ml.agents.strategies.spec import build_strategies, parse_strategies
 
@@ -107,12 +107,12 @@ class StrategicAgent(Agent):
     from :meth:`strategies`.
 
     Args:
-        knowledge: A knowledge base shared by reference (same process), or
-            the URL of a Redis knowledge base the agent opens at startup (so
-            the agent can run in another process).
+        knowledge: Opens the knowledge base at startup, in the agent's own
+            process and event loop (:class:`~academy_ml.agents.knowledge.RedisKnowledge`,
+            or :class:`~academy_ml.agents.knowledge.InMemoryKnowledge` within one
+            process); the agent closes what it opened at shutdown.
         name: The agent's identity: its checkpoint key and name in the
             strategy log (default: the class name).
-        kb_prefix: Key prefix of the Redis knowledge base.
         checkpoint_interval_s: Seconds between checkpoints.
         strategies: Strategy specs (``[[strategies]]`` tables of an agent
             spec file, see :mod:`academy_ml.agents.strategies.spec`) that replace
@@ -124,10 +124,9 @@ class StrategicAgent(Agent):
 
     def __init__(
         self,
-        knowledge: KnowledgeBase | str,
+        knowledge: KnowledgeFactory,
         *,
         name: str | None = None,
-        kb_prefix: str = "academy_ml",
         checkpoint_interval_s: float = 5.0,
         strategies: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
@@ -137,7 +136,6 @@ class StrategicAgent(Agent):
         self.name = name or type(self).__name__
         self.state: dict[str, Any] = {}
         self._knowledge = knowledge
-        self._kb_prefix = kb_prefix
         self._checkpoint_interval_s = checkpoint_interval_s
         self._kb: KnowledgeBase | None = None
         self._runner: StrategyRunner | None = None
@@ -164,10 +162,7 @@ class StrategicAgent(Agent):
 
     async def agent_on_startup(self) -> None:
         """Open the knowledge base, restore the last checkpoint and build the runner."""
-        if isinstance(self._knowledge, str):
-            self._kb = RedisKnowledgeBase(self._knowledge, self._kb_prefix)
-        else:
-            self._kb = self._knowledge
+        self._kb = self._knowledge.open()
         saved = await self._kb.load_checkpoint(self.name)
         if saved is not None:
             self.state.update(msgpack.unpackb(saved, raw=False))
@@ -185,11 +180,12 @@ class StrategicAgent(Agent):
         self._runner.context.stop_requested = bool(self.state.get("strategies_stopped", False))
 
     async def agent_on_shutdown(self) -> None:
-        """Checkpoint the state; close the knowledge base if the agent opened it."""
+        """Checkpoint the state; close the knowledge base."""
         if self._kb is None:
             return
-        await self.checkpoint()
-        if isinstance(self._knowledge, str):
+        try:
+            await self.checkpoint()
+        finally:
             await self._kb.close()
 
     def snapshot(self) -> None:

@@ -2,13 +2,14 @@
 
 Launched from spec files (``up`` on Academy's in-process exchange): a
 generation agent proposes pipelines (explore, then exploit after each
-retrain), a :class:`PipelineAnalysisAgent` compiles the candidates waiting
-together into one plan and places it on an endpoint, where ``run_batch``
-runs it against the node cache, and the planner retrains by strategy. Every
-candidate gets exactly one result; scores equal scikit-learn's
-``cross_val_score``; later batches reuse what earlier ones cached. A search
-space smaller than the budget runs dry: generation finishes by its default
-strategy, the planner stops, and the run still ends with one result each.
+retrain), an :class:`AnalysisAgent` with a ``PipelineBatches`` evaluator
+compiles the candidates waiting together into one plan and places it on an
+endpoint, where ``run_batch`` runs it against the node cache, and the
+planner retrains by strategy. Every candidate gets exactly one result;
+scores equal scikit-learn's ``cross_val_score``; later batches reuse what
+earlier ones cached. A search space smaller than the budget runs dry:
+generation finishes by its default strategy, the planner stops, and the run
+still ends with one result each.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def search(tmp_path: Path, kb: InMemoryKnowledgeBase, *, budget: int, generator:
         '[agent.handles]\nanalysis = "analysis"\n'
     )
     (tmp_path / "analysis.toml").write_text(
-        '[agent]\nclass = "academy_ml.agents.PipelineAnalysisAgent"\nname = "analysis"\n'
-        '[agent.init]\ndataset = "loop_toys.search_table"\ncv = 3\nscoring = "r2"\n'
-        "batch_size = 8\nsweep_interval_s = 1.0\n"
+        '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
+        '[agent.init]\nsweep_interval_s = 1.0\n'
+        'evaluator = { class = "academy_ml.agents.PipelineBatches", '
+        'dataset = "loop_toys.search_table", cv = 3, scoring = "r2", batch_size = 8 }\n'
         '[agent.handles]\nplanner = "planner"\n[placement]\nendpoint = "pool"\n'
     )
     (tmp_path / "planner.toml").write_text(

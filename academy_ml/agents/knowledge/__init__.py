@@ -1,13 +1,16 @@
 """The knowledge base: candidates, results, a model registry, the strategy log, checkpoints.
 
 Agents share one :class:`KnowledgeBase`: :class:`RedisKnowledgeBase` in a
-deployment, :class:`InMemoryKnowledgeBase` in tests and embedded runs.
+deployment, :class:`InMemoryKnowledgeBase` in tests and embedded runs; each
+agent opens it from a :class:`KnowledgeFactory` (:class:`RedisKnowledge`,
+:class:`InMemoryKnowledge`).
 Records are pydantic models stored as versioned msgpack.
 """
 
 from __future__ import annotations
 
 from academy_ml.agents.knowledge.base import FIRING_LOG_LENGTH, KnowledgeBase
+from academy_ml.agents.knowledge.factory import InMemoryKnowledge, KnowledgeFactory, RedisKnowledge
 from academy_ml.agents.knowledge.memory import InMemoryKnowledgeBase
 from academy_ml.agents.knowledge.records import (
     RECORD_VERSION,
@@ -23,10 +26,13 @@ __all__ = [
     "FIRING_LOG_LENGTH",
     "RECORD_VERSION",
     "CandidateRecord",
+    "InMemoryKnowledge",
     "InMemoryKnowledgeBase",
     "KnowledgeBase",
     "KnowledgeError",
+    "KnowledgeFactory",
     "ModelVersion",
+    "RedisKnowledge",
     "RedisKnowledgeBase",
     "ResultRecord",
     "StrategyFiring",

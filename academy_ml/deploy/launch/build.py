@@ -19,12 +19,25 @@ from academy.agent import Agent
 from academy.handle import Handle
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from academy_ml.agents.knowledge import KnowledgeBase
+from academy_ml.agents.knowledge import (
+    InMemoryKnowledge,
+    InMemoryKnowledgeBase,
+    KnowledgeBase,
+    KnowledgeFactory,
+    RedisKnowledge,
+)
 from academy_ml.compute.placement import Endpoint, GlobusComputeSpec, load_registry, resolve_task
 from academy_ml.deploy.launch.config import AgentSpec, Deployment
 from academy_ml.exceptions import ConfigError
 
-__all__ = ["build_agent", "build_endpoint", "check_agents", "import_object", "use_python_path"]
+__all__ = [
+    "build_agent",
+    "build_endpoint",
+    "check_agents",
+    "import_object",
+    "knowledge_factory",
+    "use_python_path",
+]
 
 
 def import_object(path: str, where: str) -> Any:
@@ -218,11 +231,38 @@ def _name(annotation: Any) -> str:
     return annotation.__name__ if isinstance(annotation, type) else str(annotation)
 
 
+def knowledge_factory(
+    deployment: Deployment, memory: KnowledgeBase | None = None
+) -> KnowledgeFactory:
+    """What the deployment's agents open their knowledge base with.
+
+    Args:
+        deployment: A deployment keeping its knowledge in Redis (agents then
+            connect under the deployment's name) or in memory.
+        memory: The in-process knowledge base of a ``knowledge = "memory"``
+            deployment (default: a new one); ignored for a Redis one.
+
+    Raises:
+        ConfigError: ``memory`` is not an in-memory knowledge base.
+    """
+    url = deployment.knowledge_url
+    if url is not None:
+        return RedisKnowledge(url, deployment.settings.name)
+    if memory is None:
+        return InMemoryKnowledge()
+    if not isinstance(memory, InMemoryKnowledgeBase):
+        raise ConfigError(
+            f"{deployment.file}: knowledge = 'memory' shares an InMemoryKnowledgeBase, "
+            f"not a {type(memory).__name__}"
+        )
+    return InMemoryKnowledge(memory)
+
+
 def build_agent(
     deployment: Deployment,
     spec: AgentSpec,
     handles: Mapping[str, Handle[Any]],
-    knowledge: KnowledgeBase | str,
+    knowledge: KnowledgeFactory,
 ) -> Agent:
     """Instantiate the agent ``spec`` describes.
 
@@ -230,7 +270,7 @@ def build_agent(
         deployment: The deployment the agent belongs to.
         spec: Its spec.
         handles: Handles to every agent of the deployment, by name.
-        knowledge: The shared knowledge base, or its Redis URL.
+        knowledge: Opens the shared knowledge base (see :func:`knowledge_factory`).
 
     Raises:
         ConfigError: The class, an object or the endpoint cannot be built, or
@@ -245,7 +285,6 @@ def build_agent(
     kwargs.update(
         knowledge=knowledge,
         name=spec.agent.name,
-        kb_prefix=deployment.settings.name,
         checkpoint_interval_s=deployment.settings.checkpoint_interval_s,
     )
     if spec.strategies is not None:

@@ -21,7 +21,7 @@ from academy.handle import Handle
 from academy.runtime import Runtime, RuntimeConfig
 
 from academy_ml.agents.knowledge import RedisKnowledgeBase
-from academy_ml.deploy.launch.build import build_agent, use_python_path
+from academy_ml.deploy.launch.build import build_agent, knowledge_factory, use_python_path
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.identities import load_identities
 from academy_ml.exceptions import AcademyMLError, ConfigError
@@ -53,7 +53,7 @@ async def host(deployment: Deployment, name: str) -> None:
             f"{deployment.file}: agent {name!r} is not registered (run `academy-ml up`)"
         )
     handles = {other: Handle(agent_id) for other, agent_id in ids.items()}
-    agent = build_agent(deployment, deployment.agents[name], handles, url)
+    agent = build_agent(deployment, deployment.agents[name], handles, knowledge_factory(deployment))
     registration: RedisAgentRegistration[Any] = RedisAgentRegistration(agent_id=ids[name])
     # Academy's registration protocol is generic over the agent type, which a
     # class named in a spec file cannot give mypy.

@@ -44,7 +44,13 @@ from academy.identifier import AgentId
 from academy.manager import Manager
 
 from academy_ml.agents.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
-from academy_ml.deploy.launch.build import build_agent, check_agents, import_object, use_python_path
+from academy_ml.deploy.launch.build import (
+    build_agent,
+    check_agents,
+    import_object,
+    knowledge_factory,
+    use_python_path,
+)
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import save_identities
 from academy_ml.deploy.launch.reaper import RUN_VARIABLE, reap, run_tag
@@ -180,7 +186,7 @@ async def _up_embedded(
         if url is None
         else RedisKnowledgeBase(url, deployment.settings.name)
     )
-    shared: KnowledgeBase | str = kb if url is None else url
+    shared = knowledge_factory(deployment, kb)
     pool = ThreadPoolExecutor(len(deployment.agents), thread_name_prefix="academy-ml-agent")
     factory: Any = (
         LocalExchangeFactory()

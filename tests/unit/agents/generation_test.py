@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from academy_ml.agents import GenerationAgent, PlannerAgent, TrainingExample
 from academy_ml.agents.generation import EXHAUSTED
-from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledgeBase
+from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledge, InMemoryKnowledgeBase
 from academy_ml.agents.strategies import Call, OnEvent, Predicate, Strategy, StrategyContext
 from academy_ml.exceptions import GeneratorExhausted
 
@@ -74,7 +74,7 @@ def test_an_exhausted_generator_delivers_its_partial_batch_and_finishes() -> Non
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         analysis = Analysis()
-        agent = GenerationAgent(Finite(11), analysis, kb, batch_size=4)  # type: ignore[arg-type]
+        agent = GenerationAgent(Finite(11), analysis, InMemoryKnowledge(kb), batch_size=4)  # type: ignore[arg-type]
         await agent.agent_on_startup()
         shutdown = asyncio.Event()
         # The loop ends by itself: the default strategy finishes generation.
@@ -105,7 +105,7 @@ class Silent:
 def test_an_empty_sample_counts_as_exhausted_rather_than_spinning() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
-        agent = GenerationAgent(Silent(), Analysis(), kb)  # type: ignore[arg-type]
+        agent = GenerationAgent(Silent(), Analysis(), InMemoryKnowledge(kb))  # type: ignore[arg-type]
         await agent.agent_on_startup()
         await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
         assert agent.state["finished"]
@@ -135,7 +135,7 @@ def test_a_strategy_may_retrain_instead_and_the_loop_idles_until_told() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         generator = Finite(3, refill=5)
-        agent = Refilling(generator, Analysis(), kb, batch_size=4)  # type: ignore[arg-type]
+        agent = Refilling(generator, Analysis(), InMemoryKnowledge(kb), batch_size=4)  # type: ignore[arg-type]
         await agent.agent_on_startup()
         shutdown = asyncio.Event()
         loop = asyncio.create_task(agent.generate(shutdown))
@@ -192,7 +192,9 @@ class FlakyKnowledge(InMemoryKnowledgeBase):
 def test_a_step_that_raises_is_counted_and_the_loop_goes_on() -> None:
     async def main() -> None:
         kb = FlakyKnowledge(failures=1)
-        agent = GenerationAgent(Flaky(10, failures=2), Analysis(), kb, batch_size=4)  # type: ignore[arg-type]
+        agent = GenerationAgent(
+            Flaky(10, failures=2), Analysis(), InMemoryKnowledge(kb), batch_size=4
+        )  # type: ignore[arg-type]
         await agent.agent_on_startup()
         await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
         assert agent.state["loop_errors"] == {"generate": 3}
@@ -222,7 +224,9 @@ def test_the_checkpoint_loop_survives_a_knowledge_base_that_is_down() -> None:
     async def main() -> None:
         kb = BrokenCheckpoints(failures=3)
         analysis: Any = Analysis()
-        agent = GenerationAgent(Finite(0), analysis, kb, checkpoint_interval_s=0.01, name="gen")
+        agent = GenerationAgent(
+            Finite(0), analysis, InMemoryKnowledge(kb), checkpoint_interval_s=0.01, name="gen"
+        )
         await agent.agent_on_startup()
         shutdown = asyncio.Event()
         loop = asyncio.create_task(agent.checkpoint_periodically(shutdown))
@@ -242,9 +246,11 @@ def test_the_checkpoint_loop_survives_a_knowledge_base_that_is_down() -> None:
 def test_the_planner_stops_when_generation_finishes_on_its_own() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
-        generation = GenerationAgent(Finite(5), Analysis(), kb, batch_size=4)  # type: ignore[arg-type]
+        generation = GenerationAgent(Finite(5), Analysis(), InMemoryKnowledge(kb), batch_size=4)  # type: ignore[arg-type]
         await generation.agent_on_startup()
-        planner = PlannerAgent(generation, None, kb, budget=100, review_interval_s=0.05)  # type: ignore[arg-type]
+        planner = PlannerAgent(
+            generation, None, InMemoryKnowledge(kb), budget=100, review_interval_s=0.05
+        )  # type: ignore[arg-type]
         await planner.agent_on_startup()
         shutdown = asyncio.Event()
         await asyncio.wait_for(generation.generate(shutdown), 20.0)

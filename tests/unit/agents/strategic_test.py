@@ -11,13 +11,19 @@ import pytest
 
 from academy_ml.agents import (
     AnalysisAgent,
+    FunctionCalls,
     GenerationAgent,
     PlannerAgent,
     StrategicAgent,
     TrainingExample,
     strategic_action,
 )
-from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledgeBase, ResultRecord
+from academy_ml.agents.knowledge import (
+    CandidateRecord,
+    InMemoryKnowledge,
+    InMemoryKnowledgeBase,
+    ResultRecord,
+)
 from academy_ml.agents.strategies import (
     Call,
     Interval,
@@ -51,7 +57,7 @@ class Counting(StrategicAgent):
     """Counts calls; strategies react to calls, an event and time."""
 
     def __init__(self, kb: InMemoryKnowledgeBase, *, tick_s: float = 3600.0, **options: Any):
-        super().__init__(kb, **options)
+        super().__init__(InMemoryKnowledge(kb), **options)
         self.tick_s = tick_s
         self.state.update(calls=0, bumps=0, ticks=0)
         self.gate: asyncio.Event | None = None
@@ -209,7 +215,7 @@ async def started_planner(
     kb: InMemoryKnowledgeBase, generation: FakeGeneration, **options: Any
 ) -> PlannerAgent:
     """A planner over a fake generation agent (no analysis handle), started."""
-    planner = PlannerAgent(generation, None, kb, **options)  # type: ignore[arg-type]
+    planner = PlannerAgent(generation, None, InMemoryKnowledge(kb), **options)  # type: ignore[arg-type]
     await planner.agent_on_startup()
     return planner
 
@@ -284,7 +290,9 @@ def test_analysis_stores_one_result_per_candidate() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         planner = FakePlanner()
-        analysis = AnalysisAgent(f"{__name__}.evaluate", planner, kb)  # type: ignore[arg-type]
+        analysis = AnalysisAgent(
+            FunctionCalls(f"{__name__}.evaluate"), planner, InMemoryKnowledge(kb)
+        )  # type: ignore[arg-type]
         await analysis.agent_on_startup()
         ids = await add_candidates(kb, (2, 3, -1))
         assert await analysis.submit([*ids, ids[0]]) == 3
@@ -324,9 +332,9 @@ def test_analysis_redirects_to_a_backup_endpoint_by_a_spec_strategy() -> None:
             "then": [{"call": "redirect", "args": ["backup"]}],
         }
         analysis = AnalysisAgent(
-            f"{__name__}.evaluate",
+            FunctionCalls(f"{__name__}.evaluate"),
             planner,  # type: ignore[arg-type]
-            kb,
+            InMemoryKnowledge(kb),
             endpoint=broken,
             backups={"backup": backup},
             owns_endpoints=True,
@@ -365,9 +373,9 @@ def test_analysis_sweeps_the_ledger_and_gives_up_after_max_attempts() -> None:
         for _ in range(2):  # c6's evaluations died twice before
             await kb.start_attempt("c6")
         analysis = AnalysisAgent(
-            f"{__name__}.evaluate",
+            FunctionCalls(f"{__name__}.evaluate"),
             planner,  # type: ignore[arg-type]
-            kb,
+            InMemoryKnowledge(kb),
             max_attempts=2,
         )
         await analysis.agent_on_startup()
@@ -410,7 +418,9 @@ def test_analysis_sweep_survives_a_ledger_that_is_unreachable_for_a_while() -> N
         kb = UnreachableLedger(failures=2)
         planner = FakePlanner()
         ids = await add_candidates(kb, (1, 2))
-        analysis = AnalysisAgent(f"{__name__}.evaluate", planner, kb)  # type: ignore[arg-type]
+        analysis = AnalysisAgent(
+            FunctionCalls(f"{__name__}.evaluate"), planner, InMemoryKnowledge(kb)
+        )  # type: ignore[arg-type]
         await analysis.agent_on_startup()
         shutdown = asyncio.Event()
         sweep = asyncio.create_task(analysis.sweep(shutdown))
@@ -481,7 +491,7 @@ class Remembering:
 def test_generation_refuses_a_version_that_does_not_increase() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
-        generation = GenerationAgent(StuckGenerator(), None, kb)  # type: ignore[arg-type]
+        generation = GenerationAgent(StuckGenerator(), None, InMemoryKnowledge(kb))  # type: ignore[arg-type]
         await generation.agent_on_startup()
         with pytest.raises(ValueError, match="not above 0"):
             await generation.retrain()
@@ -503,7 +513,7 @@ def test_generation_retrains_on_the_best_flagged_results_and_checkpoints_its_gen
         generation = GenerationAgent(
             generator,
             None,  # type: ignore[arg-type]
-            kb,
+            InMemoryKnowledge(kb),
             train_flag="ok",
             train_size=2,
             name="gen",
@@ -517,7 +527,7 @@ def test_generation_retrains_on_the_best_flagged_results_and_checkpoints_its_gen
         assert model.version == 1
 
         again = Remembering()
-        restarted = GenerationAgent(again, None, kb, name="gen")  # type: ignore[arg-type]
+        restarted = GenerationAgent(again, None, InMemoryKnowledge(kb), name="gen")  # type: ignore[arg-type]
         await restarted.agent_on_startup()
         assert again.offset == 100
         assert restarted.state["model_version"] == 1

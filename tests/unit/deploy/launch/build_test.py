@@ -80,7 +80,9 @@ def test_a_placement_on_an_endpoint_the_registry_lacks(
 ) -> None:
     (tmp_path / "analysis.toml").write_text(
         '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
-        f'[agent.init]\nfunction = "math.sqrt"\n[placement]\n{placement}\n'
+        '[agent.init]\nevaluator = { class = "academy_ml.agents.FunctionCalls", '
+        'function = "math.sqrt" }\n'
+        f'[placement]\n{placement}\n'
     )
     config = tmp_path / "deployment.toml"
     config.write_text(
