@@ -12,7 +12,9 @@ version, bumped whenever a field of that kind changes meaning. A reader
 names the kind it expects and the versions it knows, and gets
 :class:`~academy_ml.exceptions.EnvelopeError` naming both sides for anything
 else. The body is plain msgpack (no extension types): the records sealed
-here are pydantic models dumped to dicts, lists, strings, numbers and bytes.
+here are pydantic models dumped to dicts, lists, strings, numbers and bytes,
+and :func:`seal_model` / :func:`unseal_model` seal and validate one such
+model, its class name as the kind.
 
 Whoever can write where records rest (a Redis, a task queue) can hand a
 reader any bytes, so :func:`unseal` decodes with
@@ -23,21 +25,32 @@ nothing is stored that no reader can read.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any, NamedTuple
+from collections.abc import Collection, Iterable
+from typing import Any, NamedTuple, TypeVar
 
 import msgpack
+from pydantic import BaseModel, ValidationError
 
 from academy_ml.core.bounded import bounded_unpackb
 from academy_ml.exceptions import EnvelopeError, UnsupportedPayloadError, WireError
 
-__all__ = ["ENVELOPE_DEPTH", "Opened", "seal", "unseal"]
+__all__ = [
+    "ENVELOPE_DEPTH",
+    "Opened",
+    "seal",
+    "seal_model",
+    "summarize",
+    "unseal",
+    "unseal_model",
+]
 
 #: Levels of nesting the envelope itself takes (its array) before the body's.
 ENVELOPE_DEPTH = 1
-_CONTAINERS = frozenset({list, tuple, dict})
+_CONTAINERS = (list, tuple, dict)
 #: Longest kind or version echoed from hostile bytes into an error message.
 _ECHO = 80
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Opened(NamedTuple):
@@ -61,7 +74,7 @@ def seal(kind: str, version: int, body: Any, *, max_bytes: int, max_depth: int) 
         UnsupportedPayloadError: A value has no plain msgpack encoding, or the
             bytes would be larger or deeper than ``max_bytes`` or ``max_depth``.
     """
-    depth = ENVELOPE_DEPTH + _nesting(body, max_depth)
+    depth = ENVELOPE_DEPTH + _nesting(body, kind, max_depth)
     if depth > max_depth:
         raise UnsupportedPayloadError(
             f"a {kind} cannot be sealed: it nests deeper than {max_depth} levels"
@@ -131,20 +144,78 @@ def unseal(
     return Opened(found_version, body)
 
 
-def _nesting(value: Any, limit: int) -> int:
-    """Nesting of lists, tuples and dicts in ``value``, level by level, stopping past ``limit``."""
-    frontier = [value] if type(value) in _CONTAINERS else []
+def seal_model(model: BaseModel, version: int, *, max_bytes: int, max_depth: int) -> bytes:
+    """:func:`seal` of a pydantic model's fields, its class name as the kind.
+
+    Raises:
+        UnsupportedPayloadError: As :func:`seal`.
+    """
+    kind = type(model).__name__
+    return seal(kind, version, model.model_dump(), max_bytes=max_bytes, max_depth=max_depth)
+
+
+def unseal_model(
+    cls: type[M],
+    data: bytes | bytearray | memoryview,
+    versions: Collection[int],
+    *,
+    max_bytes: int,
+    max_depth: int,
+) -> M:
+    """The ``cls`` of :func:`seal_model` bytes, validated.
+
+    Raises:
+        PayloadTooLargeError, PayloadTooDeepError, EnvelopeError: As :func:`unseal`.
+        WireError: As :func:`unseal`, or the fields do not validate as ``cls``
+            (the message names the fields, never their hostile values).
+    """
+    kind = cls.__name__
+    body = unseal(data, kind, versions, max_bytes=max_bytes, max_depth=max_depth).body
+    try:
+        return cls.model_validate(body)
+    except ValidationError as exc:
+        raise WireError(f"not a valid {kind}: {summarize(exc)}") from exc
+
+
+def summarize(exc: ValidationError, shown: int = 5) -> str:
+    """The first errors of a validation, without the (attacker-sized) input values."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    text = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'message'}: {e['msg']}"
+        for e in errors[:shown]
+    )
+    return text if len(errors) <= shown else f"{text} (and {len(errors) - shown} more)"
+
+
+def _nesting(value: Any, kind: str, limit: int) -> int:
+    """Nesting of lists, tuples and dicts in ``value``, level by level, stopping past ``limit``.
+
+    Raises:
+        UnsupportedPayloadError: A map key is a list or tuple (msgpack writes
+            it as an array, which no reader can hash back into a key).
+    """
+    frontier = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
     while frontier and depth <= limit:
         depth += 1
         below: list[Any] = []
         for node in frontier:
-            items = node.values() if type(node) is dict else node
-            # set(map(type, ...)) runs in C: a long list of scalars costs no Python loop.
-            if not _CONTAINERS.isdisjoint(set(map(type, items))):
-                below.extend(item for item in items if type(item) in _CONTAINERS)
+            items: Iterable[Any] = node
+            if isinstance(node, dict):
+                if _any_container(node):
+                    raise UnsupportedPayloadError(
+                        f"a {kind} cannot be sealed: a map key is a list or tuple"
+                    )
+                items = node.values()
+            if _any_container(items):
+                below.extend(item for item in items if isinstance(item, _CONTAINERS))
         frontier = below
     return depth
+
+
+def _any_container(items: Iterable[Any]) -> bool:
+    # The distinct types, collected in C: a long list of scalars costs no Python loop.
+    return any(issubclass(t, _CONTAINERS) for t in set(map(type, items)))
 
 
 def _shape(value: Any) -> str:

@@ -1,17 +1,19 @@
 """What the knowledge base stores: candidates, results, model versions, strategy firings.
 
-Each record is a pydantic model that travels and rests as msgpack::
+Each record is a pydantic model that travels and rests as msgpack in the
+one envelope of :mod:`academy_ml.core.envelope`::
 
     [RECORD_VERSION, kind, fields]
 
 ``kind`` is the record's class name, so bytes of one kind are never read as
 another, and :data:`RECORD_VERSION` is bumped whenever a field changes
-meaning. Reading anything else (truncated or foreign bytes, another version
-or kind, fields that do not validate) raises :class:`WireError`. Whoever can
-write the knowledge base's Redis can hand a reader any bytes, so records are
-decoded bounded (:data:`MAX_RECORD_BYTES`, :data:`MAX_RECORD_DEPTH`, no
-msgpack extensions), and a record that would exceed those bounds is refused
-when written rather than stored unreadable.
+meaning. Reading anything else raises :class:`WireError`: an
+:class:`EnvelopeError` naming both sides for another version or kind, a
+plain :class:`WireError` for truncated or foreign bytes or fields that do
+not validate. Whoever can write the knowledge base's Redis can hand a
+reader any bytes, so records are decoded bounded (:data:`MAX_RECORD_BYTES`,
+:data:`MAX_RECORD_DEPTH`, no msgpack extensions), and a record that would
+exceed those bounds is refused when written rather than stored unreadable.
 """
 
 from __future__ import annotations
@@ -19,11 +21,9 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Self
 
-import msgpack
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from academy_ml.core.bounded import bounded_unpackb
-from academy_ml.exceptions import UnsupportedPayloadError, WireError
+from academy_ml.core.envelope import seal_model, unseal_model
 
 __all__ = [
     "MAX_RECORD_BYTES",
@@ -40,7 +40,7 @@ __all__ = [
 RECORD_VERSION = 1
 #: Largest encoded record read or written.
 MAX_RECORD_BYTES = 16 * 2**20
-#: Deepest nesting of an encoded record (the envelope takes 2 levels, a payload the rest).
+#: Deepest nesting of an encoded record (the envelope and the fields map take 2 levels).
 MAX_RECORD_DEPTH = 32
 
 #: A metric the knowledge base can rank by: a finite float.
@@ -59,18 +59,9 @@ class Record(BaseModel):
             UnsupportedPayloadError: A value (in a payload, say) has no msgpack
                 encoding, or the record exceeds the bounds readers accept.
         """
-        kind = type(self).__name__
-        try:
-            packed: bytes = msgpack.packb(
-                [RECORD_VERSION, kind, self.model_dump(mode="python")], use_bin_type=True
-            )
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise UnsupportedPayloadError(f"a {kind} cannot be stored as msgpack: {exc}") from exc
-        try:
-            _decode(packed)
-        except WireError as exc:  # too large or too deep: readers would refuse it
-            raise UnsupportedPayloadError(f"a {kind} cannot be stored: {exc}") from exc
-        return packed
+        return seal_model(
+            self, RECORD_VERSION, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
@@ -79,31 +70,12 @@ class Record(BaseModel):
         Raises:
             PayloadTooLargeError: The bytes exceed :data:`MAX_RECORD_BYTES`.
             PayloadTooDeepError: They nest deeper than :data:`MAX_RECORD_DEPTH`.
-            WireError: The bytes are not such a record (garbled, truncated,
-                another version or kind, invalid fields).
+            EnvelopeError: They are a record of another kind or version.
+            WireError: They are not a record (garbled, truncated, invalid fields).
         """
-        expected = cls.__name__
-        try:
-            decoded = _decode(data)
-        except WireError as exc:
-            raise type(exc)(f"not a msgpack {expected} record: {exc}") from exc
-        if not (isinstance(decoded, list) and len(decoded) == 3):
-            raise WireError(f"not a {expected} record: expected [version, kind, fields]")
-        version, kind, fields = decoded
-        if version != RECORD_VERSION:
-            raise WireError(
-                f"{expected} record of version {version!r}; this reader knows {RECORD_VERSION}"
-            )
-        if kind != expected:
-            raise WireError(f"expected a {expected} record, got {kind!r}")
-        try:
-            return cls.model_validate(fields)
-        except ValidationError as exc:
-            raise WireError(f"invalid {expected} record: {exc}") from exc
-
-
-def _decode(data: bytes) -> Any:
-    return bounded_unpackb(data, max_depth=MAX_RECORD_DEPTH, max_size=MAX_RECORD_BYTES)
+        return unseal_model(
+            cls, data, (RECORD_VERSION,), max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH
+        )
 
 
 class CandidateRecord(Record):

@@ -107,3 +107,20 @@ def test_a_wide_flat_body_is_not_mistaken_for_a_deep_one() -> None:
     body = {"keys": [f"{i:032x}" for i in range(50_000)], "nested": [[1]] * 1000}
     data = seal("Thing", 1, body, max_bytes=2**24, max_depth=4)
     assert unseal(data, "Thing", {1}, max_bytes=2**24, max_depth=4).body == body
+
+
+def test_map_keys_no_reader_could_hash_are_refused_when_sealed() -> None:
+    with pytest.raises(UnsupportedPayloadError, match="map key is a list or tuple"):
+        seal("Thing", 1, {"a": {(1, 2): "x"}}, **LIMITS)
+    # What seal refuses is what unseal would: msgpack writes the tuple key as an array.
+    forged = msgpack.packb([1, "Thing", {"a": {(1, 2): "x"}}])
+    with pytest.raises(WireError, match="unhashable"):
+        unseal(forged, "Thing", {1}, **LIMITS)
+
+
+def test_subclasses_of_containers_count_towards_the_depth() -> None:
+    class Dict(dict[str, Any]):
+        pass
+
+    with pytest.raises(UnsupportedPayloadError, match="deeper than 8"):
+        seal("Thing", 1, Dict(a=nested(7)), **LIMITS)

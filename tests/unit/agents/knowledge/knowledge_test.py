@@ -24,7 +24,7 @@ from academy_ml.agents.knowledge import (
     StrategyFiring,
 )
 from academy_ml.agents.knowledge.records import Record
-from academy_ml.exceptions import UnsupportedPayloadError, WireError
+from academy_ml.exceptions import EnvelopeError, UnsupportedPayloadError, WireError
 
 Opener = Callable[[], KnowledgeBase]
 Body = Callable[[KnowledgeBase], Awaitable[None]]
@@ -80,18 +80,48 @@ def test_records_round_trip_through_bytes(record: Record) -> None:
 @pytest.mark.parametrize(
     ("data", "match"),
     [
-        (b"", "not a msgpack"),
-        (b"\xc1", "not a msgpack"),
-        (RECORDS[0].to_bytes()[:-3], "not a msgpack"),
-        (msgpack.packb({"id": "c1"}), r"expected \[version, kind, fields\]"),
-        (msgpack.packb([RECORD_VERSION + 1, "CandidateRecord", {}]), "version 2"),
-        (RECORDS[1].to_bytes(), "got 'ResultRecord'"),
+        (b"", "not a msgpack CandidateRecord"),
+        (b"\xc1", "not a msgpack CandidateRecord"),
+        (RECORDS[0].to_bytes()[:-3], "not a msgpack CandidateRecord"),
+        (msgpack.packb({"id": "c1"}), r"expected \[version, kind, body\], got dict"),
         (msgpack.packb([RECORD_VERSION, "CandidateRecord", {"id": "c1"}]), "model_version"),
     ],
 )
 def test_bad_bytes_raise_wire_error(data: bytes, match: str) -> None:
-    with pytest.raises(WireError, match=match):
+    with pytest.raises(WireError, match=match) as raised:
         CandidateRecord.from_bytes(data)
+    assert not isinstance(raised.value, EnvelopeError)
+
+
+@pytest.mark.parametrize(
+    ("data", "match", "found"),
+    [
+        (
+            msgpack.packb([RECORD_VERSION + 1, "CandidateRecord", {}]),
+            "a CandidateRecord of version 2; this reader knows version 1",
+            ("CandidateRecord", 2),
+        ),
+        (
+            RECORDS[1].to_bytes(),
+            r"expected a CandidateRecord, got 'ResultRecord' \(version 1\)",
+            ("ResultRecord", 1),
+        ),
+    ],
+)
+def test_another_version_or_kind_is_an_envelope_error(
+    data: bytes, match: str, found: tuple[str, int]
+) -> None:
+    with pytest.raises(EnvelopeError, match=match) as raised:
+        CandidateRecord.from_bytes(data)
+    assert (raised.value.kind, raised.value.versions) == ("CandidateRecord", (RECORD_VERSION,))
+    assert (raised.value.found_kind, raised.value.found_version) == found
+
+
+def test_records_written_before_the_shared_envelope_still_read() -> None:
+    # The knowledge base's layout before core/envelope.py, as redis holds it.
+    fields = {"name": "g", "version": 2, "metrics": {}, "stage": "x", "created": 1.0}
+    old = msgpack.packb([1, "ModelVersion", fields], use_bin_type=True)
+    assert ModelVersion.from_bytes(old) == ModelVersion(name="g", version=2, stage="x", created=1.0)
 
 
 def test_a_payload_msgpack_cannot_carry_is_refused() -> None:
