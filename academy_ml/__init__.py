@@ -11,7 +11,7 @@ deduplicated plan and runs it on a Rust runtime::
 and keeps what it computed in a node-local cache for later batches::
 
     cache = aml.Cache()
-    report = aml.compile(pipelines, cv=5, X=X, y=y).run(cache=cache)
+    report = aml.run(aml.compile(pipelines, cv=5, X=X, y=y), cache=cache)
     report.executed, report.cache_hits
 """
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from academy_ml.engine import compile_batch as compile
     from academy_ml.engine.cache import Cache, CacheStats
+    from academy_ml.engine.run import run
 
 __version__ = "0.1.0"
 
@@ -64,6 +65,7 @@ __all__ = [
     "compile",
     "evaluate",
     "exceptions",
+    "run",
 ]
 
 #: The engine is imported on first use, so agent hosts, exchange clients and
@@ -80,5 +82,6 @@ __getattr__, __dir__ = lazy_exports(
         "RunReport": "academy_ml.engine",
         "evaluate": "academy_ml.engine",
         "compile": "academy_ml.engine:compile_batch",
+        "run": "academy_ml.engine.run:run",
     },
 )

@@ -22,7 +22,7 @@ Every variant runs in a fresh spawned process on the same data and batch:
                  pipeline, nested ones included, so transformer fits are
                  cached across pipelines (fresh directory, deleted after)
   B2             ``joblib.Parallel(n_jobs=2)`` over pipelines
-  ours cold      ``aml.compile`` + ``plan.run`` with an empty cache (a fresh
+  ours cold      ``aml.compile`` + ``aml.run`` with an empty cache (a fresh
                  directory, the default memory and disk budgets)
   ours warm      batch 1 runs first with the cache (untimed); timed is
                  batch 2 on the warm cache
@@ -33,7 +33,7 @@ Timed: building the plan and running it, or the scikit-learn calls; not
 loading data. Peak RSS is the high-water mark of the timed section
 (``/proc/self/clear_refs``, so Linux only); for B2 it is the parent's plus
 the lifetime peak of each of its child processes (joblib's workers). Ops
-and cache hits are what ``plan.run`` reports (operations computed, nodes
+and cache hits are what ``aml.run`` reports (operations computed, nodes
 served from the cache). The ratios compare wall times; for ours warm that is
 batch 2 against the baselines' batch 1 (same size, same search space).
 Everything temporary (the table handed to the processes, B1's joblib store,
@@ -217,8 +217,10 @@ def _ours(
     """Compiles and runs one plan, timed; raises if any pipeline failed."""
     options = aml.Options(cse=cse)
     report, seconds, peak = _timed(
-        lambda: aml.compile(pipelines, cv=CV, X=X, y=y, scoring="r2", options=options).run(
-            threads=threads, cache=cache
+        lambda: aml.run(
+            aml.compile(pipelines, cv=CV, X=X, y=y, scoring="r2", options=options),
+            threads=threads,
+            cache=cache,
         )
     )
     failed = [r for r in report.results if not r.ok]

@@ -10,18 +10,25 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from academy_ml.engine.data import digest
+from academy_ml.engine.ops import UNKEYED, Node, Op
 
-__all__ = ["Graph"]
+__all__ = ["Graph", "canonical", "is_source"]
 
-Op = dict[str, Any]
+# One encoder for every node: json.dumps would build one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def canonical(op: Op) -> str:
-    """Canonical text of an operation: sorted keys, exact float reprs."""
-    return json.dumps(op, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    """Canonical text of an operation: sorted keys, exact float reprs.
+
+    Fields in :data:`~academy_ml.engine.ops.UNKEYED` are left out.
+    """
+    unkeyed = UNKEYED.get(op["kind"])
+    if unkeyed is None:
+        return _CANONICAL.encode(op)
+    return _CANONICAL.encode({k: v for k, v in op.items() if k not in unkeyed})
 
 
 @dataclass
@@ -34,7 +41,7 @@ class Graph:
     """
 
     dedupe: bool = True
-    nodes: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     _by_key: dict[str, int] = field(default_factory=dict)
 
@@ -69,4 +76,9 @@ class Graph:
 
     def op_count(self) -> int:
         """Nodes that do work (sources excluded)."""
-        return sum(1 for n in self.nodes if not n["op"]["kind"].startswith("source"))
+        return sum(1 for n in self.nodes if not is_source(n["op"]))
+
+
+def is_source(op: Op) -> bool:
+    """Whether ``op`` reads the dataset rather than computing."""
+    return op["kind"] in ("source_x", "source_y")

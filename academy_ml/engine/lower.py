@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from academy_ml.engine.graph import Graph
+from academy_ml.engine import ops
+from academy_ml.engine.graph import Graph, is_source
 from academy_ml.engine.ir import Branch, ColumnStep, NativeStep, PipelineIR
 from academy_ml.engine.scoring import CLASSIFICATION_METRICS, NATIVE_METRICS
 
@@ -76,19 +77,31 @@ class Lowered:
         scores: Per fold, the score node (native model), else empty.
         matrices: Per fold, (train, test) matrix nodes feeding a foreign tail.
         labels: Node id -> (step description, fold) for error messages.
+        naive_ops: Operations the pipeline would take alone, fold by fold:
+            no common work shared, nothing hoisted out of the folds (the
+            Gram and neighbour rewrites on, so a fit counts alike in both).
     """
 
     scores: tuple[int, ...]
     matrices: tuple[tuple[int, int], ...]
     labels: dict[int, tuple[str, int | None]]
+    naive_ops: int
 
 
 @dataclass
 class _Stage:
+    """Where a pipeline's data is after some steps.
+
+    ``naive_full`` says whether the naive lowering (nothing hoisted) would
+    still hold it whole: it splits at the first fitted step, where hoisting
+    may keep the data whole longer. Naive counts follow from that.
+    """
+
     full: int | None
     folds: list[tuple[int, int]] | None
     kind: ColumnKind
     columns: tuple[Any, ...] | None
+    naive_full: bool
 
 
 def lower(ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options) -> Lowered:
@@ -111,21 +124,31 @@ class _Lowerer:
         self.scoring = scoring
         self.options = options
         self.labels: dict[int, tuple[str, int | None]] = {}
+        self.naive = 0
 
-    def node(self, op: dict[str, Any], inputs: list[int], label: str, fold: int | None) -> int:
+    def node(
+        self, op: ops.Op, inputs: list[int], label: str, fold: int | None, *, naive: bool = True
+    ) -> int:
+        """Adds a node; ``naive`` says whether the naive lowering has it too."""
         node = self.graph.add(op, inputs)
         self.labels.setdefault(node, (label, fold))
+        if naive and not is_source(op):
+            self.naive += 1
         return node
+
+    def naive_split(self, stage: _Stage) -> int:
+        """Ops the naive lowering spends to split ``stage`` into folds."""
+        return 2 * len(self.bind.folds) if stage.naive_full else 0
 
     def run(self) -> Lowered:
         if self.ir.model is None and not self.ir.tail:
             raise CompileError("the pipeline has no final estimator to score")
         if not self.ir.prefix and self.ir.model is None:
             raise ToPython
-        x = self.graph.add({"kind": "source_x"}, salt=self.bind.x_salt)
+        x = self.graph.add(ops.SourceX(kind="source_x"), salt=self.bind.x_salt)
         kinds = self.bind.kinds
         kind = _combine(kinds) if kinds is not None else "num"
-        stage = _Stage(full=x, folds=None, kind=kind, columns=self.bind.columns)
+        stage = _Stage(x, None, kind, self.bind.columns, naive_full=True)
         for step in self.ir.prefix:
             if isinstance(step, ColumnStep):
                 stage = self.column_step(step, stage)
@@ -135,18 +158,19 @@ class _Lowerer:
             raise ToPython
         folds = self.split(stage, "column selection")
         if self.ir.model is None:
-            return Lowered((), tuple(folds), self.labels)
+            return Lowered((), tuple(folds), self.labels, self.naive)
         scores = tuple(self.model(self.ir.model, i, tr, te) for i, (tr, te) in enumerate(folds))
-        return Lowered(scores, (), self.labels)
+        return Lowered(scores, (), self.labels, self.naive)
 
     def split(self, stage: _Stage, label: str) -> list[tuple[int, int]]:
         if stage.folds is not None:
             return stage.folds
         assert stage.full is not None
+        naive = stage.naive_full
         return [
             (
-                self.node({"kind": "take_rows", "index": tr}, [stage.full], label, i),
-                self.node({"kind": "take_rows", "index": te}, [stage.full], label, i),
+                self.node(_take(tr), [stage.full], label, i, naive=naive),
+                self.node(_take(te), [stage.full], label, i, naive=naive),
             )
             for i, (tr, te) in enumerate(self.bind.folds)
         ]
@@ -155,18 +179,20 @@ class _Lowerer:
         name = self.bind.target.get(kind)
         if name is None:
             raise CompileError("y is not numeric, so a regressor cannot be fitted to it")
-        y = self.graph.add({"kind": "source_y", "target": name})
+        y = self.graph.add(ops.SourceY(kind="source_y", target=name))
         index = self.bind.folds[fold][0 if train else 1]
-        return self.node({"kind": "take_rows", "index": index}, [y], "target", fold)
+        return self.node(_take(index), [y], "target", fold)
 
     def native(self, step: NativeStep, stage: _Stage) -> _Stage:
         label = f"step '{step.path}' ({step.label})"
         spec, kind = self.check_kinds(step, stage.kind)
-        fit = {"kind": "fit", "estimator": spec}
+        fit = ops.Fit(kind="fit", estimator=spec)
         if step.stateless and stage.full is not None and self.options.hoist:
-            fitted = self.node(fit, [stage.full], label, None)
-            full = self.node({"kind": "apply"}, [fitted, stage.full], label, None)
-            return _Stage(full, None, kind, None)
+            fitted = self.node(fit, [stage.full], label, None, naive=False)
+            full = self.node(_APPLY, [fitted, stage.full], label, None, naive=False)
+            # Unhoisted: split (unless already split), then fit + 2 applies per fold.
+            self.naive += self.naive_split(stage) + 3 * len(self.bind.folds)
+            return _Stage(full, None, kind, None, naive_full=False)
         folds = []
         for i, (tr, te) in enumerate(self.split(stage, label)):
             inputs = [tr]
@@ -178,23 +204,23 @@ class _Lowerer:
             fitted = self.node(fit, inputs, label, i)
             folds.append(
                 (
-                    self.node({"kind": "apply"}, [fitted, tr], label, i),
-                    self.node({"kind": "apply"}, [fitted, te], label, i),
+                    self.node(_APPLY, [fitted, tr], label, i),
+                    self.node(_APPLY, [fitted, te], label, i),
                 )
             )
-        return _Stage(None, folds, kind, None)
+        return _Stage(None, folds, kind, None, naive_full=False)
 
-    def check_kinds(self, step: NativeStep, kind: ColumnKind) -> tuple[dict[str, Any], ColumnKind]:
+    def check_kinds(self, step: NativeStep, kind: ColumnKind) -> tuple[ops.Estimator, ColumnKind]:
         """The final estimator spec and the column kind it outputs."""
         spec = dict(step.estimator)
         if spec["name"] == "one_hot_encoder":
             if kind == "mixed":
                 raise ToPython
-            return spec, "num"
+            return _estimator(spec), "num"
         if spec["name"] != "simple_imputer":
             if kind != "num":
                 raise ToPython
-            return spec, "num"
+            return _estimator(spec), "num"
         fill = spec["fill_value"]
         if kind == "mixed":
             raise ToPython
@@ -202,11 +228,11 @@ class _Lowerer:
             if isinstance(fill, str):
                 raise ToPython
             spec["fill_value"] = 0.0 if fill is None else float(fill)
-            return spec, kind
+            return _estimator(spec), kind
         if spec["strategy"] in ("mean", "median") or not (fill is None or isinstance(fill, str)):
             raise ToPython
         spec["fill_value"] = self.bind.fill_code("missing_value" if fill is None else fill)
-        return spec, kind
+        return _estimator(spec), kind
 
     def column_step(self, step: ColumnStep, stage: _Stage) -> _Stage:
         if stage.columns is None:
@@ -236,28 +262,32 @@ class _Lowerer:
         kind = _combine(tuple(p.kind for p in parts))
         label = f"step '{step.path}' (ColumnTransformer)"
         if all(p.full is not None for p in parts):
-            full = self.node(
-                {"kind": "hstack"}, [p.full for p in parts if p.full is not None], label, None
-            )
-            return _Stage(full, None, kind, None)
+            whole = all(p.naive_full for p in parts)
+            inputs = [p.full for p in parts if p.full is not None]
+            full = self.node(ops.Hstack(kind="hstack"), inputs, label, None, naive=whole)
+            if not whole:
+                # Unhoisted, some parts are split: split the rest, stack fold by fold.
+                n_folds = len(self.bind.folds)
+                self.naive += sum(self.naive_split(p) for p in parts) + 2 * n_folds
+            return _Stage(full, None, kind, None, naive_full=whole)
         split = [self.split(p, label) for p in parts]
         folds = [
             (
-                self.node({"kind": "hstack"}, [s[i][0] for s in split], label, i),
-                self.node({"kind": "hstack"}, [s[i][1] for s in split], label, i),
+                self.node(ops.Hstack(kind="hstack"), [s[i][0] for s in split], label, i),
+                self.node(ops.Hstack(kind="hstack"), [s[i][1] for s in split], label, i),
             )
             for i in range(len(self.bind.folds))
         ]
-        return _Stage(None, folds, kind, None)
+        return _Stage(None, folds, kind, None, naive_full=False)
 
     def branch(self, branch: Branch, stage: _Stage, cols: tuple[Any, ...]) -> _Stage:
         assert stage.full is not None
         label = f"step '{branch.path}' (column selection)"
-        select = {"kind": "select_cols", "cols": list(cols)}
+        select = ops.SelectCols(kind="select_cols", cols=list(cols))
         full = self.node(select, [stage.full], label, None)
         kinds = self.bind.kinds
         kind = "num" if kinds is None else _combine(tuple(kinds[c] for c in cols))
-        part = _Stage(full, None, kind, cols)
+        part = _Stage(full, None, kind, cols, naive_full=stage.naive_full)
         for inner in branch.steps:
             part = self.native(inner, part)
         return part
@@ -275,7 +305,7 @@ class _Lowerer:
         y_train = self.target(y_kind, fold, train=True)
         predicted = self.predict(spec, label, fold, train, test, y_train)
         y_test = self.target(y_kind, fold, train=False)
-        score = {"kind": "score", "metric": metric, "pos_label": self.pos_label(metric)}
+        score = ops.Score(kind="score", metric=metric, pos_label=self.pos_label(metric))
         return self.node(score, [y_test, predicted], f"scoring {self.scoring!r}", fold)
 
     def predict(
@@ -288,23 +318,27 @@ class _Lowerer:
         """
         name = spec["name"]
         if name in ("ridge", "linear_regression") and self.options.share_gram:
-            gram_op = {"kind": "gram", "fit_intercept": spec["fit_intercept"]}
+            gram_op = ops.Gram(kind="gram", fit_intercept=bool(spec["fit_intercept"]))
             gram = self.node(gram_op, [train, y_train], label, fold)
             alpha = float(spec.get("alpha", 0.0))
-            fitted = self.node({"kind": "solve", "alpha": alpha}, [gram], label, fold)
+            fitted = self.node(ops.Solve(kind="solve", alpha=alpha), [gram], label, fold)
         elif name == "k_neighbors" and self.options.share_neighbors:
-            # The compiler sets the search's k to the largest n_neighbors reading it.
-            found = self.node({"kind": "neighbors"}, [train, test], label, fold)
-            knn_op = {
-                "kind": "knn_predict",
-                "k": spec["n_neighbors"],
-                "weights": spec["weights"],
-                "classifier": spec["classifier"],
-            }
+            # k is left out of the search's key; the compiler sets it to the
+            # largest n_neighbors reading the search.
+            found = self.node(ops.Neighbors(kind="neighbors", k=0), [train, test], label, fold)
+            knn_op = ops.KnnPredict(
+                kind="knn_predict",
+                k=int(spec["n_neighbors"]),
+                weights=spec["weights"],
+                classifier=bool(spec["classifier"]),
+            )
             return self.node(knn_op, [found, y_train], label, fold)
         else:
-            fitted = self.node({"kind": "fit", "estimator": spec}, [train, y_train], label, fold)
-        return self.node({"kind": "apply"}, [fitted, test], label, fold)
+            if name in ("ridge", "linear_regression"):
+                self.naive += 1  # the naive lowering solves from a Gram: gram + solve
+            fit = ops.Fit(kind="fit", estimator=_estimator(spec))
+            fitted = self.node(fit, [train, y_train], label, fold)
+        return self.node(_APPLY, [fitted, test], label, fold)
 
     def pos_label(self, metric: str) -> float:
         """The code of scikit-learn's default positive label (1) for f1."""
@@ -323,6 +357,23 @@ class _Lowerer:
                 )
             return float(list(classes).index(1))
         return 1.0
+
+
+_APPLY = ops.Apply(kind="apply")
+
+
+def _take(index: str) -> ops.TakeRows:
+    return ops.TakeRows(kind="take_rows", index=index)
+
+
+def _estimator(params: dict[str, Any]) -> ops.Estimator:
+    """The IR's spec of a native step as the op the runtime reads.
+
+    The translation builds specs by name from scikit-learn's parameters; the
+    runtime refuses any field its ``Estimator`` does not have.
+    """
+    assert params["name"] in ops.ESTIMATORS, params["name"]
+    return cast(ops.Estimator, params)
 
 
 def _combine(kinds: tuple[ColumnKind, ...]) -> ColumnKind:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -22,14 +23,11 @@ from academy_ml.engine.lower import (
     ToPython,
     lower,
 )
+from academy_ml.engine.ops import Node
 from academy_ml.engine.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
 from academy_ml.engine.splits import Folds, check_cv_argument, describe_cv, make_folds
 from academy_ml.engine.translate import steps_of, translate
 from academy_ml.exceptions import PlanError
-
-if TYPE_CHECKING:
-    from academy_ml.engine.cache import Cache
-    from academy_ml.engine.run import RunReport
 
 __all__ = ["PLAN_VERSION", "Plan", "PlanStats", "compile_batch"]
 
@@ -93,9 +91,11 @@ class Entry:
     matrix_outputs: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A compiled batch.
+    """A compiled batch: data, run by :func:`academy_ml.engine.run.run`.
+
+    Frozen, so its bytes and key are computed once, when first asked for.
 
     Attributes:
         nodes: Plan nodes in topological order.
@@ -108,10 +108,10 @@ class Plan:
         indices: Row-index arrays by the names the plan reads.
     """
 
-    nodes: list[dict[str, Any]]
-    outputs: list[int]
+    nodes: tuple[Node, ...]
+    outputs: tuple[int, ...]
     stats: PlanStats
-    entries: list[Entry]
+    entries: tuple[Entry, ...]
     table: Table | None = None
     target: Target | None = None
     targets: dict[str, np.ndarray[Any, Any]] = field(default_factory=dict)
@@ -123,36 +123,30 @@ class Plan:
         return self.table is not None
 
     def to_bytes(self) -> bytes:
-        """The versioned msgpack form the runtime reads.
+        """The versioned msgpack form the runtime reads (encoded once).
 
         Raises:
             PlanError: If the plan was compiled without data.
         """
         if not self.bound:
             raise PlanError("a plan compiled without X and y cannot run; pass X= and y=")
+        return self._bytes
+
+    @functools.cached_property
+    def _bytes(self) -> bytes:
         body = {"version": PLAN_VERSION, "nodes": self.nodes, "outputs": self.outputs}
         return bytes(msgpack.packb(body, use_bin_type=True))
 
-    def run(self, threads: int | None = None, cache: Cache | None = None) -> RunReport:
-        """Runs the plan and scores every pipeline.
-
-        Args:
-            threads: Worker threads for the runtime (default: all cores).
-            cache: Node-local cache to read intermediates from and store them to.
-
-        Raises:
-            PlanError: If the plan was compiled without data.
-        """
-        # run.py builds on this module, so it is imported when first needed.
-        from academy_ml.engine.run import run
-
-        return run(self, threads, cache)
-
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Content hash of the plan and its data binding (idempotency key)."""
         salt = self.table.fingerprint if self.table is not None else "unbound"
-        return digest(self.to_bytes() if self.bound else repr(self.nodes), salt)
+        return digest(self.to_bytes() if self.bound else repr(list(self.nodes)), salt)
+
+    @functools.cached_property
+    def node_keys(self) -> frozenset[str]:
+        """Content keys of every node."""
+        return frozenset(node["key"] for node in self.nodes)
 
 
 def compile_batch(
@@ -204,16 +198,10 @@ def compile_batch(
         entries.append(entry)
     outputs = _collect_outputs(entries, graph)
     _size_neighbor_searches(graph)
-    naive = Graph(dedupe=False)
-    # Rewrites stay on so a fit counts the same (gram + solve) in both graphs.
-    naive_options = Options(cse=False, hoist=False)
-    for entry in entries:
-        if entry.lowered is not None:
-            lower(entry.ir, naive, bindings[entry.ir.classifier], entry.scoring, naive_options)
     stats = PlanStats(
         pipelines=len(entries),
         folds=max((len(b) for b in folds.values()), default=0) or _n_splits(cv),
-        naive_ops=naive.op_count(),
+        naive_ops=sum(e.lowered.naive_ops for e in entries if e.lowered is not None),
         unique_ops=graph.op_count(),
         python_pipelines=sum(1 for e in entries if e.ir.tail or e.lowered is None),
         shared_grams=_count(graph, "gram"),
@@ -221,14 +209,17 @@ def compile_batch(
         neighbor_searches=_count(graph, "neighbors"),
         knn_predictions=_count(graph, "knn_predict"),
     )
-    plan = Plan(graph.nodes, outputs, stats, entries, table, target)
+    targets: dict[str, np.ndarray[Any, Any]] = {}
+    indices: dict[str, np.ndarray[Any, Any]] = {}
     if table is not None and target is not None:
-        plan.targets = {"codes:" + target.fingerprint("codes"): target.codes}
+        targets["codes:" + target.fingerprint("codes")] = target.codes
         if target.raw is not None:
-            plan.targets["raw:" + target.fingerprint("raw")] = target.raw
+            targets["raw:" + target.fingerprint("raw")] = target.raw
         for f in folds.values():
-            plan.indices.update(f.arrays())
-    return plan
+            indices.update(f.arrays())
+    return Plan(
+        tuple(graph.nodes), tuple(outputs), stats, tuple(entries), table, target, targets, indices
+    )
 
 
 def _count(graph: Graph, kind: str) -> int:
@@ -241,9 +232,11 @@ def _size_neighbor_searches(graph: Graph) -> None:
     k is not part of the node key, so the variants share one search.
     """
     for node in graph.nodes:
-        if node["op"]["kind"] == "knn_predict":
+        op = node["op"]
+        if op["kind"] == "knn_predict":
             search = graph.nodes[node["inputs"][0]]["op"]
-            search["k"] = max(search.get("k", 0), node["op"]["k"])
+            assert search["kind"] == "neighbors"
+            search["k"] = max(search["k"], op["k"])
 
 
 def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from sklearn.metrics import get_scorer_names
 
+from academy_ml.engine.ops import Metric
+
 __all__ = ["NATIVE_METRICS", "check_scoring", "is_native"]
 
 #: scikit-learn scoring names the runtime computes, by runtime metric name.
-NATIVE_METRICS: dict[str, str] = {
+NATIVE_METRICS: dict[str, Metric] = {
     "r2": "r2",
     "neg_mean_squared_error": "neg_mean_squared_error",
     "neg_root_mean_squared_error": "neg_root_mean_squared_error",

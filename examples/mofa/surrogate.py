@@ -413,7 +413,7 @@ class Surrogate:
         described = _search(features.columns, n_train)
         folds = KFold(self.cv, shuffle=True, random_state=self.seed)
         plan = aml.compile([p for _, p in described], cv=folds, X=X, y=y, scoring=SCORING)
-        run = plan.run(threads=self.threads, cache=self.cache)
+        run = aml.run(plan, threads=self.threads, cache=self.cache)
         scores = [_finite_mean(r) for r in run.results]
         if all(math.isnan(s) for s in scores):
             errors = {r.error for r in run.results if r.error}

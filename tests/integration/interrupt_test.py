@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     plan = aml.compile(pipelines, cv=5, X=X, y=y, scoring="r2")
     print("ready", flush=True)
     try:
-        plan.run(threads=1)
+        aml.run(plan, threads=1)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
     else:

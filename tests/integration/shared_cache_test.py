@@ -36,7 +36,7 @@ CHILD = textwrap.dedent(
         time.sleep(0.01)
     out = []
     for batch in batches:
-        report = aml.compile(batch, cv=5, X=X, y=y, scoring="r2").run(cache=cache)
+        report = aml.run(aml.compile(batch, cv=5, X=X, y=y, scoring="r2"), cache=cache)
         out.append([r.fold_scores.tolist() for r in report.results])
     print(json.dumps(out))
     """
@@ -61,7 +61,7 @@ def test_two_processes_share_one_cache_directory_safely(tmp_path: Path) -> None:
         assert child.returncode == 0, err
 
     X, y, pipelines = explored_batch(40, ROWS, seed=0)
-    expected = aml.compile(pipelines, cv=5, X=X, y=y, scoring="r2").run()
+    expected = aml.run(aml.compile(pipelines, cv=5, X=X, y=y, scoring="r2"))
     by_pipeline = {i: r.fold_scores for i, r in enumerate(expected.results)}
     for seed, (out, _) in zip((0, 1), outputs, strict=True):
         for i, batch_scores in enumerate(json.loads(out)):
@@ -81,7 +81,7 @@ def test_two_processes_share_one_cache_directory_safely(tmp_path: Path) -> None:
     # A third process reads every overlapping score back from disk.
     reader = aml.Cache(cache_dir)
     shared = pipelines[10:35]
-    report = aml.compile(shared, cv=5, X=X, y=y, scoring="r2").run(cache=reader)
+    report = aml.run(aml.compile(shared, cv=5, X=X, y=y, scoring="r2"), cache=reader)
     assert report.executed == 0
     assert report.cache.corrupt == 0
     np.testing.assert_allclose(

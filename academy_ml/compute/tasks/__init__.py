@@ -31,6 +31,7 @@ from academy_ml.engine.cache import ENV_VAR as CACHE_ENV
 from academy_ml.engine.cache import Cache
 from academy_ml.engine.data import Table, Target, prepare_features, prepare_target
 from academy_ml.engine.plan import Plan
+from academy_ml.engine.run import run
 from academy_ml.exceptions import PlanError, WireError
 
 __all__ = [
@@ -75,11 +76,13 @@ def run_batch(request: bytes) -> bytes:
     }
     executed = cache_hits = 0
     if runnable:
+        # The endpoint compiles its own plan from the specs it decoded under
+        # its allow-lists, once: a plan handed to it is never run.
         plan = compile_batch(
             [decoded[i] for i in runnable], cv=task.cv, X=table, y=y, scoring=task.scoring
         )
         _check_plan(plan, task, complete=len(runnable) == len(decoded))
-        report = plan.run(threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
+        report = run(plan, threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
         for r in report.results:
             index = runnable[r.index]
             scores[index] = PipelineScores(
@@ -109,7 +112,7 @@ def _check_plan(plan: Plan, task: BatchRequest, *, complete: bool) -> None:
     """
     if complete and plan.key == task.plan_key:
         return
-    if not complete and {n["key"] for n in plan.nodes if n.get("key")} <= set(task.node_keys):
+    if not complete and plan.node_keys <= set(task.node_keys):
         return
     raise PlanError(
         f"this endpoint compiles plan {plan.key} where the client compiled "

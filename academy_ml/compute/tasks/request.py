@@ -181,7 +181,7 @@ def compile_request(
     try:
         request = BatchRequest(
             plan_key=plan.key,
-            node_keys=sorted({node["key"] for node in plan.nodes if node.get("key")}),
+            node_keys=sorted(plan.node_keys),
             pipelines=specs.encode_pipelines(pipelines),
             cv=cv,
             scoring=scoring,

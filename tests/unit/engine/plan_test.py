@@ -484,7 +484,7 @@ def test_bound_plan_serialises_a_topological_versioned_graph(diabetes: Any) -> N
 
     assert body["version"] == PLAN_VERSION
     assert len(body["nodes"]) == len(plan.nodes)
-    assert body["outputs"] == plan.outputs
+    assert body["outputs"] == list(plan.outputs)
     for node_id, node in enumerate(body["nodes"]):
         assert all(0 <= i < node_id for i in node["inputs"]), node
     for name in {n["op"].get("index") for n in plan.nodes} - {None}:

@@ -31,7 +31,7 @@ def _scores(report: aml.RunReport) -> np.ndarray[Any, Any]:
 
 
 def _uncached(pipelines: list[Any], X: Any, y: Any) -> np.ndarray[Any, Any]:
-    return _scores(aml.compile(pipelines, cv=CV, X=X, y=y).run())
+    return _scores(aml.run(aml.compile(pipelines, cv=CV, X=X, y=y)))
 
 
 def test_a_repeated_batch_costs_one_lookup_per_score(diabetes: Any, tmp_path: Path) -> None:
@@ -39,8 +39,8 @@ def test_a_repeated_batch_costs_one_lookup_per_score(diabetes: Any, tmp_path: Pa
     batch = [_prefix(Ridge(alpha=a)) for a in (0.1, 1.0)] + [_prefix(KNeighborsRegressor(5))]
     plan = aml.compile(batch, cv=CV, X=X, y=y)
 
-    cold = plan.run(cache=aml.Cache(tmp_path))
-    warm = plan.run(cache=aml.Cache(tmp_path))
+    cold = aml.run(plan, cache=aml.Cache(tmp_path))
+    warm = aml.run(plan, cache=aml.Cache(tmp_path))
 
     assert cold.cache_hits == 0
     assert cold.executed > 0
@@ -54,7 +54,7 @@ def test_everything_small_is_kept_splits_matrices_fits_and_scores(
     diabetes: Any, tmp_path: Path
 ) -> None:
     X, y = diabetes
-    cold = aml.compile([_prefix(Ridge())], cv=CV, X=X, y=y).run(cache=aml.Cache(tmp_path))
+    cold = aml.run(aml.compile([_prefix(Ridge())], cv=CV, X=X, y=y), cache=aml.Cache(tmp_path))
 
     # Fold splits (take_rows), transformed matrices (apply), fitted steps
     # (fit/gram/solve) and scores are all below the always-kept size.
@@ -67,11 +67,11 @@ def test_a_new_model_on_a_cached_prefix_computes_only_the_model(
 ) -> None:
     X, y = diabetes
     cache = aml.Cache(tmp_path)
-    aml.compile([_prefix(Ridge(alpha=1.0))], cv=CV, X=X, y=y).run(cache=cache)
+    aml.run(aml.compile([_prefix(Ridge(alpha=1.0))], cv=CV, X=X, y=y), cache=cache)
     batch = [_prefix(Ridge(alpha=7.0)), _prefix(KNeighborsRegressor(3))]
 
-    warm = aml.compile(batch, cv=CV, X=X, y=y).run(cache=cache)
-    cold = aml.compile(batch, cv=CV, X=X, y=y).run()
+    warm = aml.run(aml.compile(batch, cv=CV, X=X, y=y), cache=cache)
+    cold = aml.run(aml.compile(batch, cv=CV, X=X, y=y))
 
     # Ridge: solve + apply + score per fold from the cached Gram. KNN:
     # neighbours + predict + score, reading the cached PCA matrices.
@@ -86,13 +86,13 @@ def test_a_larger_neighbour_request_is_not_served_by_a_shorter_search(
 ) -> None:
     X, y = diabetes
     cache = aml.Cache(tmp_path)
-    aml.compile([_prefix(KNeighborsRegressor(3))], cv=CV, X=X, y=y).run(cache=cache)
+    aml.run(aml.compile([_prefix(KNeighborsRegressor(3))], cv=CV, X=X, y=y), cache=cache)
     batch = [_prefix(KNeighborsRegressor(9)), _prefix(KNeighborsRegressor(2))]
 
-    warm = aml.compile(batch, cv=CV, X=X, y=y).run(cache=cache)
+    warm = aml.run(aml.compile(batch, cv=CV, X=X, y=y), cache=cache)
 
     np.testing.assert_allclose(_scores(warm), _uncached(batch, X, y), rtol=0, atol=1e-12)
-    again = aml.compile([_prefix(KNeighborsRegressor(4))], cv=CV, X=X, y=y).run(cache=cache)
+    again = aml.run(aml.compile([_prefix(KNeighborsRegressor(4))], cv=CV, X=X, y=y), cache=cache)
     assert again.executed == 2 * CV, "the 9-neighbour search now serves k=4"
 
 
@@ -100,7 +100,7 @@ def test_damaged_entries_are_recomputed_and_counted(diabetes: Any, tmp_path: Pat
     X, y = diabetes
     batch = [_prefix(Ridge()), _prefix(KNeighborsRegressor(4))]
     plan = aml.compile(batch, cv=CV, X=X, y=y)
-    plan.run(cache=aml.Cache(tmp_path))
+    aml.run(plan, cache=aml.Cache(tmp_path))
     files = sorted((tmp_path / "entries").rglob("*"))
     files = [f for f in files if f.is_file()]
     for i, path in enumerate(files):
@@ -108,7 +108,7 @@ def test_damaged_entries_are_recomputed_and_counted(diabetes: Any, tmp_path: Pat
         path.write_bytes(data[: len(data) // 2] if i % 2 else data[:-1] + bytes([data[-1] ^ 1]))
 
     cache = aml.Cache(tmp_path)
-    damaged = plan.run(cache=cache)
+    damaged = aml.run(plan, cache=cache)
 
     np.testing.assert_array_equal(_scores(damaged), _uncached(batch, X, y))
     assert damaged.cache.corrupt > 0
@@ -129,7 +129,7 @@ def test_tiers_alone_and_under_tiny_budgets_give_the_same_scores(
     }
     for name, cache in caches.items():
         plan = aml.compile(batch, cv=CV, X=X, y=y)
-        first, second = plan.run(cache=cache), plan.run(cache=cache)
+        first, second = aml.run(plan, cache=cache), aml.run(plan, cache=cache)
         np.testing.assert_array_equal(_scores(first), expected, err_msg=name)
         np.testing.assert_array_equal(_scores(second), expected, err_msg=name)
     assert caches["tiny"].stats().evictions > 0
@@ -145,7 +145,7 @@ def test_deterministic_foreign_scores_are_cached(diabetes: Any, tmp_path: Path) 
     plan = aml.compile([pinned, unpinned], cv=CV, X=X, y=y)
     cache = aml.Cache(tmp_path)
 
-    cold, warm = plan.run(cache=cache), plan.run(cache=cache)
+    cold, warm = aml.run(plan, cache=cache), aml.run(plan, cache=cache)
 
     assert (cold.python_scores, cold.python_hits) == (2 * CV, 0)
     assert (warm.python_scores, warm.python_hits) == (CV, CV), "only the pinned one is reused"
@@ -158,11 +158,11 @@ def test_a_different_dataset_never_reads_another_datasets_entries(
     X, y = diabetes
     cache = aml.Cache(tmp_path)
     batch = [_prefix(Ridge())]
-    aml.compile(batch, cv=CV, X=X, y=y).run(cache=cache)
+    aml.run(aml.compile(batch, cv=CV, X=X, y=y), cache=cache)
     X2 = X.copy()
     X2[0, 0] += 1e-9
 
-    other = aml.compile(batch, cv=CV, X=X2, y=y).run(cache=cache)
+    other = aml.run(aml.compile(batch, cv=CV, X=X2, y=y), cache=cache)
 
     # Only y's fold splits are shared: they do not depend on X.
     assert other.cache_hits == 2 * CV
@@ -173,7 +173,7 @@ def test_threads_are_validated_by_run(diabetes: Any) -> None:
     X, y = diabetes
     plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
     with pytest.raises(ValueError, match="threads must be a positive integer"):
-        plan.run(threads=0)
+        aml.run(plan, threads=0)
 
 
 def test_the_runtime_refuses_threads_beyond_the_cores_itself(diabetes: Any) -> None:
@@ -196,7 +196,7 @@ def test_run_refuses_threads_beyond_the_cores(diabetes: Any) -> None:
     X, y = diabetes
     plan = aml.compile([Ridge()], cv=CV, X=X, y=y)
     with pytest.raises(aml.ParameterError, match="threads must be at most"):
-        plan.run(threads=_runtime.max_threads() + 1)
+        aml.run(plan, threads=_runtime.max_threads() + 1)
 
 
 def _fold_scores_in_child(X: Any, y: Any) -> list[float]:
