@@ -14,7 +14,7 @@ from rich.table import Table
 
 from academy_ml import __version__
 from academy_ml.deploy import demo
-from academy_ml.deploy.kits import KITS, KitError, kit_variables, render_kit
+from academy_ml.deploy.kits import ENTRY, KITS, KitError, kit_variables, render_kit
 from academy_ml.engine.cache import clear, default_cache_dir, summarize
 from academy_ml.exceptions import AcademyMLError
 
@@ -115,10 +115,7 @@ def _add_endpoint(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     render.add_argument("--output", type=Path, required=True, help="directory to write")
     render.add_argument(
-        "--kits-dir",
-        type=Path,
-        default=None,
-        help="the endpoints/ directory of an academy_ml checkout (default: found)",
+        "--name", default=None, help="the endpoint's name in endpoint.toml (default: the kit's)"
     )
 
 
@@ -134,7 +131,7 @@ def _endpoint(args: argparse.Namespace) -> None:
         if key in values:
             raise KitError(f"--set: variable {key!r} given twice")
         values[key] = value
-    written = render_kit(args.kit, values, args.output, kits_dir=args.kits_dir)
+    written = render_kit(args.kit, values, args.output, name=args.name)
     out = args.output
     print(f"{args.kit} kit written to {out}:")
     for path in written:
@@ -150,7 +147,8 @@ def _endpoint(args: argparse.Namespace) -> None:
     print("Globus Compute (on the login node; `start` logs in to Globus):")
     print(f"  globus-compute-endpoint configure {files} NAME")
     print("  globus-compute-endpoint start NAME")
-    print(f"Parsl: the `config` of {out / 'parsl_config.py'}")
+    print("Parsl (the same executor, from this process): a registry entry; copy it into")
+    print(f"  your registry directory (configs/), or build_placer({str(out / ENTRY)!r})")
 
 
 def _list_kits() -> None:

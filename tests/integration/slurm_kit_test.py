@@ -2,8 +2,9 @@
 
 A one-node Slurm cluster (munged, slurmctld, slurmd of this machine, see
 ``tests/slurm_cluster.py``) stands in for an HPC site. The slurm kit is
-rendered for it as an operator would, and the ``config`` of the rendered
-``parsl_config.py`` is loaded as it is: SlurmProvider submits a block with
+rendered for it as an operator would, and the Parsl config of the registry
+entry it writes (``endpoint.toml``, a ``ParslSpec``) is loaded as it is:
+SlurmProvider submits a block with
 ``sbatch``, SrunLauncher starts the worker pool with ``srun``, the kit's
 worker_init activates this virtualenv and points the cache at the kit's
 ``cache_dir``. The tasks push a dataset and run ``academy_ml.compute.tasks.run_batch``
@@ -32,6 +33,7 @@ from slurm_cluster import SlurmCluster, job_environment, slurm_cluster_or_skip
 
 import academy_ml as aml
 from academy_ml.agents.search_space import explored_batch
+from academy_ml.compute.placement import ParslSpec, load_registry
 from academy_ml.compute.tasks import BatchResult, make_request, put_dataset, run_batch
 from academy_ml.compute.tasks.datasets import ENV_VAR as DATASET_DIR_VAR
 from academy_ml.deploy.kits import render_kit
@@ -52,13 +54,10 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
 
 
 def _load_kit_config(output: Path, values: dict[str, str]) -> Config:
-    render_kit("slurm", values, output)
-    namespace: dict[str, Any] = {"__name__": "rendered_parsl_config"}
-    source = output / "parsl_config.py"
-    exec(compile(source.read_text(), str(source), "exec"), namespace)
-    config = namespace["config"]
-    assert isinstance(config, Config)
-    return config
+    render_kit("slurm", values, output, name="academy-ml-slurm")
+    spec = load_registry(output / "endpoint.toml")["academy-ml-slurm"]
+    assert isinstance(spec, ParslSpec)
+    return spec.parsl_config("academy-ml-slurm")
 
 
 def test_slurm_kit_runs_batches_in_slurm_jobs(

@@ -27,6 +27,9 @@ under ``endpoints`` and an optional ``placement`` table::
     kind = "globus_compute"
     endpoint_id = "2c3f5a57-7b0e-4c9f-9d2a-7e0f3b1f6a11"
 
+A Parsl entry (:class:`ParslSpec`) is also what ``academy-ml endpoint render``
+writes for a kit (``endpoint.toml``): copy it into the registry directory.
+
 Other tables (the exchange, agents...) are left to their own loaders. Every
 value is checked by pydantic; an error names the file, the key and the
 problem: ``configs/x.toml: endpoints.hpc.max_blocks: must be >= 1``.
@@ -34,8 +37,6 @@ problem: ``configs/x.toml: endpoints.hpc.max_blocks: must be >= 1``.
 
 from __future__ import annotations
 
-import runpy
-import shlex
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -47,13 +48,11 @@ from academy_ml.compute.placement.endpoints import (
     Endpoint,
     GlobusComputeEndpoint,
     LocalEndpoint,
-    ParslEndpoint,
 )
+from academy_ml.compute.placement.parsl_spec import ParslSpec
 from academy_ml.exceptions import RegistryError
 
 if TYPE_CHECKING:
-    from parsl.config import Config
-
     from academy_ml.compute.placement.placer import Placer, Policy
 
 __all__ = [
@@ -91,133 +90,6 @@ class LocalSpec(_Spec):
         """A :class:`LocalEndpoint` named ``name``."""
         env = {"ACADEMY_ML_CACHE_DIR": self.cache_dir} if self.cache_dir else None
         return LocalEndpoint(name, workers=self.workers, processes=self.processes, env=env)
-
-
-class ParslSpec(_Spec):
-    """A Parsl HighThroughputExecutor, or a Parsl config file.
-
-    Either ``config_file`` (a Python file defining ``config``, such as a
-    rendered endpoint kit's ``parsl_config.py``) or the provider settings.
-    """
-
-    kind: Literal["parsl"]
-    config_file: Path | None = Field(None, description="Python file defining a Parsl `config`")
-    provider: Literal["local", "slurm", "pbs"] = "local"
-    address: str | None = Field(
-        None, description="address workers reach the client at (local: 127.0.0.1; else hostname)"
-    )
-    max_blocks: int = Field(1, ge=1, description="most blocks (batch jobs) at once")
-    init_blocks: int = Field(1, ge=0, description="blocks started at once")
-    nodes_per_block: int = Field(1, ge=1)
-    workers_per_node: int = Field(1, ge=1, description="worker processes per node")
-    cache_dir: str | None = Field(None, description="node-local cache (ACADEMY_ML_CACHE_DIR)")
-    worker_init: str = Field("", description="shell lines run before the workers start")
-    walltime: str = Field("01:00:00", pattern=r"^\d+:\d\d:\d\d$")
-    partition: str | None = Field(None, description="Slurm partition")
-    queue: str | None = Field(None, description="PBS queue")
-    account: str | None = Field(None, description="account or project to charge")
-    scheduler_options: str = Field("", description="extra #SBATCH / #PBS lines")
-    strategy_period: float = Field(0.2, gt=0, description="seconds between scaling decisions")
-    heartbeat_period: int = Field(
-        30, ge=1, description="seconds between heartbeats; also how often lost workers are noticed"
-    )
-    heartbeat_threshold: int = Field(120, ge=1, description="seconds of silence: manager lost")
-    run_dir: str | None = Field(None, description="Parsl's run directory (default: ./runinfo)")
-
-    @model_validator(mode="after")
-    def _provider_fits(self) -> ParslSpec:
-        if self.heartbeat_threshold <= self.heartbeat_period:
-            raise ValueError("heartbeat_threshold must be > heartbeat_period")
-        if self.init_blocks > self.max_blocks:
-            raise ValueError("init_blocks must be <= max_blocks")
-        if self.provider == "pbs" and self.queue is None and self.config_file is None:
-            raise ValueError("provider 'pbs' needs a queue")
-        if self.provider != "slurm" and self.partition is not None:
-            raise ValueError("partition is a Slurm setting: set provider = 'slurm'")
-        if self.provider != "pbs" and self.queue is not None:
-            raise ValueError("queue is a PBS setting: set provider = 'pbs'")
-        return self
-
-    def parsl_config(self, name: str) -> Config:
-        """The Parsl :class:`~parsl.config.Config` this spec describes."""
-        if self.config_file is not None:
-            config: Config = runpy.run_path(str(self.config_file))["config"]
-            return config
-        from parsl.config import Config
-        from parsl.executors import HighThroughputExecutor
-
-        return Config(
-            executors=[
-                HighThroughputExecutor(
-                    label=name,
-                    address=self._address(),
-                    max_workers_per_node=self.workers_per_node,
-                    heartbeat_period=self.heartbeat_period,
-                    heartbeat_threshold=self.heartbeat_threshold,
-                    provider=self._provider(),
-                )
-            ],
-            run_dir=self.run_dir or "runinfo",
-            strategy_period=self.strategy_period,
-            initialize_logging=False,
-        )
-
-    def build(self, name: str) -> Endpoint:
-        """A :class:`ParslEndpoint` named ``name`` (its kernel starts now)."""
-        return ParslEndpoint(name, self.parsl_config(name))
-
-    def _address(self) -> str:
-        if self.address is not None:
-            return self.address
-        if self.provider == "local":
-            return "127.0.0.1"
-        from parsl.addresses import address_by_hostname
-
-        return address_by_hostname()
-
-    def _worker_init(self) -> str:
-        lines = [self.worker_init] if self.worker_init else []
-        if self.cache_dir is not None:
-            quoted = shlex.quote(self.cache_dir)
-            # No mkdir: the runtime creates the directory itself, private (0700).
-            lines.append(f"export ACADEMY_ML_CACHE_DIR={quoted}")
-        return "\n".join(lines)
-
-    def _provider(self) -> Any:
-        blocks: dict[str, Any] = {
-            "init_blocks": self.init_blocks,
-            "min_blocks": 0,
-            "max_blocks": self.max_blocks,
-            "nodes_per_block": self.nodes_per_block,
-            "worker_init": self._worker_init(),
-        }
-        if self.provider == "local":
-            from parsl.providers import LocalProvider
-
-            return LocalProvider(**blocks)  # type: ignore[no-untyped-call]
-        if self.provider == "slurm":
-            from parsl.launchers import SrunLauncher
-            from parsl.providers import SlurmProvider
-
-            return SlurmProvider(
-                partition=self.partition,
-                account=self.account,
-                walltime=self.walltime,
-                scheduler_options=self.scheduler_options,
-                launcher=SrunLauncher(),
-                **blocks,
-            )
-        from parsl.launchers import MpiExecLauncher
-        from parsl.providers import PBSProProvider
-
-        return PBSProProvider(  # type: ignore[no-untyped-call]
-            queue=self.queue,
-            account=self.account,
-            walltime=self.walltime,
-            scheduler_options=self.scheduler_options,
-            launcher=MpiExecLauncher(),
-            **blocks,
-        )
 
 
 class GlobusComputeSpec(_Spec):
@@ -358,12 +230,6 @@ def _parse(file: Path) -> _File:
             f"{file}: {_where(detail['loc'])}: {_message(detail)}" for detail in error.errors()
         ]
         raise RegistryError("; ".join(problems)) from None
-    for name, spec in parsed.endpoints.items():
-        # a config file is relative to the registry file naming it
-        if isinstance(spec, ParslSpec) and spec.config_file and not spec.config_file.is_absolute():
-            parsed.endpoints[name] = spec.model_copy(
-                update={"config_file": file.parent / spec.config_file}
-            )
     return parsed
 
 

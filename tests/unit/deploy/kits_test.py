@@ -43,17 +43,21 @@ from parsl.launchers import (
 )
 from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
+import academy_ml.deploy.kits
+from academy_ml.compute.placement import ParslSpec, load_registry
 from academy_ml.deploy.kits import (
     KITS,
     KitError,
-    find_kits_dir,
     kit_variables,
     parse_values,
     render_kit,
 )
 from academy_ml.engine.cache import Cache, default_cache_dir
 
-KITS_DIR = Path(__file__).resolve().parents[2] / "endpoints"
+#: The kits' files, package data next to their code.
+KITS_DIR = Path(academy_ml.deploy.kits.__file__).parent
+#: The operators' directory of the repository.
+ENDPOINTS = Path(__file__).resolve().parents[3] / "endpoints"
 #: The least each kit needs.
 REQUIRED: dict[str, dict[str, str]] = {
     "local": {"venv": "/opt/academy-ml"},
@@ -66,7 +70,7 @@ FILES = {
     "config.yaml",
     "user_config_template.yaml.j2",
     "user_config_schema.json",
-    "parsl_config.py",
+    "endpoint.toml",
     "worker_init.sh",
 }
 
@@ -95,12 +99,34 @@ def _user_config(ep_dir: Path, user_opts: dict[str, Any]) -> UserEndpointConfig:
     return config
 
 
-def _parsl_config(path: Path) -> Config:
-    namespace: dict[str, Any] = {}
-    exec(compile(path.read_text(), str(path), "exec"), namespace)
-    config = namespace["config"]
-    assert isinstance(config, Config)
-    return config
+#: Provider settings each kit's two descriptions (Globus Compute, Parsl) must agree on.
+COMMON_SETTINGS = ("max_blocks", "nodes_per_block", "walltime", "scheduler_options", "account")
+SLURM_SETTINGS = (
+    *COMMON_SETTINGS,
+    "partition",
+    "qos",
+    "constraint",
+    "exclusive",
+    "cores_per_node",
+)
+PBS_SETTINGS = (*COMMON_SETTINGS, "queue", "cpus_per_node", "select_options")
+
+
+def _same_executor(gc: Any, parsl: Any, settings: tuple[str, ...]) -> None:
+    """The Globus Compute engine's executor and the registry entry's are the same."""
+    assert (gc.address, gc.max_workers_per_node) == (parsl.address, parsl.max_workers_per_node)
+    assert type(gc.provider) is type(parsl.provider)
+    assert type(gc.provider.launcher) is type(parsl.provider.launcher)
+    assert gc.provider.worker_init.strip() == parsl.provider.worker_init.strip()
+    for name in settings:
+        assert getattr(gc.provider, name) == getattr(parsl.provider, name), name
+
+
+def _parsl_config(directory: Path) -> Config:
+    """The Parsl config of the registry entry a kit rendered into ``directory``."""
+    ((name, spec),) = load_registry(directory / "endpoint.toml").items()
+    assert isinstance(spec, ParslSpec)
+    return spec.parsl_config(name)
 
 
 @pytest.mark.parametrize("kit", sorted(KITS))
@@ -128,7 +154,7 @@ def test_every_kit_renders_with_defaults_and_required_values(kit: str, tmp_path:
     assert not re.search(r"\b(pip|uv|curl|wget|conda install)\b", worker_init)
     subprocess.run(["bash", "-n", str(tmp_path / "worker_init.sh")], check=True)
 
-    parsl = _parsl_config(tmp_path / "parsl_config.py")
+    parsl = _parsl_config(tmp_path)
     (executor,) = parsl.executors
     assert isinstance(executor, HighThroughputExecutor)
     assert type(executor.provider) is PROVIDERS[kit]
@@ -180,12 +206,12 @@ def test_site_values_and_user_options_reach_the_slurm_engine(tmp_path: Path) -> 
     assert (provider.walltime, provider.partition, provider.max_blocks) == ("00:30:00", "debug", 1)
     assert provider.account == "m1234"
 
-    parsl = _parsl_config(tmp_path / "parsl_config.py").executors[0]
+    parsl = _parsl_config(tmp_path).executors[0]
     assert isinstance(parsl, HighThroughputExecutor)
     assert parsl.address == "127.0.0.1"  # address_by_interface("lo")
     assert isinstance(parsl.provider, SlurmProvider)
-    assert parsl.provider.partition == "regular"
     assert parsl.provider.scheduler_options.startswith(values["scheduler_options"])
+    _same_executor(_user_config(tmp_path, {}).engine.executor, parsl, SLURM_SETTINGS)
 
 
 def test_pbs_with_the_simple_launcher_runs_one_node_blocks(tmp_path: Path) -> None:
@@ -197,11 +223,26 @@ def test_pbs_with_the_simple_launcher_runs_one_node_blocks(tmp_path: Path) -> No
     assert type(provider.launcher) is SimpleLauncher
     assert (provider.queue, provider.nodes_per_block) == ("prod", 1)
     assert engine.executor.address == "10.1.2.3"
-    parsl = _parsl_config(tmp_path / "parsl_config.py").executors[0]
+    parsl = _parsl_config(tmp_path).executors[0]
     assert isinstance(parsl, HighThroughputExecutor)
     assert isinstance(parsl.provider, PBSProProvider)
     assert type(parsl.provider.launcher) is SimpleLauncher
     assert parsl.address == "10.1.2.3"
+    _same_executor(_user_config(tmp_path, {}).engine.executor, parsl, PBS_SETTINGS)
+
+
+def test_the_pbs_mpiexec_launcher_is_the_same_in_both(tmp_path: Path) -> None:
+    values = {**REQUIRED["pbs"], "mpiexec_bind_cmd": "-bind-to", "mpiexec_overrides": "--ppn 2"}
+    values |= {"select_options": "ngpus=4", "cpus_per_node": "32", "nodes_per_block": "3"}
+    render_kit("pbs", values, tmp_path)
+
+    gc = _user_config(tmp_path, {}).engine.executor
+    parsl: Any = _parsl_config(tmp_path).executors[0]
+    _same_executor(gc, parsl, PBS_SETTINGS)
+    for launcher in (gc.provider.launcher, parsl.provider.launcher):
+        assert isinstance(launcher, MpiExecLauncher)
+        assert (launcher.bind_cmd, launcher.overrides) == ("-bind-to", "--ppn 2")
+    assert (parsl.provider.select_options, parsl.provider.nodes_per_block) == ("ngpus=4", 3)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +306,7 @@ def test_the_local_kit_runs_tasks_in_the_activated_environment(
 ) -> None:
     cache = tmp_path / "node-cache"
     render_kit("local", {"venv": sys.prefix, "cache_dir": str(cache)}, tmp_path / "kit")
-    config = _parsl_config(tmp_path / "kit" / "parsl_config.py")
+    config = _parsl_config(tmp_path / "kit")
     config.run_dir = str(tmp_path / "runinfo")
     config.initialize_logging = False
     # Parsl starts its interchange by name from this process's PATH.
@@ -312,16 +353,10 @@ def test_bad_values_are_named(
     assert not (tmp_path / "out").exists()
 
 
-def test_an_unwritable_output_or_a_broken_kit_is_a_kit_error(tmp_path: Path) -> None:
+def test_an_unwritable_output_is_a_kit_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(KitError, match="kit 'local': FileExistsError"):
         render_kit("local", REQUIRED["local"], tmp_path / "file")
-
-    kits = tmp_path / "kits"
-    (kits / "local").mkdir(parents=True)
-    (kits / "worker_init.sh.j2").write_text("source {{ venvv }}\n")
-    with pytest.raises(KitError, match="UndefinedError: 'venvv' is undefined"):
-        render_kit("local", REQUIRED["local"], tmp_path / "out", kits_dir=kits)
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -334,15 +369,20 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "unknown variable 'foo'" in message
 
 
-def test_kits_are_found_in_the_checkout_or_where_told(tmp_path: Path) -> None:
-    assert find_kits_dir() == KITS_DIR
-    assert find_kits_dir(KITS_DIR) == KITS_DIR
-    with pytest.raises(KitError, match="no endpoint kits in"):
-        find_kits_dir(tmp_path)
+def test_the_kits_ship_in_the_package_and_nowhere_else() -> None:
+    for kit in KITS:
+        assert {p.name for p in (KITS_DIR / kit).iterdir()} == {
+            "config.yaml",
+            "user_config_schema.json",
+            "user_config_template.yaml.j2",
+        }
+    # The operators' directory points at `academy-ml endpoint render`: no second copy.
+    assert [p.name for p in ENDPOINTS.iterdir()] == ["README.md"]
+    assert "academy-ml endpoint render" in (ENDPOINTS / "README.md").read_text()
 
 
 def test_the_operator_readme_explains_every_variable() -> None:
-    readme = (KITS_DIR / "README.md").read_text()
+    readme = (ENDPOINTS / "README.md").read_text()
     for kit in KITS:
         for variable in kit_variables(kit):
             assert f"`{variable.name}`" in readme, (kit, variable.name)

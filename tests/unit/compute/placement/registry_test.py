@@ -18,7 +18,7 @@ from academy_ml.compute.placement import (
     load_registry,
 )
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def write(directory: Path, name: str, text: str) -> Path:
@@ -74,6 +74,32 @@ def test_directory_merges_files_and_ignores_other_tables(tmp_path: Path) -> None
             "endpoints.p: provider 'pbs' needs a queue",
         ),
         ("[endpoints.p]\nkind = 'parsl'\npartition = 'x'\n", "partition is a Slurm setting"),
+        ("[endpoints.p]\nkind = 'parsl'\nexclusive = false\n", "exclusive is a Slurm setting"),
+        (
+            "[endpoints.p]\nkind = 'parsl'\nprovider = 'slurm'\nqueue = 'q'\n",
+            "queue is a PBS setting: set provider = 'pbs'",
+        ),
+        (
+            "[endpoints.p]\nkind = 'parsl'\nprovider = 'pbs'\nqueue = 'q'\nconstraint = 'c'\n",
+            "constraint is a Slurm setting: set provider = 'slurm'",
+        ),
+        (
+            "[endpoints.p]\nkind = 'parsl'\naddress = 'h'\ninterface = 'ib0'\n",
+            "set at most one of address and interface",
+        ),
+        (
+            "[endpoints.p]\nkind = 'parsl'\nprovider = 'pbs'\nqueue = 'q'\n"
+            "launcher = 'simple'\nnodes_per_block = 2\n",
+            "launcher 'simple' starts workers on one node only",
+        ),
+        (
+            "[endpoints.p]\nkind = 'parsl'\ncache_dir = '/a\"b'\n",
+            "endpoints.p.cache_dir: String should match",
+        ),
+        (
+            "[endpoints.p]\nkind = 'parsl'\nconfig_file = 'x.py'\n",
+            "endpoints.p.config_file: unknown setting",
+        ),
         (
             "[endpoints.p]\nkind = 'parsl'\nwalltime = '1h'\n",
             "endpoints.p.walltime: String should match",
@@ -106,9 +132,11 @@ def test_missing_path(tmp_path: Path) -> None:
         load_registry(tmp_path / "nope.toml")
 
 
+# parsl.addresses.address_by_interface never closes the socket it asks.
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_parsl_specs_make_configs(tmp_path: Path) -> None:
     from parsl.executors import HighThroughputExecutor
-    from parsl.launchers import MpiExecLauncher, SrunLauncher
+    from parsl.launchers import MpiExecLauncher, SimpleLauncher, SrunLauncher
     from parsl.providers import LocalProvider, PBSProProvider, SlurmProvider
 
     local = ParslSpec(kind="parsl", cache_dir="/c d", worker_init="module load x")
@@ -117,32 +145,39 @@ def test_parsl_specs_make_configs(tmp_path: Path) -> None:
     assert executor.label == "ep"
     assert executor.address == "127.0.0.1"
     assert isinstance(executor.provider, LocalProvider)
-    assert executor.provider.worker_init == ("module load x\nexport ACADEMY_ML_CACHE_DIR='/c d'")
+    assert executor.provider.worker_init == ('module load x\nexport ACADEMY_ML_CACHE_DIR="/c d"')
     slurm = ParslSpec(kind="parsl", provider="slurm", partition="p", address="10.0.0.1")
     provider = slurm.parsl_config("s").executors[0].provider  # type: ignore[attr-defined]
     assert isinstance(provider, SlurmProvider)
     assert isinstance(provider.launcher, SrunLauncher)
     assert provider.partition == "p"
+    assert (provider.qos, provider.constraint, provider.exclusive) == (None, None, True)
+    slurm = ParslSpec(
+        kind="parsl",
+        provider="slurm",
+        qos="debug",
+        constraint="cpu&ib",
+        exclusive=False,
+        cores_per_node=64,
+        interface="lo",
+        cache_dir="/scratch/$USER/aml",
+    )
+    executor = slurm.parsl_config("s").executors[0]
+    assert executor.address == "127.0.0.1"  # type: ignore[attr-defined]  # the address of lo
+    provider = executor.provider  # type: ignore[attr-defined]
+    assert (provider.qos, provider.constraint) == ("debug", "cpu&ib")
+    assert (provider.exclusive, provider.cores_per_node) == (False, 64)
+    # double quotes: the variable expands on the node
+    assert provider.worker_init.strip() == 'export ACADEMY_ML_CACHE_DIR="/scratch/$USER/aml"'
     pbs = ParslSpec(kind="parsl", provider="pbs", queue="debug", address="10.0.0.1")
     provider = pbs.parsl_config("p").executors[0].provider  # type: ignore[attr-defined]
     assert isinstance(provider, PBSProProvider)
     assert isinstance(provider.launcher, MpiExecLauncher)
-
-
-def test_config_file_is_relative_to_the_registry(tmp_path: Path) -> None:
-    (tmp_path / "kit").mkdir()
-    write(
-        tmp_path / "kit",
-        "parsl_config.py",
-        "from parsl.config import Config\nconfig = Config(executors=[], run_dir='elsewhere')\n",
-    )
-    path = write(
-        tmp_path, "r.toml", "[endpoints.k]\nkind = 'parsl'\nconfig_file = 'kit/parsl_config.py'\n"
-    )
-    spec = load_registry(path)["k"]
-    assert isinstance(spec, ParslSpec)
-    assert spec.config_file == tmp_path / "kit" / "parsl_config.py"
-    assert spec.parsl_config("k").run_dir == "elsewhere"
+    assert (provider.launcher.bind_cmd, provider.launcher.overrides) == ("--cpu-bind", "--ppn 1")
+    simple = ParslSpec(kind="parsl", provider="pbs", queue="q", launcher="simple", cpus_per_node=8)
+    provider = simple.parsl_config("p").executors[0].provider  # type: ignore[attr-defined]
+    assert isinstance(provider.launcher, SimpleLauncher)
+    assert provider.cpus_per_node == 8
 
 
 def test_build_placer_from_a_registry(tmp_path: Path) -> None:

@@ -1,34 +1,17 @@
-"""Endpoint kits: ready Globus Compute endpoint and Parsl configurations per site.
+"""What each endpoint kit takes: the operator's variables, checked before anything is written.
 
-A kit is a directory of the repository's ``endpoints/`` (``local``, ``slurm``,
-``pbs``). It holds the endpoint's ``config.yaml`` (a template-capable endpoint:
-no ``engine`` block), ``user_config_template.yaml.j2`` (GlobusComputeEngine,
-provider, launcher), ``user_config_schema.json`` (what a user may override per
-submission) and ``parsl_config.py.j2`` (the same executor for Parsl); every kit
-shares ``endpoints/worker_init.sh.j2`` (activate the environment, point the
-cache at node-local disk, download nothing).
-
-:func:`render_kit` checks the operator's values against the kit's model and
-writes a directory to hand to ``globus-compute-endpoint configure``::
-
-    render_kit("slurm", {"venv": "/opt/aml", "account": "abc"}, Path("slurm-ep"))
-
-The endpoint template is written with the operator's values in a ``site``
-block on top: Globus Compute renders it again for every user endpoint process,
-and a user's options (checked against the schema) override the site values.
+Each kit (``local``, ``slurm``, ``pbs``) has a pydantic model of its
+variables; :func:`parse_values` checks the strings given on the command line
+against it and names every problem at once.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import jinja2
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -39,7 +22,6 @@ from pydantic import (
     model_validator,
 )
 
-from academy_ml import __version__
 from academy_ml.exceptions import KitError
 
 __all__ = [
@@ -50,18 +32,9 @@ __all__ = [
     "PbsValues",
     "SlurmValues",
     "Variable",
-    "find_kits_dir",
     "kit_variables",
     "parse_values",
-    "render_kit",
 ]
-
-#: Files of a kit directory copied to the output as they are.
-COPIED = ("config.yaml", "user_config_schema.json")
-#: The Globus Compute template, written with the ``site`` block on top.
-USER_TEMPLATE = "user_config_template.yaml.j2"
-#: Templates rendered now: kit file -> output file.
-RENDERED = {"worker_init.sh.j2": "worker_init.sh", "parsl_config.py.j2": "parsl_config.py"}
 
 
 def _matching(regex: str, expected: str) -> AfterValidator:
@@ -258,91 +231,6 @@ def parse_values(kit: str, values: Mapping[str, str]) -> KitValues:
         raise KitError(f"kit {kit!r}: " + "; ".join(problems)) from None
 
 
-def find_kits_dir(kits_dir: Path | None = None) -> Path:
-    """The directory holding the kits.
-
-    ``kits_dir`` if given; else ``endpoints/`` next to the ``academy_ml``
-    package (a checkout, or an editable install); else ``./endpoints``. Wheels
-    do not ship the kits (a top-level ``endpoints`` would clash with PyPI's).
-
-    Raises:
-        KitError: none of these holds the kits.
-    """
-    candidates = (
-        [kits_dir]
-        if kits_dir is not None
-        else [Path(__file__).resolve().parent.parent / "endpoints", Path.cwd() / "endpoints"]
-    )
-    for candidate in candidates:
-        if (candidate / "worker_init.sh.j2").is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise KitError(
-        f"no endpoint kits in {looked}: pass the endpoints/ directory of an academy_ml checkout"
-    )
-
-
-def render_kit(
-    kit: str, values: Mapping[str, str], output: Path, *, kits_dir: Path | None = None
-) -> list[Path]:
-    """Writes a ready endpoint configuration of ``kit`` into ``output``.
-
-    ``output`` receives ``config.yaml``, ``user_config_template.yaml.j2`` and
-    ``user_config_schema.json`` (for ``globus-compute-endpoint configure``),
-    ``parsl_config.py`` (the same executor for Parsl) and ``worker_init.sh``
-    (what workers run first; source it on a compute node to check it).
-    Existing files of those names are replaced.
-
-    Args:
-        kit: ``local``, ``slurm`` or ``pbs``.
-        values: variable name -> value, as strings.
-        output: directory to write (created if needed).
-        kits_dir: where the kits are (see :func:`find_kits_dir`).
-
-    Returns:
-        The files written.
-
-    Raises:
-        KitError: see :func:`parse_values` and :func:`find_kits_dir`; or a
-            kit file is missing or broken, or ``output`` cannot be written.
-    """
-    checked = parse_values(kit, values)
-    root = find_kits_dir(kits_dir)
-    try:
-        return _render(kit, checked, root, output)
-    except (OSError, jinja2.TemplateError) as error:
-        raise KitError(f"kit {kit!r}: {type(error).__name__}: {error}") from error
-
-
-def _render(kit: str, values: KitValues, root: Path, output: Path) -> list[Path]:
-    source = root / kit
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([source, root]),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    environment.filters["py"] = repr
-    environment.filters["py_text"] = _python_text
-    context: dict[str, Any] = {"kit": kit, **values.model_dump()}
-    context["worker_init"] = environment.get_template("worker_init.sh.j2").render(context)
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, target in RENDERED.items():
-        written.append(_write(output / target, environment.get_template(name).render(context)))
-    for name in COPIED:
-        written.append(Path(shutil.copyfile(source / name, output / name)))
-    site = {key: "" if value is None else value for key, value in context.items() if key != "kit"}
-    site["worker_init"] = context["worker_init"].rstrip("\n")
-    header = (
-        f"{{#- Written by `academy-ml endpoint render {kit}` (academy_ml {__version__}).\n"
-        "    `site` holds the operator's values: edit them here, or render again. -#}\n"
-        f"{{%- set site = {json.dumps(site, indent=2, sort_keys=True)} %}}\n"
-    )
-    template = (source / USER_TEMPLATE).read_text()
-    written.append(_write(output / USER_TEMPLATE, header + template))
-    return written
-
-
 def _model(kit: str) -> type[KitValues]:
     try:
         return KITS[kit]
@@ -361,15 +249,3 @@ def _problem(kit: str, model: type[KitValues], detail: Mapping[str, Any]) -> str
     if not name:
         return message
     return f"variable {name!r}: {message} (got {detail['input']!r})"
-
-
-def _python_text(text: str) -> str:
-    """``text`` as a Python literal, triple-quoted when that is exact (readable scripts)."""
-    if '"""' in text or "\\" in text or text.endswith('"'):
-        return repr(text)
-    return '"""\\\n' + text + '"""'
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
