@@ -19,8 +19,10 @@ import academy_ml as aml
 from academy_ml.agents.search_space import explored_batch
 from academy_ml.compute.tasks import BatchRequest, BatchResult, make_request, put_dataset, run_batch
 from academy_ml.compute.tasks.datasets import ENV_VAR, to_arrow, to_bytes
-from academy_ml.compute.tasks.request import MAX_FOLDS, MAX_NODE_KEYS
+from academy_ml.compute.tasks.request import MAX_FOLDS, MAX_NODE_KEYS, MESSAGE_VERSION
 from academy_ml.compute.tasks.specs import MAX_SPEC_BYTES, TRUSTED_NAMES_ENV, encode_pipelines
+from academy_ml.engine import lower as lower_module
+from academy_ml.engine import plan as plan_module
 from academy_ml.exceptions import DataError, ParameterError, PlanError, WireError
 
 
@@ -157,7 +159,6 @@ def test_a_forged_batch_with_refused_pipelines_still_checks_the_plan(
 
 def request_fields(**changes: Any) -> bytes:
     fields: dict[str, Any] = {
-        "version": 1,
         "plan_key": "a" * 32,
         "node_keys": ["b" * 32],
         "pipelines": encode_pipelines([Ridge()]),
@@ -167,7 +168,7 @@ def request_fields(**changes: Any) -> bytes:
         "threads": None,
     }
     fields.update(changes)
-    return bytes(msgpack.packb(fields, use_bin_type=True))
+    return bytes(msgpack.packb([MESSAGE_VERSION, "BatchRequest", fields], use_bin_type=True))
 
 
 @pytest.mark.parametrize(
@@ -236,3 +237,26 @@ def test_hostile_envelopes_are_wire_errors() -> None:
         for parse in (BatchRequest.from_bytes, BatchResult.from_bytes):
             with pytest.raises(WireError):
                 parse(data)
+
+
+def test_a_batch_is_lowered_once_per_side(
+    endpoint_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lowered: list[str] = []
+    real = lower_module.lower
+
+    def lower(ir: Any, *args: Any, **kwargs: Any) -> Any:
+        lowered.append(type(ir.source).__name__)
+        return real(ir, *args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "lower", lower)
+    X, y, pipelines = explored_batch(6, 120)
+    request = make_request(pipelines, X, y, cv=3, dataset_dir=str(tmp_path / "client"))
+    put_dataset((tmp_path / "client" / f"{request.dataset}.arrow").read_bytes())
+    assert len(lowered) == len(pipelines)  # the client, for the plan key
+
+    lowered.clear()
+    result = BatchResult.from_bytes(run_batch(request.to_bytes()))
+    assert len(lowered) == len(pipelines)  # the endpoint, from the specs it decoded
+    assert result.plan_key == request.plan_key
+    assert all(r.error is None for r in result.results)
