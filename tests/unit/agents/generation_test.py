@@ -193,8 +193,11 @@ def test_a_step_that_raises_is_counted_and_the_loop_goes_on() -> None:
     async def main() -> None:
         kb = FlakyKnowledge(failures=1)
         agent = GenerationAgent(
-            Flaky(10, failures=2), Analysis(), InMemoryKnowledge(kb), batch_size=4
-        )  # type: ignore[arg-type]
+            Flaky(10, failures=2),
+            Analysis(),  # type: ignore[arg-type]
+            InMemoryKnowledge(kb),
+            batch_size=4,
+        )
         await agent.agent_on_startup()
         await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
         assert agent.state["loop_errors"] == {"generate": 3}
@@ -249,8 +252,12 @@ def test_the_planner_stops_when_generation_finishes_on_its_own() -> None:
         generation = GenerationAgent(Finite(5), Analysis(), InMemoryKnowledge(kb), batch_size=4)  # type: ignore[arg-type]
         await generation.agent_on_startup()
         planner = PlannerAgent(
-            generation, None, InMemoryKnowledge(kb), budget=100, review_interval_s=0.05
-        )  # type: ignore[arg-type]
+            generation,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]
+            InMemoryKnowledge(kb),
+            budget=100,
+            review_interval_s=0.05,
+        )
         await planner.agent_on_startup()
         shutdown = asyncio.Event()
         await asyncio.wait_for(generation.generate(shutdown), 20.0)

@@ -291,8 +291,10 @@ def test_analysis_stores_one_result_per_candidate() -> None:
         kb = InMemoryKnowledgeBase()
         planner = FakePlanner()
         analysis = AnalysisAgent(
-            FunctionCalls(f"{__name__}.evaluate"), planner, InMemoryKnowledge(kb)
-        )  # type: ignore[arg-type]
+            FunctionCalls(f"{__name__}.evaluate"),
+            planner,  # type: ignore[arg-type]
+            InMemoryKnowledge(kb),
+        )
         await analysis.agent_on_startup()
         ids = await add_candidates(kb, (2, 3, -1))
         assert await analysis.submit([*ids, ids[0]]) == 3
@@ -419,8 +421,10 @@ def test_analysis_sweep_survives_a_ledger_that_is_unreachable_for_a_while() -> N
         planner = FakePlanner()
         ids = await add_candidates(kb, (1, 2))
         analysis = AnalysisAgent(
-            FunctionCalls(f"{__name__}.evaluate"), planner, InMemoryKnowledge(kb)
-        )  # type: ignore[arg-type]
+            FunctionCalls(f"{__name__}.evaluate"),
+            planner,  # type: ignore[arg-type]
+            InMemoryKnowledge(kb),
+        )
         await analysis.agent_on_startup()
         shutdown = asyncio.Event()
         sweep = asyncio.create_task(analysis.sweep(shutdown))

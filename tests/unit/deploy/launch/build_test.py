@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from academy_ml.agents.knowledge import InMemoryKnowledge, InMemoryKnowledgeBase, RedisKnowledge
 from academy_ml.deploy.launch import load_deployment
-from academy_ml.deploy.launch.build import check_agents
+from academy_ml.deploy.launch.build import check_agents, knowledge_factory
 from academy_ml.exceptions import ConfigError
 
 
@@ -82,7 +83,7 @@ def test_a_placement_on_an_endpoint_the_registry_lacks(
         '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
         '[agent.init]\nevaluator = { class = "academy_ml.agents.FunctionCalls", '
         'function = "math.sqrt" }\n'
-        f'[placement]\n{placement}\n'
+        f"[placement]\n{placement}\n"
     )
     config = tmp_path / "deployment.toml"
     config.write_text(
@@ -93,3 +94,24 @@ def test_a_placement_on_an_endpoint_the_registry_lacks(
     assert str(error.value) == (
         f"{tmp_path / 'analysis.toml'}: {key}: no endpoint {missing!r} in {config} (known: pool)"
     )
+
+
+def test_the_knowledge_factory_follows_the_deployment(tmp_path: Path) -> None:
+    (tmp_path / "planner.toml").write_text(
+        '[agent]\nclass = "academy_ml.agents.PlannerAgent"\nname = "planner"\n'
+    )
+    config = tmp_path / "deployment.toml"
+    config.write_text('[deployment]\nname = "mofa"\nagents = ["planner.toml"]\n')
+    memory = InMemoryKnowledgeBase()
+    embedded = knowledge_factory(load_deployment(config), memory)
+    assert isinstance(embedded, InMemoryKnowledge)
+    assert embedded.open() is memory  # every agent of the run shares the caller's
+    redis = load_deployment(
+        config,
+        ["deployment.exchange=redis://127.0.0.1:1/0", "deployment.knowledge=exchange"],
+    )
+    assert knowledge_factory(redis, memory) == RedisKnowledge("redis://127.0.0.1:1/0", "mofa")
+    with pytest.raises(
+        ConfigError, match="shares an InMemoryKnowledgeBase, not a RedisKnowledgeBase"
+    ):
+        knowledge_factory(load_deployment(config), RedisKnowledge("redis://127.0.0.1:1/0").open())
