@@ -19,7 +19,7 @@ its work runs (an endpoint of the registry)::
     class = "academy_ml.agents.AnalysisAgent"
     name = "analysis"
     [agent.init]
-    function = "mofa.simulate.evaluate"
+    evaluator = { class = "academy_ml.agents.FunctionCalls", function = "mofa.simulate.evaluate" }
     [agent.handles]
     planner = "planner"
     [placement]
