@@ -7,8 +7,10 @@ the endpoint checks that it compiles the same plan) and the plan's node keys
 (what a placer routes on for cache affinity). A :class:`BatchResult` holds
 the scores and what the run cost.
 
-Both arrive from another machine, so they are decoded within size and depth
-limits (:func:`~academy_ml.core.bounded.bounded_unpackb`) and every field is bounded: a
+Both travel sealed in the one envelope of :mod:`academy_ml.core.envelope`
+(their class name as the kind, :data:`MESSAGE_VERSION`) and arrive from
+another machine, so they are decoded within size and depth limits and
+every field is bounded: a
 request cannot make an endpoint start more threads than it has cores, run
 more than :data:`MAX_FOLDS` folds or hold more than a few tens of megabytes.
 """
@@ -17,20 +19,21 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import msgpack
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, ValidationError
 
 from academy_ml.compute.tasks import datasets, specs
-from academy_ml.core.bounded import bounded_unpackb
+from academy_ml.core.envelope import seal_model, summarize, unseal_model
 from academy_ml.engine import compile_batch
 from academy_ml.engine.data import Table, Target
 from academy_ml.engine.plan import Plan
 from academy_ml.exceptions import ParameterError, WireError
 
+#: Layout version of requests and results (2: sealed in the core envelope).
+MESSAGE_VERSION = 2
 #: Longest request or result accepted (the specs and a batch's node keys).
 MAX_MESSAGE_BYTES = specs.MAX_SPEC_BYTES + 16 * 2**20
 #: Most folds a request may ask for.
@@ -56,42 +59,29 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     def to_bytes(self) -> bytes:
-        """Msgpack form."""
-        return bytes(msgpack.packb(self.model_dump(), use_bin_type=True))
+        """Msgpack form.
+
+        Raises:
+            UnsupportedPayloadError: It exceeds what a reader accepts.
+        """
+        return seal_model(self, MESSAGE_VERSION, max_bytes=MAX_MESSAGE_BYTES, max_depth=_MAX_DEPTH)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Any:
         """Parse the msgpack form.
 
         Raises:
-            WireError: Malformed, too large or deep, of another version, or a
-                field is out of its bounds.
+            EnvelopeError: Another kind of message, or of another version.
+            WireError: Malformed, too large or deep, or a field is out of its bounds.
         """
-        try:
-            fields = bounded_unpackb(data, max_depth=_MAX_DEPTH, max_size=MAX_MESSAGE_BYTES)
-        except WireError as exc:
-            raise WireError(f"not a valid {cls.__name__}: {exc}") from exc
-        try:
-            return cls.model_validate(fields)
-        except ValidationError as exc:
-            raise WireError(f"not a valid {cls.__name__}: {_summary(exc)}") from exc
-
-
-def _summary(exc: ValidationError, shown: int = 5) -> str:
-    """The first errors, without the (attacker-sized) input values."""
-    errors = exc.errors(include_url=False, include_input=False, include_context=False)
-    text = "; ".join(
-        f"{'.'.join(str(part) for part in e['loc']) or 'message'}: {e['msg']}"
-        for e in errors[:shown]
-    )
-    return text if len(errors) <= shown else f"{text} (and {len(errors) - shown} more)"
+        return unseal_model(
+            cls, data, (MESSAGE_VERSION,), max_bytes=MAX_MESSAGE_BYTES, max_depth=_MAX_DEPTH
+        )
 
 
 class BatchRequest(_Message):
     """A batch of pipelines to cross-validate on an endpoint."""
 
-    #: Layout version; a request of another version is refused.
-    version: Literal[1] = 1
     plan_key: Key
     node_keys: list[Key] = Field(max_length=MAX_NODE_KEYS)
     pipelines: bytes = Field(max_length=specs.MAX_SPEC_BYTES)
@@ -138,7 +128,6 @@ class PipelineScores(BaseModel):
 class BatchResult(_Message):
     """Scores of a batch and what computing them took."""
 
-    version: Literal[1] = 1
     plan_key: Key
     host: _Name
     pid: StrictInt
@@ -189,7 +178,7 @@ def compile_request(
             threads=threads,
         )
     except ValidationError as exc:
-        raise ParameterError(f"an endpoint would refuse this batch: {_summary(exc)}") from exc
+        raise ParameterError(f"an endpoint would refuse this batch: {summarize(exc)}") from exc
     return request, plan
 
 

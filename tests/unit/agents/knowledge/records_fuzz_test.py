@@ -1,8 +1,8 @@
 """Knowledge-base records: bounded decoding, and a fuzz campaign in a child process.
 
 Whoever can write the knowledge base's Redis hands every reader bytes; a
-record is read through :func:`~academy_ml.core.bounded.bounded_unpackb`
-and pydantic, and anything else is a :class:`WireError`.
+record is opened from the core envelope (:mod:`academy_ml.core.envelope`,
+bounded) and validated by pydantic, and anything else is a :class:`WireError`.
 """
 
 from __future__ import annotations
@@ -130,7 +130,11 @@ RECORDS = FuzzTarget(
 
 
 def test_records_survive_fuzzing() -> None:
-    run_campaign(__file__, "RECORDS", seen=("accepted", "WireError", "PayloadTooDeepError"))
+    run_campaign(
+        __file__,
+        "RECORDS",
+        seen=("accepted", "WireError", "EnvelopeError", "PayloadTooDeepError"),
+    )
 
 
 @pytest.mark.slow

@@ -28,10 +28,15 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from academy_ml.agents.search_space import explored_batch
-from academy_ml.compute.tasks.request import BatchRequest, BatchResult, PipelineScores
+from academy_ml.compute.tasks.request import (
+    MESSAGE_VERSION,
+    BatchRequest,
+    BatchResult,
+    PipelineScores,
+)
 from academy_ml.compute.tasks.specs import decode_pipelines, encode_pipelines
+from academy_ml.core.values import Ext, ValueEncoder
 from academy_ml.exceptions import WireError
-from academy_ml.messaging.codec import Encoder, Ext
 
 #: Names a hostile spec uses: issue 14's paths, allowed ones in the wrong role, junk.
 NAMES = [
@@ -113,7 +118,7 @@ def nested_extensions(depth: int) -> bytes:
 
 spec_inputs = st.one_of(
     st.sampled_from(CORPUS),
-    st.lists(_spec_values, max_size=3).map(Encoder(allow_pickle=False).pack),
+    st.lists(_spec_values, max_size=3).map(ValueEncoder().pack),
     st.integers(0, 400).map(nested_extensions),
     st.integers(0, 2000).map(lambda n: b"\x91" * n + b"\xc0"),
     st.binary(max_size=256),
@@ -153,9 +158,13 @@ _results = st.builds(
     st.none() | st.text(max_size=20),
 )
 _fields = [*BatchRequest.model_fields, *BatchResult.model_fields]
-_envelopes = st.dictionaries(
-    st.sampled_from(_fields) | st.text(max_size=6), _spec_values, max_size=9
-).map(Encoder(allow_pickle=False).pack)
+#: Hostile fields in the envelope of either kind (and of a stray version or kind).
+_envelopes = st.builds(
+    lambda version, kind, fields: ValueEncoder().pack([version, kind, fields]),
+    st.sampled_from([MESSAGE_VERSION, MESSAGE_VERSION - 1, MESSAGE_VERSION + 1]),
+    st.sampled_from(["BatchRequest", "BatchResult", "CandidateRecord"]) | st.text(max_size=6),
+    st.dictionaries(st.sampled_from(_fields) | st.text(max_size=6), _spec_values, max_size=9),
+)
 
 
 def decode_request(data: bytes) -> None:
@@ -173,10 +182,14 @@ REQUEST = FuzzTarget(
 )
 
 
+SEEN = {"SPECS": ("accepted",), "REQUEST": ("accepted", "EnvelopeError")}
+
+
 @pytest.mark.parametrize("target", ["SPECS", "REQUEST"])
 def test_request_decoders_survive_fuzzing(target: str) -> None:
-    # Both halves are exercised: inputs that decode and inputs refused.
-    report = run_campaign(__file__, target)
+    # Both halves are exercised: inputs that decode and inputs refused (by the
+    # envelope, too, for another kind or version).
+    report = run_campaign(__file__, target, seen=SEEN[target])
     assert sum(n for outcome, n in report.outcomes.items() if outcome != "accepted") > 0
 
 
