@@ -23,8 +23,15 @@ from academy.manager import Manager
 from exchange_agents import poll, run, step
 from redis_server import RedisServer
 
-from academy_ml.agents import AnalysisAgent, GenerationAgent, PlannerAgent
-from academy_ml.agents.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
+from academy_ml.agents import AnalysisAgent, FunctionCalls, GenerationAgent, PlannerAgent
+from academy_ml.agents.knowledge import (
+    InMemoryKnowledge,
+    InMemoryKnowledgeBase,
+    KnowledgeBase,
+    KnowledgeFactory,
+    RedisKnowledge,
+    RedisKnowledgeBase,
+)
 from academy_ml.agents.knowledge.records import ResultRecord
 from academy_ml.messaging import RedisExchangeFactory
 
@@ -65,11 +72,12 @@ def test_loop_retrains_by_strategy_and_stops_at_budget(
     if exchange == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         factory: Any = RedisExchangeFactory(server.url)
-        knowledge: KnowledgeBase | str = server.url
+        knowledge: KnowledgeFactory = RedisKnowledge(server.url)
         kb = RedisKnowledgeBase(server.url)
     else:
         factory = LocalExchangeFactory()
-        kb = knowledge = InMemoryKnowledgeBase()
+        kb = InMemoryKnowledgeBase()
+        knowledge = InMemoryKnowledge(kb)
 
     async def main() -> None:
         pool = ThreadPoolExecutor(4)
@@ -86,7 +94,7 @@ def test_loop_retrains_by_strategy_and_stops_at_budget(
             )
             await manager.launch(
                 AnalysisAgent,
-                args=(f"{__name__}.evaluate", plan, knowledge),
+                args=(FunctionCalls(f"{__name__}.evaluate"), plan, knowledge),
                 registration=ana_reg,
             )
             await manager.launch(
