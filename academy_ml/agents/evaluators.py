@@ -228,9 +228,9 @@ class PipelineBatches:
         self.batch_size = batch_size
         self.batch_wait_s = batch_wait_s
         self._store = datasets.DatasetStore(dataset_dir)
+        # Made at startup, where the agent runs (an unstarted evaluator pickles).
         self._prepared: _Dataset | None = None
-        # One placer per endpoint the agent routes to, sharing affinity records.
-        self._affinity = InMemoryAffinity()
+        self._affinity: InMemoryAffinity | None = None
         self._placers: dict[str, Placer[BatchResult]] = {}
 
     async def prepare(self) -> None:
@@ -243,12 +243,14 @@ class PipelineBatches:
         # Any callable resolves by import path; this one takes no argument.
         load = cast("Callable[[], tuple[Any, Any]]", resolve_task(self.dataset))
         self._prepared = await asyncio.to_thread(_prepare, load, self._store)
+        # One placer per endpoint the agent routes to, sharing affinity records.
+        self._affinity = InMemoryAffinity()
 
     async def evaluate(
         self, candidates: Sequence[CandidateRecord], endpoint: Endpoint
     ) -> Evaluation:
         """Compile the batch against the prepared dataset and place it on ``endpoint``."""
-        if self._prepared is None:
+        if self._prepared is None or self._affinity is None:
             raise RuntimeError("PipelineBatches.evaluate before prepare")
         results: list[ResultRecord | None] = [None] * len(candidates)
         runnable, pipelines = [], []
@@ -273,6 +275,7 @@ class PipelineBatches:
         return Evaluation([r for r in results if r is not None], counts)
 
     def _placer(self, endpoint: Endpoint) -> Placer[BatchResult]:
+        assert self._affinity is not None
         placer = self._placers.get(endpoint.name)
         if placer is None or placer.endpoints[endpoint.name] is not endpoint:
             placer = Placer([endpoint], self._affinity, datasets=self._store)

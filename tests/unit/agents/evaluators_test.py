@@ -17,7 +17,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from academy_ml.agents import AnalysisAgent, InProcess, PipelineBatches
+from academy_ml.agents import AnalysisAgent, FunctionCalls, InProcess, PipelineBatches
 from academy_ml.agents.knowledge import CandidateRecord, InMemoryKnowledge, InMemoryKnowledgeBase
 from academy_ml.compute.placement import RUN_BATCH, LocalEndpoint
 from academy_ml.compute.placement.endpoints import TaskFunction
@@ -241,3 +241,14 @@ def test_an_in_memory_knowledge_factory_shares_one_base_and_stays_in_its_process
     assert factory.open() is kb
     with pytest.raises(TypeError, match="cannot leave its process"):
         pickle.dumps(factory)
+
+
+def test_evaluators_pickle_until_they_start() -> None:
+    """Academy may ship an agent to its executor before its startup."""
+    for evaluator in (
+        PipelineBatches(f"{__name__}.toy_data", cv=3),
+        FunctionCalls(f"{__name__}.score"),
+        InProcess(f"{__name__}.score"),
+    ):
+        copy = pickle.loads(pickle.dumps(evaluator))
+        assert type(copy) is type(evaluator)
