@@ -32,12 +32,12 @@ def digest(*parts: bytes | str) -> str:
 
     Each part is length-prefixed, so ("a", "bc") and ("ab", "c") differ.
     """
-    h = hashlib.sha256()
+    # One update of the joined parts: every plan node is keyed through here.
+    chunks: list[bytes] = []
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()[:32]
+        chunks += (len(data).to_bytes(8, "little"), data)
+    return hashlib.sha256(b"".join(chunks)).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -103,11 +103,23 @@ class Target:
         """Whether ``y`` holds class labels (binary or multiclass), as scikit-learn judges."""
         return type_of_target(self.original) in ("binary", "multiclass")
 
+    @functools.cached_property
+    def memo(self) -> dict[Any, Any]:
+        """What is derived from ``y`` alone, computed once per target.
+
+        An endpoint worker keeps the targets of its datasets across requests,
+        so their fingerprints and folds are not hashed again per request.
+        """
+        return {}
+
     def fingerprint(self, kind: str) -> str:
         """Content hash of the raw values or of the codes."""
-        values = self.codes if kind == "codes" else self.raw
-        assert values is not None
-        return digest(kind, values.tobytes())
+        found = self.memo.get(("fingerprint", kind))
+        if found is None:
+            values = self.codes if kind == "codes" else self.raw
+            assert values is not None
+            found = self.memo[("fingerprint", kind)] = digest(kind, values.tobytes())
+        return str(found)
 
     @property
     def content_key(self) -> str:

@@ -252,7 +252,20 @@ def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:
 def _folds(cv: Any, target: Target | None, kinds: set[bool]) -> dict[bool, Folds]:
     if target is None:
         return {}
-    return {c: make_folds(cv, target.original, classifier=c) for c in sorted(kinds)}
+    return {c: _folds_of(cv, target, c) for c in sorted(kinds)}
+
+
+def _folds_of(cv: Any, target: Target, classifier: bool) -> Folds:
+    # A number of folds splits y the same way every time (unshuffled KFold or
+    # StratifiedKFold), so the target keeps them; splitters may shuffle.
+    if not (cv is None or (isinstance(cv, Integral) and not isinstance(cv, bool))):
+        return make_folds(cv, target.original, classifier=classifier)
+    key = ("folds", None if cv is None else int(cv), classifier)
+    folds = target.memo.get(key)
+    if folds is None:
+        folds = target.memo[key] = make_folds(cv, target.original, classifier=classifier)
+    assert isinstance(folds, Folds)
+    return folds
 
 
 def _n_splits(cv: Any) -> int:

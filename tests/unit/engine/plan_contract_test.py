@@ -17,13 +17,17 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_selection import SelectKBest, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, OneHotEncoder, PolynomialFeatures, StandardScaler
 
 import academy_ml as aml
+from academy_ml.engine import data as data_module
 from academy_ml.engine import lower as lower_module
 from academy_ml.engine import plan as plan_module
+from academy_ml.engine import splits as splits_module
+from academy_ml.engine.data import prepare_features, prepare_target
 
 NUMERIC = ["age", "income", "ratio", "rooms"]
 
@@ -154,3 +158,40 @@ def test_unbound_plans_key_as_before_and_do_not_encode() -> None:
     assert plan.key == aml.compile([make_pipeline(SimpleImputer(), Ridge())], cv=3).key
     with pytest.raises(aml.PlanError, match="cannot run"):
         plan.to_bytes()
+
+
+def test_a_kept_target_is_split_and_fingerprinted_once(
+    monkeypatch: pytest.MonkeyPatch, diabetes: Any
+) -> None:
+    X, y = diabetes
+    table = prepare_features(X)
+    target = prepare_target(y, table.n_rows)
+    splits: list[Any] = []
+    real = splits_module.make_folds
+
+    def make_folds(cv: Any, *args: Any, **kwargs: Any) -> Any:
+        splits.append(cv)
+        return real(cv, *args, **kwargs)
+
+    hashed: list[str] = []
+    real_digest = data_module.digest
+
+    def digest(*parts: Any) -> str:
+        hashed.append(parts[0])
+        return real_digest(*parts)
+
+    monkeypatch.setattr(plan_module, "make_folds", make_folds)
+    monkeypatch.setattr(data_module, "digest", digest)
+    batch = [make_pipeline(SimpleImputer(), Ridge(alpha)) for alpha in (1.0, 2.0)]
+    plans = [aml.compile(batch[i:], cv=3, X=table, y=target) for i in range(2)]
+    assert splits == [3]
+    assert hashed.count("raw") == hashed.count("codes") == 1
+    assert plans[0].indices.keys() == plans[1].indices.keys()
+    assert plans[0].node_keys > plans[1].node_keys
+
+    shuffled = KFold(3, shuffle=True, random_state=0)
+    for _ in range(2):
+        aml.compile(batch, cv=shuffled, X=table, y=target)
+    assert splits == [3, shuffled, shuffled]  # a splitter object may differ per call
+    assert aml.compile(batch, cv=4, X=table, y=target).stats.folds == 4
+    assert splits[-1] == 4
