@@ -303,8 +303,16 @@ class Connection:
         protocol = self._current() or await self._open()
         futures = protocol.send(*commands)
         # Replies arrive in order: once the last is in, all are.
-        with contextlib.suppress(Exception):
+        try:
             await futures[-1]
+        except asyncio.CancelledError:
+            # Awaiting cancelled only the last: the others' replies (or a lost
+            # connection's error) would otherwise be logged as never retrieved.
+            for future in futures:
+                future.cancel()
+            raise
+        except Exception:
+            pass
         errors = [f.exception() for f in futures]
         for error in errors:
             if error is not None:

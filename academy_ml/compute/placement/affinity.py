@@ -10,20 +10,26 @@ record costs a cache miss, never a wrong result.
 
 Two stores: :class:`InMemoryAffinity` (one client process) and
 :class:`RedisAffinity` (shared by every agent that places work: what one
-agent's batch computed attracts another agent's batch).
+agent's batch computed attracts another agent's batch; through the package's
+RESP client, like the exchange and the knowledge base).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import redis
+from academy_ml.core.reconnect import connection_error, with_reconnect
+from academy_ml.core.resp import Connection
 
 __all__ = ["AffinityStore", "InMemoryAffinity", "RedisAffinity"]
+
+T = TypeVar("T")
 
 #: How long a record lives unless refreshed: one day.
 DEFAULT_TTL_S = 24 * 3600.0
@@ -103,30 +109,48 @@ class RedisAffinity:
     records are one ``HSET`` and one ``PEXPIRE``; a lookup is two ``HMGET``
     per endpoint; each is one round trip.
 
+    The placer asks from whatever thread it runs on (the caller's, a pool's
+    done-callback, a timer), so the store talks to Redis through the
+    package's asyncio RESP client on an event loop of its own, in a daemon
+    thread started with the first call: one connection, and commands of
+    concurrent callers share its round trips. A lost connection or a
+    ``LOADING`` Redis is retried for up to ``timeout_s``; past that a call
+    raises :class:`~academy_ml.exceptions.ExchangeConnectionError` (the
+    placer then places by load).
+
     Args:
-        url: Redis URL (``redis://[:password@]host:port/db``).
+        url: Redis URL (``redis://[[user]:password@]host:port[/db]``,
+            ``rediss://``, ``unix://``).
         prefix: namespace of the records' keys.
         ttl_s: a record lives at least this long after it was last written,
             and at most twice as long.
-        client: a ``redis.Redis`` to use instead of connecting to ``url``.
+        timeout_s: most seconds one call waits for Redis, retries included.
+
+    Raises:
+        ValueError: ``url`` is not a Redis URL, or a bound is not positive.
     """
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str,
         prefix: str = "academy-ml",
         *,
         ttl_s: float = DEFAULT_TTL_S,
-        client: redis.Redis | None = None,
+        timeout_s: float = 5.0,
     ) -> None:
-        if client is None and url is None:
-            raise ValueError("RedisAffinity needs a url or a client")
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be > 0, got {ttl_s}")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         self.ttl_s = ttl_s
+        self.timeout_s = timeout_s
         self.prefix = f"{prefix}:affinity"
-        self._owns_client = client is None
-        self._redis: redis.Redis = client if client is not None else redis.Redis.from_url(url or "")
+        self._url = url
+        self._connection = Connection(url, connect_timeout_s=timeout_s)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def _hashes(self, endpoint: str) -> tuple[str, str]:
         """The endpoint's current and previous generation."""
@@ -138,24 +162,24 @@ class RedisAffinity:
 
     def record(self, keys: Iterable[str], endpoint: str) -> None:
         """Records that ``endpoint`` now holds ``keys``: one round trip."""
-        fields: dict[Any, int] = dict.fromkeys(keys, 1)
+        fields = [part for key in dict.fromkeys(keys) for part in (key, b"1")]
         if not fields:
             return
         current, _ = self._hashes(endpoint)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.hset(current, mapping=fields)
-        pipe.pexpire(current, math.ceil(2000 * self.ttl_s))
-        pipe.execute()
+        self._pipeline(
+            f"recording {endpoint}'s affinity",
+            (b"HSET", current, *fields),
+            (b"PEXPIRE", current, math.ceil(2000 * self.ttl_s)),
+        )
 
     def held(self, keys: Sequence[str], endpoints: Sequence[str]) -> dict[str, int]:
         """How many of ``keys`` each of ``endpoints`` holds: one round trip."""
         if not keys or not endpoints:
             return dict.fromkeys(endpoints, 0)
-        pipe = self._redis.pipeline(transaction=False)
-        for endpoint in endpoints:
-            for name in self._hashes(endpoint):
-                pipe.hmget(name, list(keys))
-        replies = iter(pipe.execute())
+        commands = [
+            (b"HMGET", name, *keys) for endpoint in endpoints for name in self._hashes(endpoint)
+        ]
+        replies = iter(self._pipeline("reading affinity", *commands))
         counts = {}
         for endpoint in endpoints:
             current, previous = next(replies), next(replies)
@@ -166,9 +190,70 @@ class RedisAffinity:
 
     def forget(self, endpoint: str) -> None:
         """Drops every record of ``endpoint``."""
-        self._redis.delete(*self._hashes(endpoint))
+        self._pipeline(f"forgetting {endpoint}", (b"DEL", *self._hashes(endpoint)))
 
     def close(self) -> None:
-        """Closes the connection pool if this store opened it."""
-        if self._owns_client:
-            self._redis.close()
+        """Closes the connection and stops the store's loop; later calls raise RuntimeError.
+
+        Calls still waiting for Redis in other threads are cancelled.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    def _pipeline(self, what: str, *commands: tuple[Any, ...]) -> list[Any]:
+        """Runs ``commands`` in one round trip on the store's loop; waits for the replies."""
+
+        async def attempt() -> list[Any]:
+            return await self._connection.pipeline(*commands)
+
+        future = self._submit(self._bounded(attempt, what))
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise RuntimeError("the affinity store was closed during the call") from None
+
+    async def _bounded(self, attempt: Callable[[], Awaitable[list[Any]]], what: str) -> list[Any]:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await with_reconnect(
+                    attempt, url=self._url, deadline_s=self.timeout_s, what=what
+                )
+        except TimeoutError as error:
+            # Redis took the command but does not answer: start afresh next time.
+            self._connection.abort()
+            raise connection_error(
+                self._url, TimeoutError(f"no answer within {self.timeout_s} s")
+            ) from error
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        calls = [task for task in asyncio.all_tasks() if task is not current]
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        await self._connection.close()
+
+    def _submit(self, call: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Runs ``call`` on the store's loop, started in its thread on first use."""
+        # Under the lock: close() cancels every call submitted before it.
+        with self._lock:
+            if self._closed:
+                call.close()
+                raise RuntimeError("the affinity store is closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="academy-ml-affinity", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return asyncio.run_coroutine_threadsafe(call, self._loop)
