@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from enum import IntEnum
@@ -152,6 +153,16 @@ class ValueEncoder:
         return [contiguous.dtype.str, list(contiguous.shape), len(self.buffers) - 1]
 
 
+#: ``dtype.str`` of the kinds in :data:`ARRAY_KINDS`: byte order, kind, item
+#: size, and a unit for datetimes and timedeltas (``<M8[10us]``).
+_DTYPE = re.compile(r"[<>|=][biufcSUmM][0-9]{1,9}(?:\[[0-9]{0,9}[A-Za-zμ]{1,2}\])?")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}..."
+
+
 #: Decodes one extension's payload: ``(decoder, payload) -> value``.
 Hook = Callable[[Any, bytes], Any]
 
@@ -249,12 +260,14 @@ class ValueDecoder:
         if not (isinstance(parts, list) and len(parts) == 3):
             raise WireError("an array extension is not [dtype, shape, buffer]")
         descr, shape, index = parts
+        # Only the forms dtype.str writes reach np.dtype, whose parser of other
+        # strings (comma lists, shapes) goes as far as ast.literal_eval.
+        if not (isinstance(descr, str) and _DTYPE.fullmatch(descr)):
+            raise WireError(f"array dtype {_short(descr)} is not allowed on the wire")
         try:
-            dtype = np.dtype(descr) if isinstance(descr, str) else None
-        except TypeError as exc:
+            dtype = np.dtype(descr)
+        except (TypeError, ValueError) as exc:
             raise WireError(f"array dtype {descr!r} is not valid") from exc
-        if dtype is None or dtype.kind not in ARRAY_KINDS or dtype.fields is not None:
-            raise WireError(f"array dtype {descr!r} is not allowed on the wire")
         if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
             raise WireError("array shape is not a list of non-negative ints")
         buffer = self._buffer(index)

@@ -98,6 +98,7 @@ def test_academys_extensions_and_unknown_ones_are_refused_when_decoding(code: in
         msgpack.ExtType(Ext.SET, msgpack.packb([[1]])),  # an unhashable member
         msgpack.ExtType(Ext.ARRAY, msgpack.packb(["<f8", [1], 0])),  # no such buffer
         msgpack.ExtType(Ext.NUMPY_SCALAR, msgpack.packb(["O", [], 0])),
+        msgpack.ExtType(Ext.ARRAY, msgpack.packb(["<f3", [0], 0])),
     ],
 )
 def test_malformed_extensions_are_wire_errors(ext: msgpack.ExtType) -> None:
@@ -110,3 +111,23 @@ def test_depth_spans_nested_extensions() -> None:
     assert ValueDecoder(max_depth=8).unpack(packed) == ((((1,),),),)
     with pytest.raises(PayloadTooDeepError, match="deeper than 7"):
         ValueDecoder(max_depth=7).unpack(packed)
+
+
+@pytest.mark.parametrize(
+    "descr", [",f8", "f8,(", "(2,)f8", "<f8,<i4", "|V8", "<f8\n", "x" * 10_000]
+)
+def test_dtypes_other_than_what_the_encoder_writes_never_reach_numpys_parser(descr: str) -> None:
+    # np.dtype parses comma lists with ast.literal_eval: ",f8" in a mutated frame
+    # raised SyntaxError out of the exchange's decoder (found by the frame fuzzer).
+    packed = msgpack.packb(msgpack.ExtType(Ext.ARRAY, msgpack.packb([descr, [1], 0])))
+    with pytest.raises(WireError, match="is not allowed on the wire") as raised:
+        ValueDecoder([memoryview(b"\x00" * 8)]).unpack(packed)
+    assert len(str(raised.value)) < 200
+
+
+@pytest.mark.parametrize(
+    "dtype", ["?", "i1", ">u2", "f2", "g", "G", "S0", "U5", "M8", "M8[10us]", "m8[W]"]
+)
+def test_every_dtype_the_encoder_writes_is_read(dtype: str) -> None:
+    array = np.zeros(2, dtype=dtype)
+    np.testing.assert_array_equal(roundtrip(array), array)
