@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -228,6 +229,21 @@ OWN_PROCESS_GROUP = (
 )
 
 
+def _scripts_on_path() -> None:
+    """Puts this interpreter's scripts directory on ``PATH`` if it is not there.
+
+    Parsl starts its interchange (``interchange.py``), and a LocalProvider its
+    worker pools (``process_worker_pool.py``), as scripts found on ``PATH``:
+    from an environment that was not activated (``.venv/bin/python``) they
+    are not found. Blocks of batch providers inherit it too (``sbatch
+    --export=ALL``); their ``worker_init`` activates their own environment.
+    """
+    scripts = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if scripts not in path:
+        os.environ["PATH"] = os.pathsep.join([scripts, *filter(None, path)])
+
+
 def _interchange_in_own_group(config: Config) -> None:
     """Prefix each HighThroughputExecutor's interchange command with OWN_PROCESS_GROUP."""
     from parsl.executors import HighThroughputExecutor
@@ -255,6 +271,7 @@ class ParslEndpoint(_TrackedEndpoint):
 
         super().__init__(name)
         self.config = config
+        _scripts_on_path()
         _interchange_in_own_group(config)
         self._dfk = DataFlowKernel(config)
         self._executors: list[str] | str = executors or "all"

@@ -11,7 +11,6 @@ import os
 import sys
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -55,14 +54,8 @@ def import_object(path: str, where: str) -> Any:
 def use_python_path(deployment: Deployment) -> None:
     """Put the deployment's ``python_path`` on ``sys.path`` and on ``PYTHONPATH`` (for workers).
 
-    Also puts this interpreter's scripts directory on ``PATH``: Parsl starts
-    its interchange as a script found there, which fails in an environment
-    that was not activated.
+    (Parsl's scripts on ``PATH``: :class:`~academy_ml.compute.placement.ParslEndpoint`.)
     """
-    scripts = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "").split(os.pathsep)
-    if scripts not in path:
-        os.environ["PATH"] = os.pathsep.join([scripts, *path])
     entries = [str(p) for p in deployment.settings.python_path]
     for entry in reversed(entries):
         if entry not in sys.path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -80,11 +82,7 @@ def test_submit_that_raises_leaves_no_load() -> None:
     endpoint.close()
 
 
-def test_parsl_endpoint_max_blocks_changes_while_it_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import sys
-
+def test_parsl_endpoint_max_blocks_changes_while_it_runs(tmp_path: Path) -> None:
     from parsl.config import Config
     from parsl.executors import HighThroughputExecutor
     from parsl.providers import LocalProvider
@@ -97,8 +95,6 @@ def test_parsl_endpoint_max_blocks_changes_while_it_runs(
     config = Config(
         executors=[executor], run_dir=str(tmp_path), strategy="none", initialize_logging=False
     )
-    # Parsl starts its interchange as a script of this environment.
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     endpoint = ParslEndpoint("scalable", config)
     try:
         assert isinstance(endpoint, Scalable)
@@ -110,3 +106,31 @@ def test_parsl_endpoint_max_blocks_changes_while_it_runs(
     finally:
         endpoint.close()
     assert not isinstance(LocalEndpoint("pool"), Scalable)
+
+
+REPO = Path(__file__).resolve().parents[4]
+#: A Parsl endpoint of the shipped deployment runs a task; Python run as
+#: .venv/bin/python, in an environment that was never activated.
+NOT_ACTIVATED = """
+import sys
+from academy_ml.compute.placement import build_placer
+
+with build_placer(sys.argv[1]) as placer:
+    print(placer.endpoints["local-parsl"].submit("builtins.len", b"abc").result(timeout=120))
+"""
+
+
+def test_a_parsl_endpoint_starts_from_an_environment_that_was_not_activated(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path))}
+    done = subprocess.run(
+        [sys.executable, "-c", NOT_ACTIVATED, str(REPO / "configs")],
+        cwd=tmp_path,  # Parsl's runinfo/ goes here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "3"
