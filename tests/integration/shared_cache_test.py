@@ -19,6 +19,7 @@ import numpy as np
 
 import academy_ml as aml
 from academy_ml.agents.search_space import explored_batch
+from academy_ml.engine.cache import summarize
 
 ROWS = 6_000
 CHILD = textwrap.dedent(
@@ -74,7 +75,7 @@ def test_two_processes_share_one_cache_directory_safely(tmp_path: Path) -> None:
     assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((cache_dir / "secret").stat().st_mode) == 0o600
     assert list((cache_dir / "tmp").iterdir()) == []
-    summary = aml.cache.summarize(cache_dir)
+    summary = summarize(cache_dir)
     assert summary.totals.corrupt == 0
     assert summary.totals.io_errors == 0
     assert summary.totals.hits > 0, "the batches overlap, so entries were shared"
