@@ -33,16 +33,25 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-import msgpack
 from academy.agent import Agent, action, loop
 
-from academy_ml.agents.knowledge import KnowledgeBase, KnowledgeFactory, StrategyFiring
+from academy_ml.agents.knowledge import (
+    KnowledgeBase,
+    KnowledgeFactory,
+    StrategyFiring,
+    seal_state,
+    unseal_state,
+)
 from academy_ml.agents.strategies import FiringRecord, Signal, Strategy, StrategyRunner
 from academy_ml.agents.strategies.spec import build_strategies, parse_strategies
+from academy_ml.exceptions import WireError
 
 __all__ = ["StrategicAgent", "call_with_timeout", "strategic_action", "wait_any"]
 
 logger = logging.getLogger(__name__)
+
+#: Envelope kind of an agent's checkpointed state.
+CHECKPOINT_KIND = "checkpoint"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -165,9 +174,15 @@ class StrategicAgent(Agent):
         self._kb = self._knowledge.open()
         saved = await self._kb.load_checkpoint(self.name)
         if saved is not None:
-            self.state.update(msgpack.unpackb(saved, raw=False))
-            self.restored()
-            logger.info("%s restored its state from a checkpoint", self.name)
+            try:
+                self.state.update(unseal_state(CHECKPOINT_KIND, saved))
+            except WireError as exc:
+                # Unreadable bytes must not keep the agent from starting; the
+                # next checkpoint replaces them.
+                logger.error("%s starts afresh: its checkpoint is unreadable: %s", self.name, exc)
+            else:
+                self.restored()
+                logger.info("%s restored its state from a checkpoint", self.name)
         self._lock = asyncio.Lock()
         strategies = (
             self.strategies()
@@ -198,7 +213,7 @@ class StrategicAgent(Agent):
         """Save the state to the knowledge base under the agent's name."""
         self.snapshot()
         self.state["strategies_stopped"] = self.runner.stop_requested
-        await self.kb.save_checkpoint(self.name, msgpack.packb(self.state, use_bin_type=True))
+        await self.kb.save_checkpoint(self.name, seal_state(CHECKPOINT_KIND, self.state))
 
     async def signal(self, signal: Signal) -> list[FiringRecord]:
         """Evaluate the strategies on ``signal``; return the records logged.

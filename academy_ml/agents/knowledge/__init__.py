@@ -18,6 +18,8 @@ from academy_ml.agents.knowledge.records import (
     ModelVersion,
     ResultRecord,
     StrategyFiring,
+    seal_state,
+    unseal_state,
 )
 from academy_ml.agents.knowledge.redis import RedisKnowledgeBase
 from academy_ml.exceptions import KnowledgeError
@@ -36,4 +38,6 @@ __all__ = [
     "RedisKnowledgeBase",
     "ResultRecord",
     "StrategyFiring",
+    "seal_state",
+    "unseal_state",
 ]

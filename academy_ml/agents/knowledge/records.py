@@ -23,17 +23,21 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from academy_ml.core.envelope import seal_model, unseal_model
+from academy_ml.core.envelope import seal, seal_model, unseal, unseal_model
+from academy_ml.exceptions import WireError
 
 __all__ = [
     "MAX_RECORD_BYTES",
     "MAX_RECORD_DEPTH",
     "RECORD_VERSION",
+    "STATE_VERSION",
     "CandidateRecord",
     "ModelVersion",
     "Record",
     "ResultRecord",
     "StrategyFiring",
+    "seal_state",
+    "unseal_state",
 ]
 
 #: Version of the stored layout of every record; bumped on any change.
@@ -124,3 +128,33 @@ class StrategyFiring(Record):
     actions: list[str] = []
     outcome: str | None = None
     created: float = Field(default_factory=time.time)
+
+
+#: Layout version of a sealed state map (checkpoints, identities).
+STATE_VERSION = 1
+
+
+def seal_state(kind: str, state: dict[str, Any]) -> bytes:
+    """A state map (an agent's checkpoint, say) sealed as ``kind``.
+
+    Raises:
+        UnsupportedPayloadError: A value has no msgpack encoding, or the map
+            exceeds the bounds :func:`unseal_state` accepts.
+    """
+    return seal(kind, STATE_VERSION, state, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH)
+
+
+def unseal_state(kind: str, data: bytes) -> dict[str, Any]:
+    """The state map sealed as ``kind`` in ``data`` (untrusted bytes).
+
+    Raises:
+        WireError: ``data`` is not a state map of ``kind`` (an
+            :class:`~academy_ml.exceptions.EnvelopeError` names the kind and
+            version found), or exceeds the size or depth bounds.
+    """
+    body = unseal(
+        data, kind, (STATE_VERSION,), max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH
+    ).body
+    if not (isinstance(body, dict) and all(isinstance(key, str) for key in body)):
+        raise WireError(f"{kind}: expected a map of names to values")
+    return body

@@ -14,16 +14,16 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-import msgpack
 from academy.handle import Handle
 from pydantic import BaseModel
 
-from academy_ml.agents.knowledge import RedisKnowledgeBase, StrategyFiring
+from academy_ml.agents.knowledge import RedisKnowledgeBase, StrategyFiring, unseal_state
+from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.compute.placement import load_registry
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import load_identities
 from academy_ml.engine.cache import CacheSummary, summarize
-from academy_ml.exceptions import ConfigError
+from academy_ml.exceptions import ConfigError, WireError
 from academy_ml.messaging import RedisExchangeFactory
 
 __all__ = ["AgentStatus", "DeploymentStatus", "EndpointStatus", "collect_status"]
@@ -122,7 +122,10 @@ async def _agent(
     if not answering:
         saved = await kb.load_checkpoint(name)
         if saved is not None:
-            state = msgpack.unpackb(saved, raw=False)
+            try:
+                state = unseal_state(CHECKPOINT_KIND, saved)
+            except WireError as exc:
+                state = {"checkpoint": f"unreadable: {exc}"}
             stopped = bool(state.get("strategies_stopped", False))
     state.pop("generator", None)  # model internals, not status
     return AgentStatus(

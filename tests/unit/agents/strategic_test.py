@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -23,7 +24,10 @@ from academy_ml.agents.knowledge import (
     InMemoryKnowledge,
     InMemoryKnowledgeBase,
     ResultRecord,
+    seal_state,
+    unseal_state,
 )
+from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.agents.strategies import (
     Call,
     Interval,
@@ -158,6 +162,29 @@ def test_time_triggers_run_in_the_strategy_loop_until_stop() -> None:
     run(main)
 
 
+@pytest.mark.parametrize(
+    "saved",
+    [b"\xc1", msgpack.packb({"calls": 5}), seal_state("identities", {"calls": 5})],
+    ids=["not-msgpack", "unsealed", "another-kind"],
+)
+def test_an_unreadable_checkpoint_is_reported_and_the_agent_starts_afresh(
+    saved: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        await kb.save_checkpoint("same", saved)
+        agent = Counting(kb, name="same")
+        await agent.agent_on_startup()
+        assert agent.state["calls"] == 0
+        await agent.hit()
+        await agent.agent_on_shutdown()
+        assert unseal_state(CHECKPOINT_KIND, await kb.load_checkpoint("same") or b"")["calls"] == 1
+
+    with caplog.at_level(logging.ERROR):
+        run(main)
+    assert "checkpoint is unreadable" in caplog.text
+
+
 def test_state_is_checkpointed_and_restored_by_name() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
@@ -169,7 +196,7 @@ def test_state_is_checkpointed_and_restored_by_name() -> None:
 
         async def saved() -> bool:
             data = await kb.load_checkpoint("same")
-            return data is not None and msgpack.unpackb(data)["calls"] == 1
+            return data is not None and unseal_state(CHECKPOINT_KIND, data)["calls"] == 1
 
         await poll(saved)
         shutdown.set()
