@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgpack
 import pytest
@@ -15,7 +16,10 @@ def test_identities_round_trip() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
         assert await load_identities(kb) is None
-        ids = {"planner": AgentId.new("planner"), "analysis": AgentId.new(None)}
+        ids: dict[str, AgentId[Any]] = {
+            "planner": AgentId.new("planner"),
+            "analysis": AgentId.new(None),
+        }
         await save_identities(kb, ids)
         assert await load_identities(kb) == ids
 
