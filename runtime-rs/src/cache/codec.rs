@@ -14,9 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::Key;
-use crate::ops::knn::Neighbors;
-use crate::ops::Fitted;
-use crate::value::{matrix_serde, Gram, Prediction, Value};
+use crate::data::{matrix_serde, Fitted, Gram, Neighbors, Prediction, Value};
 
 /// Version of the entry layout; entries of another version are rejected.
 /// 2: keyed checksum over header and payload (1 was unkeyed, payload only).
@@ -274,7 +272,7 @@ fn decode_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Matrix;
+    use crate::data::Matrix;
 
     fn key(byte: u8) -> Key {
         Key([byte; 32])

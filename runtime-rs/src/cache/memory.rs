@@ -104,7 +104,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::value::Value;
+    use crate::data::Value;
 
     fn entry(x: f64) -> Entry {
         Entry::Value(Value::Scalar(x))

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use faer::MatRef;
 
 use super::gather::{hstack, select_cols, take_rows};
+use crate::data::Fitted;
+use crate::data::Value;
 use crate::error::{Result, RuntimeError};
 use crate::metrics;
 use crate::ops::knn;
-use crate::ops::{linear, Fitted};
+use crate::ops::linear;
 use crate::plan::Op;
-use crate::value::Value;
 
 /// An input as a node sees it: the borrowed dataset or a computed value.
 pub(super) enum Arg<'a> {

@@ -24,9 +24,9 @@ use faer::MatRef;
 use rayon::{Scope, ThreadPool};
 
 use crate::cache::{Entry, Key, NodeCache};
+use crate::data::Value;
 use crate::error::{catch_panic, Result, RuntimeError};
 use crate::plan::{Op, Plan};
-use crate::value::Value;
 
 use apply::Arg;
 

@@ -14,7 +14,7 @@ use super::apply::{apply, Arg};
 use super::tests::r2;
 use super::*;
 use crate::cache::CacheConfig;
-use crate::ops::knn::Weights;
+use crate::data::Weights;
 use crate::ops::Estimator;
 use crate::plan::{Node, PLAN_VERSION};
 

@@ -11,11 +11,10 @@ mod ranking;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Prediction;
 use crate::error::Result;
-use crate::ops::check::{check_all_finite, check_consistent_length, check_min_len};
-// Also the KNN kernel's averaging sum, which it imports from here.
-pub(crate) use crate::ops::columns::numpy_sum;
-use crate::value::Prediction;
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_len};
+use crate::kernels::columns::numpy_sum;
 use classification::{accuracy, balanced_accuracy, f1, log_loss};
 use ranking::roc_auc;
 

@@ -2,9 +2,9 @@
 //! with `roc_curve`'s threshold collapsing and `drop_intermediate`.
 
 use super::{numpy_sum, sorted_unique, type_of_target, TargetType};
+use crate::data::Prediction;
 use crate::error::{Result, RuntimeError};
-use crate::ops::check::{check_all_finite, check_consistent_length, check_min_len};
-use crate::value::Prediction;
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_len};
 
 /// The positive-class scores a binary scorer feeds to `roc_auc_score`.
 fn binary_scores(pred: &Prediction) -> Result<Vec<f64>> {

@@ -18,72 +18,11 @@ mod reference_tests;
 mod tests;
 
 use faer::MatRef;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::Knn;
+use crate::data::neighbors::Train;
+use crate::data::{Neighbors, Prediction, Weights};
 use crate::error::{Result, RuntimeError};
-use crate::value::Prediction;
-use search::Train;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Weights {
-    Uniform,
-    Distance,
-}
-
-/// The nearest training rows of every test row, nearest first: sorted by
-/// (exact squared Euclidean distance, training index).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Neighbors {
-    /// Number of training rows searched.
-    n_train: usize,
-    /// Number of test rows.
-    n_test: usize,
-    /// Neighbours kept per test row: `min(requested k, n_train)`.
-    k: usize,
-    /// Training row indices, row-major `n_test x k`.
-    index: Vec<usize>,
-    /// Exact squared distances (sum of squared differences) matching `index`.
-    sq_dist: Vec<f64>,
-}
-
-impl Neighbors {
-    /// Number of training rows searched.
-    pub fn n_train(&self) -> usize {
-        self.n_train
-    }
-
-    /// Number of test rows.
-    pub fn n_test(&self) -> usize {
-        self.n_test
-    }
-
-    /// Neighbours listed per test row.
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Training row indices of the neighbours of test row `row`.
-    pub fn indices(&self, row: usize) -> &[usize] {
-        &self.index[row * self.k..(row + 1) * self.k]
-    }
-
-    /// Exact squared distances of the neighbours of test row `row`.
-    pub fn sq_distances(&self, row: usize) -> &[f64] {
-        &self.sq_dist[row * self.k..(row + 1) * self.k]
-    }
-}
-
-/// A fitted k-nearest-neighbours model: the prepared training rows and targets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Knn {
-    n_neighbors: usize,
-    weights: Weights,
-    classifier: bool,
-    train: Train,
-    /// Training targets (class codes for a classifier).
-    y: Vec<f64>,
-}
 
 /// Estimator named in the errors of the shared search, which serves
 /// classifiers and regressors alike (scikit-learn's own unsupervised search).
