@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::codec::Entry;
-use super::Key;
+use super::key::Key;
 
 /// A byte-budgeted LRU map of entries.
 pub(super) struct Lru {
