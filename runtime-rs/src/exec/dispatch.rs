@@ -1,4 +1,6 @@
-//! What one node computes from its inputs, apart from scheduling.
+//! Op dispatch: what one node computes from its inputs, handed to the
+//! kernel of its op (`ops`, `metrics`, the row and column gathers), apart
+//! from scheduling.
 //!
 //! [`Plan::check`](crate::plan::Plan::check) types every input, so the
 //! mismatches below cannot come from a checked plan; they are still typed

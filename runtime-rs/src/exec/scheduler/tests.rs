@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::data::Matrix;
+use crate::exec::pool;
 use crate::metrics::Metric;
 use crate::ops::Estimator;
 use crate::plan::{Node, PLAN_VERSION};
