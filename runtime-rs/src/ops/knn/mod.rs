@@ -23,6 +23,9 @@ use crate::data::fitted::Knn;
 use crate::data::neighbors::Train;
 use crate::data::{Neighbors, Prediction, Weights};
 use crate::error::{Result, RuntimeError};
+use crate::kernels::check::{
+    check_all_finite, check_consistent_length, check_finite, check_min_shape, check_n_features,
+};
 
 /// Estimator named in the errors of the shared search, which serves
 /// classifiers and regressors alike (scikit-learn's own unsupervised search).
@@ -48,64 +51,20 @@ fn check_n_neighbors(k: usize, name: &str) -> Result<()> {
 
 /// `check_array` on X: non-empty, at least one feature, finite.
 fn check_x(x: MatRef<'_, f64>, name: &str) -> Result<()> {
-    let (n, p) = (x.nrows(), x.ncols());
-    if n == 0 {
-        return Err(RuntimeError::data(format!(
-            "Found array with 0 sample(s) (shape=(0, {p})) while a minimum of 1 is required by {name}."
-        )));
-    }
-    if p == 0 {
-        return Err(RuntimeError::data(format!(
-            "Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required by {name}."
-        )));
-    }
-    let mut has_inf = false;
-    for j in 0..p {
-        for i in 0..n {
-            let v = x[(i, j)];
-            if v.is_nan() {
-                return Err(RuntimeError::data("Input X contains NaN."));
-            }
-            has_inf |= v.is_infinite();
-        }
-    }
-    if has_inf {
-        return Err(RuntimeError::data(
-            "Input X contains infinity or a value too large for dtype('float64').",
-        ));
-    }
-    Ok(())
+    check_min_shape(x.nrows(), x.ncols(), Some(name))?;
+    check_finite(x, "X")
 }
 
 /// Test rows: `check_array`, then the fitted feature count.
 fn check_query(x: MatRef<'_, f64>, n_features: usize, name: &str) -> Result<()> {
     check_x(x, name)?;
-    if x.ncols() != n_features {
-        return Err(RuntimeError::data(format!(
-            "X has {} features, but {name} is expecting {n_features} features as input.",
-            x.ncols()
-        )));
-    }
-    Ok(())
+    check_n_features(x.ncols(), n_features, name)
 }
 
 /// The fit-time checks of y: finite, one target per training row.
 fn check_y(y: &[f64], n_train: usize) -> Result<()> {
-    if y.iter().any(|v| v.is_nan()) {
-        return Err(RuntimeError::data("Input y contains NaN."));
-    }
-    if y.iter().any(|v| v.is_infinite()) {
-        return Err(RuntimeError::data(
-            "Input y contains infinity or a value too large for dtype('float64').",
-        ));
-    }
-    if y.len() != n_train {
-        return Err(RuntimeError::data(format!(
-            "Found input variables with inconsistent numbers of samples: [{n_train}, {}]",
-            y.len()
-        )));
-    }
-    Ok(())
+    check_all_finite(y.iter().copied(), "y")?;
+    check_consistent_length(n_train, y.len())
 }
 
 /// `kneighbors`' check that there are enough training rows.
