@@ -2,12 +2,13 @@
 //! with `cargo test`; the Python bindings (feature `python`) live in `py/`.
 
 pub mod cache;
+pub mod data;
 pub mod error;
 pub mod exec;
+mod kernels;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
-pub mod value;
 
 #[cfg(feature = "python")]
 mod py;

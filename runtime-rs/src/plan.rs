@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Kind;
+use crate::data::Weights;
 use crate::error::{Result, RuntimeError};
 use crate::metrics::Metric;
-use crate::ops::knn::Weights;
 use crate::ops::Estimator;
-use crate::value::Kind;
 
 /// The plan format this runtime reads.
 pub const PLAN_VERSION: u32 = 1;

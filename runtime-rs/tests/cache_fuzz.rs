@@ -20,7 +20,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use _runtime::cache::{decode, encode, reseal, Entry, Key, Secret};
-use _runtime::value::{Gram, Matrix, Prediction, Value};
+use _runtime::data::{Gram, Matrix, Prediction, Value};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};

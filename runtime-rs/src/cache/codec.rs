@@ -13,14 +13,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::Key;
-use crate::ops::knn::Neighbors;
-use crate::ops::Fitted;
-use crate::value::{matrix_serde, Gram, Prediction, Value};
+use super::key::{Key, FORMAT};
+use crate::data::{matrix_serde, Fitted, Gram, Neighbors, Prediction, Value};
 
-/// Version of the entry layout; entries of another version are rejected.
-/// 2: keyed checksum over header and payload (1 was unkeyed, payload only).
-pub const FORMAT: u16 = 2;
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 96;
 const MAGIC: &[u8; 4] = b"AMLC";
@@ -274,7 +269,7 @@ fn decode_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Matrix;
+    use crate::data::Matrix;
 
     fn key(byte: u8) -> Key {
         Key([byte; 32])

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use super::key::Key;
 use super::secure::{self, Opened, Reason, Refused};
-use super::Key;
 
 /// Eviction brings usage down to this fraction of the budget, so it does not
 /// rescan the directory on every write.

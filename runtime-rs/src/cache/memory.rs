@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::codec::Entry;
-use super::Key;
+use super::key::Key;
 
 /// A byte-budgeted LRU map of entries.
 pub(super) struct Lru {
@@ -104,7 +104,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::value::Value;
+    use crate::data::Value;
 
     fn entry(x: f64) -> Entry {
         Entry::Value(Value::Scalar(x))

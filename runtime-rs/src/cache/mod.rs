@@ -17,6 +17,7 @@
 
 mod codec;
 mod disk;
+mod key;
 mod memory;
 mod secure;
 
@@ -28,19 +29,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use codec::Corrupt;
-pub use codec::{decode, encode, reseal, Corrupt as CorruptEntry, Entry, Secret, FORMAT};
+pub use codec::{decode, encode, reseal, Corrupt as CorruptEntry, Entry, Secret};
 use disk::Read;
+pub use key::{Key, FORMAT, RUNTIME_ID};
 use secure::Opened;
 pub use secure::{Reason, Refused};
 
 use crate::error::{Result, RuntimeError};
-
-/// This runtime's identity, part of every key.
-pub const RUNTIME_ID: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    "+",
-    env!("ACADEMY_ML_RUNTIME_SOURCE")
-);
 
 /// Values up to this size are always admitted.
 const SMALL_ENTRY: usize = 1 << 20;
@@ -49,27 +44,6 @@ const SMALL_ENTRY: usize = 1 << 20;
 /// the page cache) runs at ~0.3 GB/s and loading at ~1 GB/s on a 2-core
 /// node; the margin covers values that are stored but never read again.
 const ADMIT_BYTES_PER_SECOND: f64 = 1.5e8;
-
-/// A cache key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Key(pub [u8; 32]);
-
-impl Key {
-    /// The key of a plan node (or of a Python-side result) named `key` by the
-    /// compiler.
-    pub fn for_node(key: &str) -> Key {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(RUNTIME_ID.as_bytes());
-        hasher.update(&FORMAT.to_le_bytes());
-        hasher.update(key.as_bytes());
-        Key(*hasher.finalize().as_bytes())
-    }
-
-    /// Lower-case hex.
-    pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
 
 /// Where the cache lives and how much it may hold.
 #[derive(Debug, Clone)]

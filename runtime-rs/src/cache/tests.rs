@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::value::{Matrix, Value};
+use crate::data::{Matrix, Value};
 
 const SLOW: Duration = Duration::from_secs(10);
 

@@ -4,8 +4,8 @@
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
 
+use crate::data::{check_width, Matrix};
 use crate::error::{Result, RuntimeError};
-use crate::value::{check_width, Matrix};
 
 /// Matrices larger than this many cells are gathered column-parallel.
 const PARALLEL_CELLS: usize = 1 << 16;

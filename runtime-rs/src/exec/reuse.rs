@@ -9,9 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cache::{Entry, Key, NodeCache};
+use crate::data::{Kind, Value};
 use crate::error::{Result, RuntimeError};
 use crate::plan::{Op, Plan};
-use crate::value::{Kind, Value};
 
 /// How a node enters the run.
 pub(super) enum Start {

@@ -1,10 +1,10 @@
 //! Metrics on predicted labels (`accuracy`, `balanced_accuracy`, `f1`) and
 //! on predicted probabilities (`neg_log_loss`), with `_check_targets`.
 
-use super::{np_array, numpy_mean, py_float, sorted_unique, type_of_target, TargetType};
+use super::labels::{np_array, numpy_mean, py_float, sorted_unique, type_of_target, TargetType};
+use crate::data::Prediction;
 use crate::error::{Result, RuntimeError};
-use crate::ops::check::{check_all_finite, check_consistent_length, check_min_shape};
-use crate::value::Prediction;
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_shape};
 
 /// `_check_targets` for 1-D label vectors: returns the combined type and the
 /// sorted union of labels.

@@ -7,16 +7,17 @@
 //! [`classification`] and [`ranking`] hold the label and score metrics.
 
 mod classification;
+mod labels;
 mod ranking;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Prediction;
 use crate::error::Result;
-use crate::ops::check::{check_all_finite, check_consistent_length, check_min_len};
-// Also the KNN kernel's averaging sum, which it imports from here.
-pub(crate) use crate::ops::columns::numpy_sum;
-use crate::value::Prediction;
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_len};
+use crate::kernels::columns::numpy_sum;
 use classification::{accuracy, balanced_accuracy, f1, log_loss};
+use labels::numpy_mean;
 use ranking::roc_auc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,39 +49,6 @@ pub fn score(metric: Metric, y_true: &[f64], pred: &Prediction, pos_label: f64) 
         Metric::RocAuc => roc_auc(y_true, pred),
         Metric::NegLogLoss => log_loss(y_true, pred).map(|v| -v),
     }
-}
-
-/// NumPy's `np.mean` of a non-empty contiguous `float64` array.
-fn numpy_mean(a: &[f64]) -> f64 {
-    numpy_sum(a) / a.len() as f64
-}
-
-/// Python's `repr` of a float, close enough for error messages.
-fn py_float(v: f64) -> String {
-    if v.is_nan() {
-        "nan".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf" } else { "-inf" }.into()
-    } else if v.fract() == 0.0 && v.abs() < 1e16 {
-        format!("{v:.1}")
-    } else {
-        format!("{v}")
-    }
-}
-
-/// NumPy's `repr` of a 1-D float array (`[0. 1.]`), for error messages.
-fn np_array(values: &[f64]) -> String {
-    let items: Vec<String> = values
-        .iter()
-        .map(|&v| {
-            if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e16 {
-                format!("{v:.0}.")
-            } else {
-                py_float(v)
-            }
-        })
-        .collect();
-    format!("[{}]", items.join(" "))
 }
 
 /// `check_array` on a 1-D float vector: non-empty and finite.
@@ -139,43 +107,6 @@ fn mae(y_true: &[f64], y_pred: &[f64]) -> Result<f64> {
         .map(|(t, p)| (p - t).abs())
         .collect();
     Ok(numpy_mean(&abs))
-}
-
-/// `type_of_target` restricted to 1-D float label vectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TargetType {
-    Binary,
-    Multiclass,
-    Continuous,
-}
-
-impl TargetType {
-    fn name(self) -> &'static str {
-        match self {
-            TargetType::Binary => "binary",
-            TargetType::Multiclass => "multiclass",
-            TargetType::Continuous => "continuous",
-        }
-    }
-}
-
-fn sorted_unique(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut u: Vec<f64> = values.collect();
-    u.sort_by(f64::total_cmp);
-    u.dedup_by(|a, b| a == b);
-    u
-}
-
-fn type_of_target(y: &[f64], name: &str) -> Result<TargetType> {
-    if y.iter().any(|v| v.fract() != 0.0 || !v.is_finite()) {
-        check_all_finite(y.iter().copied(), name)?;
-        return Ok(TargetType::Continuous);
-    }
-    Ok(if sorted_unique(y.iter().copied()).len() <= 2 {
-        TargetType::Binary
-    } else {
-        TargetType::Multiclass
-    })
 }
 
 #[cfg(test)]

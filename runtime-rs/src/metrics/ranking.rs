@@ -1,10 +1,11 @@
 //! `roc_auc`: the area under the ROC curve of a binary classifier's scores,
 //! with `roc_curve`'s threshold collapsing and `drop_intermediate`.
 
-use super::{numpy_sum, sorted_unique, type_of_target, TargetType};
+use super::labels::{sorted_unique, type_of_target, TargetType};
+use crate::data::Prediction;
 use crate::error::{Result, RuntimeError};
-use crate::ops::check::{check_all_finite, check_consistent_length, check_min_len};
-use crate::value::Prediction;
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_len};
+use crate::kernels::columns::numpy_sum;
 
 /// The positive-class scores a binary scorer feeds to `roc_auc_score`.
 fn binary_scores(pred: &Prediction) -> Result<Vec<f64>> {

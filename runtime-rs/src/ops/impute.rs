@@ -6,11 +6,12 @@
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::Imputer;
+use crate::data::Matrix;
 use crate::error::Result;
-use crate::value::Matrix;
 
-use super::check::Validator;
-use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
+use crate::kernels::check::Validator;
+use crate::kernels::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 const NAME: &str = "SimpleImputer";
 
@@ -26,14 +27,6 @@ pub enum Strategy {
     MostFrequent,
     /// The given `fill_value`.
     Constant,
-}
-
-/// A fitted imputer: one fill value per training column.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Imputer {
-    /// Per training column, the value that replaces NaN; NaN when the column
-    /// is dropped at transform (scikit-learn's `statistics_`).
-    statistics: Vec<f64>,
 }
 
 /// Learns the per-column fill values. Infinite values are refused (as
@@ -154,9 +147,11 @@ impl Imputer {
 mod tests {
     use faer::Mat;
 
-    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
     use crate::error::RuntimeError;
+    use crate::kernels::columns::test_util::{
+        assert_close, assert_rejects_shapes, flat, mat, synth,
+    };
 
     const NAN: f64 = f64::NAN;
 

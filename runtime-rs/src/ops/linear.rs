@@ -5,28 +5,19 @@
 
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
-use serde::{Deserialize, Serialize};
 
-use super::check::{check_finite, check_n_features, check_x_y};
-use super::linalg::{centred_gram, check_gram_scale, chunked_sum, column_means, symmetric_eigen};
+use crate::data::fitted::{Linear, StepName};
+use crate::data::{Gram, Prediction};
 use crate::error::{Result, RuntimeError};
-use crate::value::{Gram, Prediction};
+use crate::kernels::check::{check_finite, check_n_features, check_x_y};
+use crate::kernels::linalg::{
+    centred_gram, check_gram_scale, chunked_sum, column_means, symmetric_eigen,
+};
 
 /// `scipy.linalg.lstsq(..., cond=tol)` cutoff used by sklearn 1.9's
 /// `LinearRegression` (its `tol` parameter, default `1e-6`): singular values
 /// `s_i <= tol * s_max` of the centred design are treated as zero.
 const LSTSQ_COND: f64 = 1e-6;
-
-/// A fitted `LinearRegression` / `Ridge`: `y = x . coef + intercept`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Linear {
-    /// One weight per input column.
-    pub coef: Vec<f64>,
-    /// Added to every prediction.
-    pub intercept: f64,
-    /// Estimator name used in error messages.
-    name: super::StepName,
-}
 
 /// Builds the centred normal equations of `x`, `y` and their eigendecomposition.
 pub fn gram(x: MatRef<'_, f64>, y: &[f64], fit_intercept: bool) -> Result<Gram> {
@@ -182,7 +173,7 @@ pub fn solve(gram: &Gram, alpha: f64) -> Result<Linear> {
     Ok(Linear {
         coef,
         intercept,
-        name: super::StepName(name),
+        name: StepName(name),
     })
 }
 
@@ -211,7 +202,7 @@ impl Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::linalg::test_util::{assert_close, lcg_matrix, Lcg};
+    use crate::kernels::linalg::test_util::{assert_close, lcg_matrix, Lcg};
     use faer::Mat;
 
     // Reference values: /work/main/.venv/bin/python with sklearn 1.9.1 on the

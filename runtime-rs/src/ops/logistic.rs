@@ -11,33 +11,16 @@
 
 use faer::{Mat, MatRef};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use super::check::{check_finite, check_n_features, check_x_y};
 use super::lbfgsb;
-use super::linalg::{dot, mul_rows, mul_t_rows};
+use crate::data::fitted::Logistic;
+use crate::data::Prediction;
 use crate::error::{Result, RuntimeError};
-use crate::value::{Matrix, Prediction};
+use crate::kernels::check::{check_finite, check_n_features, check_x_y};
+use crate::kernels::linalg::{dot, mul_rows, mul_t_rows};
 
 /// Rows per parallel block in the per-sample passes.
 const ROW_BLOCK: usize = 4096;
-
-/// A fitted logistic regression.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Logistic {
-    /// Class codes seen in fit, ascending.
-    pub classes: Vec<f64>,
-    /// Coefficients, `n_features x m` with `m = 1` for binary problems (the
-    /// score of `classes[1]`) and `m = n_classes` otherwise.
-    #[serde(with = "crate::value::matrix_serde")]
-    pub coef: Matrix,
-    /// Intercepts, length `m` (zeros without `fit_intercept`).
-    pub intercept: Vec<f64>,
-    /// Solver iterations used.
-    pub n_iter: usize,
-    /// Whether the solver met its stopping criterion before `max_iter`.
-    pub converged: bool,
-}
 
 /// Fits the model on `x` and class codes `y` as sklearn's lbfgs solver does.
 pub fn fit(
@@ -366,8 +349,8 @@ fn column_sums(u: &Mat<f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::columns::test_util::flat;
-    use crate::ops::linalg::test_util::{assert_close, lcg_matrix};
+    use crate::kernels::columns::test_util::flat;
+    use crate::kernels::linalg::test_util::{assert_close, lcg_matrix};
 
     // Reference values: sklearn 1.9.1 on the data built by `data` below
     // (probability matrices flattened column by column).

@@ -1,11 +1,8 @@
 //! Native steps: what each estimator learns (`fit`) and how it is applied.
 
-pub(crate) mod check;
-pub(crate) mod columns;
 pub mod impute;
 pub mod knn;
 mod lbfgsb;
-mod linalg;
 pub mod linear;
 pub mod logistic;
 pub mod onehot;
@@ -17,8 +14,8 @@ pub mod select;
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
+use crate::data::{Fitted, Matrix, Prediction, Value, Weights};
 use crate::error::{Result, RuntimeError};
-use crate::value::{Matrix, Prediction, Value};
 
 /// A native step and its parameters, as named in the plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,7 +64,7 @@ pub enum Estimator {
     },
     KNeighbors {
         n_neighbors: u64,
-        weights: knn::Weights,
+        weights: Weights,
         classifier: bool,
     },
 }
@@ -77,20 +74,6 @@ pub enum Estimator {
 /// `usize::MAX` behaves exactly as `usize::MAX` does.
 pub fn count(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
-}
-
-/// What a fitted step remembers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Fitted {
-    Imputer(impute::Imputer),
-    Scaler(scale::Scaler),
-    OneHot(onehot::OneHot),
-    Poly(poly::Poly),
-    Pca(pca::Pca),
-    Select(select::Select),
-    Linear(linear::Linear),
-    Logistic(logistic::Logistic),
-    Knn(knn::Knn),
 }
 
 impl Estimator {
@@ -205,29 +188,6 @@ impl Estimator {
 }
 
 impl Fitted {
-    /// Short name of the fitted step, for profiles.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Fitted::Imputer(_) => "imputer",
-            Fitted::Scaler(_) => "scaler",
-            Fitted::OneHot(_) => "one_hot_encoder",
-            Fitted::Poly(_) => "polynomial_features",
-            Fitted::Pca(_) => "pca",
-            Fitted::Select(_) => "select_k_best",
-            Fitted::Linear(_) => "linear",
-            Fitted::Logistic(_) => "logistic_regression",
-            Fitted::Knn(_) => "k_neighbors",
-        }
-    }
-
-    /// Whether applying this step yields a prediction.
-    pub fn is_model(&self) -> bool {
-        matches!(
-            self,
-            Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_)
-        )
-    }
-
     /// Applies the fitted step to a matrix.
     pub fn apply(&self, x: MatRef<'_, f64>) -> Result<Value> {
         let matrix = |m: Matrix| Value::Matrix(m.into());
@@ -243,37 +203,5 @@ impl Fitted {
             Fitted::Logistic(s) => prediction(s.predict(x)?),
             Fitted::Knn(s) => prediction(s.predict(x)?),
         })
-    }
-}
-
-/// The estimator name a fitted step keeps for its error messages; stored by
-/// name and mapped back to the one static string it was written from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepName(pub &'static str);
-
-impl StepName {
-    const KNOWN: [&'static str; 5] = [
-        "LinearRegression",
-        "Ridge",
-        "StandardScaler",
-        "MinMaxScaler",
-        "MaxAbsScaler",
-    ];
-}
-
-impl Serialize for StepName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for StepName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        Self::KNOWN
-            .into_iter()
-            .find(|known| *known == name)
-            .map(StepName)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown estimator name {name:?}")))
     }
 }

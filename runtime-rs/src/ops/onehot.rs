@@ -4,28 +4,18 @@
 //! category when it occurs in training; unknown values encode as all zeros.
 
 use faer::MatRef;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::OneHot;
+use crate::data::{check_width, Matrix};
 use crate::error::{Result, RuntimeError};
-use crate::value::{check_width, Matrix};
 
-use super::check::Validator;
-use super::columns::{build_matrix, columns, map_columns, parallel};
+use crate::kernels::check::Validator;
+use crate::kernels::columns::{build_matrix, columns, map_columns, parallel};
 
 const NAME: &str = "OneHotEncoder";
 
 /// Code of a value that is not a training category.
 const UNKNOWN: u32 = u32::MAX;
-
-/// A fitted encoder: the categories of every input column.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OneHot {
-    /// Per input column, the distinct non-NaN training values, ascending,
-    /// with `-0.0` folded into `0.0`.
-    categories: Vec<Vec<f64>>,
-    /// Per input column, whether NaN was seen (its indicator comes last).
-    has_nan: Vec<bool>,
-}
 
 /// `-0.0` and `0.0` are one category (numpy compares them equal); folding
 /// the sign lets `total_cmp` order and search them.
@@ -132,8 +122,10 @@ impl OneHot {
 mod tests {
     use faer::Mat;
 
-    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
+    use crate::kernels::columns::test_util::{
+        assert_close, assert_rejects_shapes, flat, mat, synth,
+    };
 
     const NAN: f64 = f64::NAN;
 

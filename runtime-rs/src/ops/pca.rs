@@ -2,27 +2,14 @@
 //! sklearn's sign convention (`svd_flip(..., u_based_decision=False)`).
 
 use faer::{Mat, MatRef};
-use serde::{Deserialize, Serialize};
 
-use super::check::{check_finite, check_min_shape, check_n_features};
-use super::linalg::{centred_gram, check_gram_scale, column_means, mul_rows, symmetric_eigen};
+use crate::data::fitted::Pca;
+use crate::data::Matrix;
 use crate::error::{Result, RuntimeError};
-use crate::value::Matrix;
-
-/// A fitted PCA projection.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pca {
-    /// Column means of the training data.
-    pub mean: Vec<f64>,
-    /// Principal axes as columns (`n_features x n_components`), i.e.
-    /// sklearn's `components_.T`.
-    #[serde(with = "crate::value::matrix_serde")]
-    pub components: Matrix,
-    /// sklearn's `explained_variance_` (`ddof = 1`).
-    pub explained_variance: Vec<f64>,
-    /// Whether `transform` divides by `sqrt(explained_variance)`.
-    pub whiten: bool,
-}
+use crate::kernels::check::{check_finite, check_min_shape, check_n_features};
+use crate::kernels::linalg::{
+    centred_gram, check_gram_scale, column_means, mul_rows, symmetric_eigen,
+};
 
 /// The solver sklearn's `svd_solver="auto"` would pick (used in messages).
 fn auto_solver(n: usize, p: usize, k: usize) -> &'static str {
@@ -151,8 +138,8 @@ impl Pca {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::columns::test_util::flat;
-    use crate::ops::linalg::test_util::{assert_close, lcg_matrix};
+    use crate::kernels::columns::test_util::flat;
+    use crate::kernels::linalg::test_util::{assert_close, lcg_matrix};
 
     // Reference values: sklearn 1.9.1, `PCA(n_components=k, whiten=w)
     // .fit(X).transform(Xt)` on the data built by `correlated` / `lcg_matrix`

@@ -3,35 +3,15 @@
 //! `ensure_all_finite=True`), NaN and infinities are refused.
 
 use faer::MatRef;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::{Poly, Term};
+use crate::data::{check_width, Matrix};
 use crate::error::{Result, RuntimeError};
-use crate::value::{check_width, Matrix};
 
-use super::check::Validator;
-use super::columns::{build_matrix, columns, parallel};
+use crate::kernels::check::Validator;
+use crate::kernels::columns::{build_matrix, columns, parallel};
 
 const NAME: &str = "PolynomialFeatures";
-
-/// A fitted expansion: the list of output columns.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Poly {
-    /// Number of input columns seen while fitting.
-    n_features: usize,
-    /// Output columns in scikit-learn's order.
-    terms: Vec<Term>,
-}
-
-/// One output column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Term {
-    /// The constant 1.
-    Bias,
-    /// Input column `i`.
-    Linear(usize),
-    /// Input columns `i * j`, `i <= j`.
-    Product(usize, usize),
-}
 
 /// Checks the parameters and records the output columns: bias, `x0..xn`,
 /// then `x0*x0, x0*x1, ..., x1*x1, ...` (squares left out when
@@ -113,8 +93,8 @@ impl Poly {
 mod tests {
     use faer::Mat;
 
-    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat};
     use super::*;
+    use crate::kernels::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat};
 
     fn data() -> Matrix {
         mat(&[&[1.5, -2.0, 3.0], &[0.5, 4.0, -1.25]])

@@ -4,45 +4,16 @@
 //! scikit-learn's `ensure_all_finite="allow-nan"` validation does.
 
 use faer::MatRef;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::{ScaleOp, Scaler, StepName};
+use crate::data::Matrix;
 use crate::error::{Result, RuntimeError};
-use crate::value::Matrix;
 
-use super::check::Validator;
-use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
+use crate::kernels::check::Validator;
+use crate::kernels::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 /// `np.finfo(np.float64).eps`, used by scikit-learn's near-constant checks.
 const EPS: f64 = f64::EPSILON;
-
-/// A fitted scaler: one affine map per column, learnt by one of the `fit_*`
-/// functions below.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Scaler {
-    /// Estimator name, for error messages.
-    name: super::StepName,
-    /// Number of columns seen while fitting.
-    n_features: usize,
-    /// The per-column map, in the arithmetic order scikit-learn applies it.
-    op: ScaleOp,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-enum ScaleOp {
-    /// `(x - mean) / scale`; either step may be disabled.
-    Standard {
-        mean: Option<Vec<f64>>,
-        scale: Option<Vec<f64>>,
-    },
-    /// `x * scale + min`, then optionally clipped to `(low, high)`.
-    MinMax {
-        scale: Vec<f64>,
-        min: Vec<f64>,
-        clip: Option<(f64, f64)>,
-    },
-    /// `x / scale`.
-    MaxAbs { scale: Vec<f64> },
-}
 
 /// Learns `StandardScaler(with_mean, with_std)`: NaN-ignoring mean and
 /// population variance (scikit-learn's corrected two-pass algorithm with
@@ -66,7 +37,7 @@ pub fn fit_standard(x: MatRef<'_, f64>, with_mean: bool, with_std: bool) -> Resu
         }
     };
     Ok(Scaler {
-        name: super::StepName(NAME),
+        name: StepName(NAME),
         n_features: x.ncols(),
         op,
     })
@@ -137,7 +108,7 @@ pub fn fit_min_max(x: MatRef<'_, f64>, low: f64, high: f64, clip: bool) -> Resul
         min.push(low - data_min * s);
     }
     Ok(Scaler {
-        name: super::StepName(NAME),
+        name: StepName(NAME),
         n_features: x.ncols(),
         op: ScaleOp::MinMax {
             scale,
@@ -181,7 +152,7 @@ pub fn fit_max_abs(x: MatRef<'_, f64>) -> Result<Scaler> {
         handle_zero_scale(max_abs)
     });
     Ok(Scaler {
-        name: super::StepName(NAME),
+        name: StepName(NAME),
         n_features: x.ncols(),
         op: ScaleOp::MaxAbs { scale },
     })
@@ -256,8 +227,8 @@ impl Scaler {
 mod tests {
     use faer::Mat;
 
-    use super::super::columns::test_util::{assert_close, flat, mat, synth};
     use super::*;
+    use crate::kernels::columns::test_util::{assert_close, flat, mat, synth};
 
     const NAN: f64 = f64::NAN;
 

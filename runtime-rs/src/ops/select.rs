@@ -9,11 +9,12 @@ use std::cmp::Ordering;
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::Select;
+use crate::data::Matrix;
 use crate::error::Result;
-use crate::value::Matrix;
 
-use super::check::{check_all_finite, check_consistent_length, check_min_len, Validator};
-use super::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
+use crate::kernels::check::{check_all_finite, check_consistent_length, check_min_len, Validator};
+use crate::kernels::columns::{build_matrix, columns, map_columns, pairwise_sum, parallel};
 
 const NAME: &str = "SelectKBest";
 
@@ -26,17 +27,6 @@ pub enum ScoreFunc {
     FRegression,
     /// `f_classif`: one-way ANOVA F of each column across the target's classes.
     FClassif,
-}
-
-/// A fitted selector: which training columns are kept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Select {
-    /// Number of columns seen while fitting.
-    n_features: usize,
-    /// Raw scores (scikit-learn's `scores_`), NaN included.
-    scores: Vec<f64>,
-    /// Kept column indices, ascending.
-    support: Vec<usize>,
 }
 
 /// Scores every column against `y` and keeps the `k` best. NaN or
@@ -238,8 +228,10 @@ impl Select {
 mod tests {
     use faer::Mat;
 
-    use super::super::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat, synth};
     use super::*;
+    use crate::kernels::columns::test_util::{
+        assert_close, assert_rejects_shapes, flat, mat, synth,
+    };
 
     /// `S` of the reference script: synth(500, [0, 10, -5, 1e3, 0, 2]) with
     /// column 4 set to 1.0 (constant) and column 5 a copy of column 2 (tie).

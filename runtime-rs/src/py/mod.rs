@@ -13,10 +13,10 @@ use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMetho
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+use crate::data::{Matrix, Value};
 use crate::error::RuntimeError;
 use crate::exec::{self, Dataset, Failure, Outcome};
 use crate::plan::{Plan, PLAN_VERSION};
-use crate::value::{Matrix, Value};
 
 /// Registers the module's contents.
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,8 +1,8 @@
 //! Semantic attacks on well-formed plans: random rewirings whose effect is
 //! not predicted, then one targeted change whose outcome is.
 
+use _runtime::data::Kind;
 use _runtime::plan::{Node, Op, Plan, MAX_INPUTS};
-use _runtime::value::Kind;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};

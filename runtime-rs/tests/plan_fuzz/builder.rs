@@ -2,10 +2,10 @@
 //! picks inputs of the right kinds (preferring ones whose rows and widths fit
 //! together) and is dropped when none exist or its output grows too wide.
 
+use _runtime::data::Kind;
 use _runtime::ops::impute::Strategy as ImputeStrategy;
 use _runtime::ops::Estimator;
 use _runtime::plan::{Node, Op, Plan, PLAN_VERSION};
-use _runtime::value::Kind;
 
 use crate::fixtures::N_ROWS;
 use crate::strategies::{PlanSpec, Route, Step};

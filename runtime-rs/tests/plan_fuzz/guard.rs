@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
+use _runtime::data::MAX_COLUMNS;
 use _runtime::exec;
-use _runtime::value::MAX_COLUMNS;
 use faer::Mat;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -1,9 +1,9 @@
 //! Bytes built to exhaust the decoder: values nested past any stack, and
 //! length headers claiming gigabytes.
 
+use _runtime::data::Weights;
 use _runtime::error::RuntimeError;
 use _runtime::metrics::Metric;
-use _runtime::ops::knn::Weights;
 use _runtime::ops::Estimator;
 use _runtime::plan::{Op, Plan};
 

@@ -1,11 +1,11 @@
 //! Plans this fuzzer found to break the runtime, now refused cleanly: small,
 //! well-formed plans whose nodes must fail with a data error.
 
+use _runtime::data::MAX_COLUMNS;
 use _runtime::error::RuntimeError;
 use _runtime::exec::{self, Failure, Outcome};
 use _runtime::ops::Estimator;
 use _runtime::plan::{Node, Op, Plan, PLAN_VERSION};
-use _runtime::value::MAX_COLUMNS;
 
 use crate::fixtures::{fixtures, CLEAN};
 use crate::guard::{Case, CANCEL};

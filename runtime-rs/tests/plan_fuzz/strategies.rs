@@ -1,9 +1,9 @@
 //! Generators of well-formed plan descriptions ([`PlanSpec`]), which
 //! `builder` turns into plans; and the hostile values they may carry.
 
+use _runtime::data::Weights;
 use _runtime::metrics::Metric;
 use _runtime::ops::impute::Strategy as ImputeStrategy;
-use _runtime::ops::knn::Weights;
 use _runtime::ops::select::ScoreFunc;
 use _runtime::ops::Estimator;
 use _runtime::plan::Op;

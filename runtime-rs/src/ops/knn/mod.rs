@@ -18,72 +18,14 @@ mod reference_tests;
 mod tests;
 
 use faer::MatRef;
-use serde::{Deserialize, Serialize};
 
+use crate::data::fitted::Knn;
+use crate::data::neighbors::Train;
+use crate::data::{Neighbors, Prediction, Weights};
 use crate::error::{Result, RuntimeError};
-use crate::value::Prediction;
-use search::Train;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Weights {
-    Uniform,
-    Distance,
-}
-
-/// The nearest training rows of every test row, nearest first: sorted by
-/// (exact squared Euclidean distance, training index).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Neighbors {
-    /// Number of training rows searched.
-    n_train: usize,
-    /// Number of test rows.
-    n_test: usize,
-    /// Neighbours kept per test row: `min(requested k, n_train)`.
-    k: usize,
-    /// Training row indices, row-major `n_test x k`.
-    index: Vec<usize>,
-    /// Exact squared distances (sum of squared differences) matching `index`.
-    sq_dist: Vec<f64>,
-}
-
-impl Neighbors {
-    /// Number of training rows searched.
-    pub fn n_train(&self) -> usize {
-        self.n_train
-    }
-
-    /// Number of test rows.
-    pub fn n_test(&self) -> usize {
-        self.n_test
-    }
-
-    /// Neighbours listed per test row.
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Training row indices of the neighbours of test row `row`.
-    pub fn indices(&self, row: usize) -> &[usize] {
-        &self.index[row * self.k..(row + 1) * self.k]
-    }
-
-    /// Exact squared distances of the neighbours of test row `row`.
-    pub fn sq_distances(&self, row: usize) -> &[f64] {
-        &self.sq_dist[row * self.k..(row + 1) * self.k]
-    }
-}
-
-/// A fitted k-nearest-neighbours model: the prepared training rows and targets.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Knn {
-    n_neighbors: usize,
-    weights: Weights,
-    classifier: bool,
-    train: Train,
-    /// Training targets (class codes for a classifier).
-    y: Vec<f64>,
-}
+use crate::kernels::check::{
+    check_all_finite, check_consistent_length, check_finite, check_min_shape, check_n_features,
+};
 
 /// Estimator named in the errors of the shared search, which serves
 /// classifiers and regressors alike (scikit-learn's own unsupervised search).
@@ -109,64 +51,20 @@ fn check_n_neighbors(k: usize, name: &str) -> Result<()> {
 
 /// `check_array` on X: non-empty, at least one feature, finite.
 fn check_x(x: MatRef<'_, f64>, name: &str) -> Result<()> {
-    let (n, p) = (x.nrows(), x.ncols());
-    if n == 0 {
-        return Err(RuntimeError::data(format!(
-            "Found array with 0 sample(s) (shape=(0, {p})) while a minimum of 1 is required by {name}."
-        )));
-    }
-    if p == 0 {
-        return Err(RuntimeError::data(format!(
-            "Found array with 0 feature(s) (shape=({n}, 0)) while a minimum of 1 is required by {name}."
-        )));
-    }
-    let mut has_inf = false;
-    for j in 0..p {
-        for i in 0..n {
-            let v = x[(i, j)];
-            if v.is_nan() {
-                return Err(RuntimeError::data("Input X contains NaN."));
-            }
-            has_inf |= v.is_infinite();
-        }
-    }
-    if has_inf {
-        return Err(RuntimeError::data(
-            "Input X contains infinity or a value too large for dtype('float64').",
-        ));
-    }
-    Ok(())
+    check_min_shape(x.nrows(), x.ncols(), Some(name))?;
+    check_finite(x, "X")
 }
 
 /// Test rows: `check_array`, then the fitted feature count.
 fn check_query(x: MatRef<'_, f64>, n_features: usize, name: &str) -> Result<()> {
     check_x(x, name)?;
-    if x.ncols() != n_features {
-        return Err(RuntimeError::data(format!(
-            "X has {} features, but {name} is expecting {n_features} features as input.",
-            x.ncols()
-        )));
-    }
-    Ok(())
+    check_n_features(x.ncols(), n_features, name)
 }
 
 /// The fit-time checks of y: finite, one target per training row.
 fn check_y(y: &[f64], n_train: usize) -> Result<()> {
-    if y.iter().any(|v| v.is_nan()) {
-        return Err(RuntimeError::data("Input y contains NaN."));
-    }
-    if y.iter().any(|v| v.is_infinite()) {
-        return Err(RuntimeError::data(
-            "Input y contains infinity or a value too large for dtype('float64').",
-        ));
-    }
-    if y.len() != n_train {
-        return Err(RuntimeError::data(format!(
-            "Found input variables with inconsistent numbers of samples: [{n_train}, {}]",
-            y.len()
-        )));
-    }
-    Ok(())
+    check_all_finite(y.iter().copied(), "y")?;
+    check_consistent_length(n_train, y.len())
 }
 
 /// `kneighbors`' check that there are enough training rows.

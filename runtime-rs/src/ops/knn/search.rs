@@ -15,10 +15,9 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::candidates::{min_lower, within, Candidate, RowState};
-use super::Neighbors;
+use crate::data::neighbors::{Neighbors, Train};
 use crate::error::{Result, RuntimeError};
 
 /// Absolute slack added to the error bound (covers underflow).
@@ -31,25 +30,6 @@ const MAX_GROUP_ROWS: usize = 1024;
 const TILE_DOUBLES: usize = 1 << 16;
 /// Entries per pre-filter block of a tile column.
 const SCAN_BLOCK: usize = 64;
-
-/// Training rows prepared for searching: row-major copy, centring and norms.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Train {
-    n_samples: usize,
-    n_features: usize,
-    /// Training rows, row-major `n_samples x n_features`.
-    rows: Vec<f64>,
-    /// Column means of the training rows (the centring used for the tiles).
-    mean: Vec<f64>,
-    /// `(1 - tol) * ||b - mean||^2` per training row (lower-bound term).
-    norm_lo: Vec<f64>,
-    /// `(1 + tol) * ||b - mean||^2` per training row (upper-bound term).
-    norm_hi: Vec<f64>,
-    /// Relative error bound of the tiled distance formula.
-    tol: f64,
-    /// Largest of `norm_hi` (overflow guard).
-    max_norm: f64,
-}
 
 impl Train {
     /// Prepares validated training rows (at least one row and one column,

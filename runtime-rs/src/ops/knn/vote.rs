@@ -3,10 +3,9 @@
 
 use faer::Mat;
 
-use super::{Neighbors, Weights};
+use crate::data::{Neighbors, Prediction, Weights};
 use crate::error::{Result, RuntimeError};
-use crate::metrics::numpy_sum;
-use crate::value::Prediction;
+use crate::kernels::columns::numpy_sum;
 
 /// `_get_weights(dist, "distance")`: `1 / d`, except that a row with a zero
 /// distance (infinite weight) gives weight 1 to those and 0 to others.

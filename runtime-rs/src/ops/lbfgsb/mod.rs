@@ -10,7 +10,7 @@ mod line_search;
 
 use std::collections::VecDeque;
 
-use super::linalg::dot;
+use crate::kernels::linalg::dot;
 use line_search::LineSearch;
 
 /// Minimises the function whose value and gradient `value_grad` returns,

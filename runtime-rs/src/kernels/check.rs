@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use faer::MatRef;
 use rayon::prelude::*;
 
-use super::columns::{map_columns, parallel};
 use crate::error::{Result, RuntimeError};
+use crate::kernels::columns::{map_columns, parallel};
 
 /// `_assert_all_finite`'s message for the input called `name` (`""` when
 /// `check_array` is not told a name).

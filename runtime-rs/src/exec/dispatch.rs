@@ -1,4 +1,6 @@
-//! What one node computes from its inputs, apart from scheduling.
+//! Op dispatch: what one node computes from its inputs, handed to the
+//! kernel of its op (`ops`, `metrics`, the row and column gathers), apart
+//! from scheduling.
 //!
 //! [`Plan::check`](crate::plan::Plan::check) types every input, so the
 //! mismatches below cannot come from a checked plan; they are still typed
@@ -11,12 +13,13 @@ use std::sync::Arc;
 use faer::MatRef;
 
 use super::gather::{hstack, select_cols, take_rows};
+use crate::data::Fitted;
+use crate::data::Value;
 use crate::error::{Result, RuntimeError};
 use crate::metrics;
 use crate::ops::knn;
-use crate::ops::{linear, Fitted};
+use crate::ops::linear;
 use crate::plan::Op;
-use crate::value::Value;
 
 /// An input as a node sees it: the borrowed dataset or a computed value.
 pub(super) enum Arg<'a> {

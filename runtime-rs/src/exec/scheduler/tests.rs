@@ -1,10 +1,11 @@
 //! Scheduler tests on one small batch: failures, sharing, cache reuse, cancel.
 
 use super::*;
+use crate::data::Matrix;
+use crate::exec::pool;
 use crate::metrics::Metric;
 use crate::ops::Estimator;
 use crate::plan::{Node, PLAN_VERSION};
-use crate::value::Matrix;
 use faer::Mat;
 
 fn node(op: Op, inputs: &[u32]) -> Node {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use faer::{ColMut, Mat, MatRef};
 use rayon::prelude::*;
 
-use crate::value::Matrix;
+use crate::data::Matrix;
 
 /// Below this many elements, column-parallel work costs more than it saves.
 const PAR_MIN_ELEMENTS: usize = 100_000;
@@ -143,8 +143,8 @@ fn add_into<const K: usize>(acc: &mut [f64; K], v: [f64; K]) {
 pub(crate) mod test_util {
     use faer::{Mat, MatRef};
 
+    use crate::data::Matrix;
     use crate::error::Result;
-    use crate::value::Matrix;
 
     /// Matrix from rows.
     pub(crate) fn mat(rows: &[&[f64]]) -> Matrix {

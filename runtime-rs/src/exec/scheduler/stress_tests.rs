@@ -10,11 +10,11 @@ use std::sync::Once;
 
 use faer::Mat;
 
-use super::apply::{apply, Arg};
 use super::tests::r2;
 use super::*;
 use crate::cache::CacheConfig;
-use crate::ops::knn::Weights;
+use crate::data::Weights;
+use crate::exec::dispatch::{apply, Arg};
 use crate::ops::Estimator;
 use crate::plan::{Node, PLAN_VERSION};
 
