@@ -198,8 +198,10 @@ async def _up_embedded(
         with Interrupter() as interrupter:
             async with manager:
                 handles = await _launch(manager, deployment, shared)
-                outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
-                interrupter.start()
+                try:
+                    outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
+                finally:
+                    interrupter.start()
         if interrupter.interrupted:
             logger.info("interrupted %d native run(s) of stopping agents", interrupter.interrupted)
     finally:
