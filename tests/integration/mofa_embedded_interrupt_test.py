@@ -34,9 +34,9 @@ CONFIG = ROOT / "configs" / "local.toml"
 #: enough for "results N"), so the test sees the run progress.
 TERMINAL = {"FORCE_COLOR": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "200"}
 
-#: Seconds ``up`` may take to exit after SIGINT. Idle it takes 2-5 s (the
-#: agents checkpoint, Parsl's interchange and workers stop); the long batch
-#: of the second test alone would take minutes.
+#: Seconds ``up`` may take to exit after SIGINT. It takes 2-9 s with the
+#: cores busy (the agents checkpoint, Parsl's interchange and workers stop);
+#: the long batch of the second test, waited for, would take minutes.
 EXIT_BOUND_S = 60.0
 
 

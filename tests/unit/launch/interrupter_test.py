@@ -15,7 +15,7 @@ from academy_ml.launch.interrupt import Interrupter, interrupt_native_runs
 
 
 def _long_plan() -> aml.Plan:
-    """KNN over 20,000 rows, 39 neighbour counts, 5 folds: minutes on one thread."""
+    """KNN over 20,000 rows, 39 neighbour counts, 5 folds: seconds on one thread."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20_000, 16))
     y = X[:, 0] + rng.normal(size=20_000)

@@ -1,8 +1,10 @@
 """``_runtime.interrupt_runs()``: stopping runs on threads that no signal reaches.
 
-A long plan (KNN on many rows, one thread: minutes uninterrupted) runs on
-worker threads; the test interrupts from the main thread, repeatedly until
-the run returns, so it does not depend on when the run entered Rust.
+A plan of seconds (KNN on many rows, one thread) runs on worker threads;
+the test interrupts from the main thread, repeatedly until the run returns,
+so it does not depend on when the run entered Rust. The proof is the error
+the run raises; the bound only turns a run that ignores the interrupt into
+a failure rather than a hang.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ from academy_ml import _runtime
 from academy_ml.exceptions import AcademyMLError, RunInterrupted
 
 #: Seconds a run may take to stop once interrupted. Cancellation is checked
-#: between nodes (a KNN fold here: well under a second idle); an uninterrupted
-#: run of the long plan takes minutes, so a run that ignored the interrupt
-#: would not end within it.
+#: between nodes (a neighbour search here: well under a second idle).
 STOP_BOUND_S = 60.0
 
 #: How often the main thread interrupts while a run is alive.
