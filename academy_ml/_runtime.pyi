@@ -13,6 +13,7 @@ __all__ = [
     "__version__",
     "cache_summary",
     "check_plan",
+    "interrupt_runs",
     "max_threads",
     "run_plan",
 ]
@@ -35,6 +36,7 @@ class NodeCache:
 
 def cache_summary(path: str) -> tuple[int, int, dict[str, int]]: ...
 def check_plan(plan: bytes) -> int: ...
+def interrupt_runs() -> int: ...
 def max_threads() -> int: ...
 def run_plan(
     plan: bytes,

@@ -31,6 +31,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PlanError",
     "RegistryError",
+    "RunInterrupted",
     "StrategyError",
     "UnsupportedPayloadError",
     "UnsupportedStepError",
@@ -72,6 +73,15 @@ class InternalError(AcademyMLError, RuntimeError):
     Only the work it touched fails: a panic in one node fails the pipelines
     that need that node, a panic elsewhere fails that call; the process and
     the runtime stay usable.
+    """
+
+
+class RunInterrupted(AcademyMLError, RuntimeError):
+    """A runtime call was stopped by ``_runtime.interrupt_runs()`` (the process is stopping).
+
+    Raised in the thread that made the call, whichever thread that was; calls
+    started after the interrupt run normally. An ``Exception``, not a
+    ``KeyboardInterrupt``, so that it ends one batch, not an agent's event loop.
     """
 
 

@@ -64,7 +64,7 @@ def write_deployment(directory: Path, deployment: str, planner: str = "") -> Pat
     )
     (directory / "analysis.toml").write_text(
         '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
-        '[agent.init]\nsweep_interval_s = 1.0\n'
+        "[agent.init]\nsweep_interval_s = 1.0\n"
         'evaluator = { class = "academy_ml.agents.FunctionCalls", '
         'function = "loop_toys.evaluate" }\n'
         '[agent.handles]\nplanner = "planner"\n'

@@ -39,7 +39,7 @@ def search(tmp_path: Path, kb: InMemoryKnowledgeBase, *, budget: int, generator:
     )
     (tmp_path / "analysis.toml").write_text(
         '[agent]\nclass = "academy_ml.agents.AnalysisAgent"\nname = "analysis"\n'
-        '[agent.init]\nsweep_interval_s = 1.0\n'
+        "[agent.init]\nsweep_interval_s = 1.0\n"
         'evaluator = { class = "academy_ml.agents.PipelineBatches", '
         'dataset = "loop_toys.search_table", cv = 3, scoring = "r2", batch_size = 8 }\n'
         '[agent.handles]\nplanner = "planner"\n[placement]\nendpoint = "pool"\n'

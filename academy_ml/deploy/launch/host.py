@@ -4,7 +4,9 @@
 Redis exchange, and starts it again if it dies. An operator can do the same
 by hand: the agent's identity (its mailbox) is kept in the knowledge base,
 so a host started again serves the same mailbox and restores the agent's
-checkpoint. SIGTERM or SIGINT shut the agent down cleanly (checkpoint first).
+checkpoint. SIGTERM or SIGINT shut the agent down cleanly (checkpoint first)
+and interrupt the agent's pipeline batches on every thread, so that a long
+batch does not hold the exit up (:mod:`academy_ml.deploy.launch.interrupt`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from academy_ml.agents.knowledge import RedisKnowledgeBase
 from academy_ml.deploy.launch.build import build_agent, knowledge_factory, use_python_path
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.identities import load_identities
+from academy_ml.deploy.launch.interrupt import Interrupter, interrupt_native_runs
 from academy_ml.exceptions import AcademyMLError, ConfigError
 from academy_ml.messaging import RedisExchangeFactory
 from academy_ml.messaging.transport import RedisAgentRegistration
@@ -33,8 +36,16 @@ __all__ = ["host", "main"]
 logger = logging.getLogger(__name__)
 
 
-async def host(deployment: Deployment, name: str) -> None:
+async def host(deployment: Deployment, name: str, interrupter: Interrupter | None = None) -> None:
     """Run agent ``name`` of ``deployment`` until it shuts down.
+
+    Args:
+        deployment: A loaded Redis deployment.
+        name: The agent to run.
+        interrupter: Started on SIGTERM or SIGINT; the caller closes it once
+            the event loop has closed (which waits for the loop's worker
+            threads). Without one, a signal interrupts the native runs in
+            flight once.
 
     Raises:
         ConfigError: No such agent, or ``up`` has not registered the deployment yet.
@@ -64,9 +75,17 @@ async def host(deployment: Deployment, name: str) -> None:
         # The mailbox outlives this process so that a restarted host serves it.
         config=RuntimeConfig(terminate_on_success=False, terminate_on_error=False),
     )
+
+    def shut_down() -> None:
+        if interrupter is not None:
+            interrupter.start()
+        else:
+            interrupt_native_runs()
+        runtime.signal_shutdown()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, runtime.signal_shutdown)
+        loop.add_signal_handler(signum, shut_down)
     await runtime.run_until_complete()
 
 
@@ -83,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         deployment = load_deployment(args.config, args.set)
         use_python_path(deployment)
-        asyncio.run(host(deployment, args.agent))
+        with Interrupter() as interrupter:
+            asyncio.run(host(deployment, args.agent, interrupter))
     except AcademyMLError as error:
         print(f"academy-ml host: {error}", file=sys.stderr)
         return 2

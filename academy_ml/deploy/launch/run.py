@@ -9,8 +9,10 @@ and the ledger make the restart lose and repeat nothing.
 The run ends when the ``stop_with`` agent's strategies have stopped and the
 ledger has drained (every candidate has its result), on the first SIGINT or
 SIGTERM, or after ``timeout_s``. Agents are then shut down, which
-checkpoints them and closes their endpoints; host processes get SIGTERM and
-STOP_GRACE_S to exit before SIGKILL. A second signal forces: every process
+checkpoints them and closes their endpoints; pipeline batches still running
+on their worker threads (which no signal reaches) are interrupted, not
+waited for (:mod:`academy_ml.deploy.launch.interrupt`); host processes get SIGTERM
+and STOP_GRACE_S to exit before SIGKILL. A second signal forces: every process
 of the run is killed and this process exits at once (``128 + signal``).
 
 Only this process sees the terminal's Ctrl-C: hosts start in sessions of
@@ -43,7 +45,12 @@ from academy.handle import Handle
 from academy.identifier import AgentId
 from academy.manager import Manager
 
-from academy_ml.agents.knowledge import InMemoryKnowledgeBase, KnowledgeBase, RedisKnowledgeBase
+from academy_ml.agents.knowledge import (
+    InMemoryKnowledgeBase,
+    KnowledgeBase,
+    KnowledgeFactory,
+    RedisKnowledgeBase,
+)
 from academy_ml.deploy.launch.build import (
     build_agent,
     check_agents,
@@ -53,6 +60,7 @@ from academy_ml.deploy.launch.build import (
 )
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import save_identities
+from academy_ml.deploy.launch.interrupt import Interrupter, interrupt_native_runs
 from academy_ml.deploy.launch.reaper import RUN_VARIABLE, reap, run_tag
 from academy_ml.messaging import RedisExchangeFactory
 
@@ -157,6 +165,7 @@ def _signals(stop: asyncio.Event, tag: str, sessions: set[int]) -> Iterator[list
         name = signal.Signals(signum).name
         if len(received) == 1:
             os.write(2, f"academy-ml up: {name}: stopping the run (again to force)\n".encode())
+            interrupt_native_runs()  # batches on agents' worker threads, which see no signal
             loop.call_soon_threadsafe(stop.set)
             return
         os.write(2, f"academy-ml up: second {name}: killing the run's processes\n".encode())
@@ -195,24 +204,40 @@ async def _up_embedded(
     )
     manager = await Manager.from_exchange_factory(factory, executors=pool)
     try:
-        async with manager:
-            registrations = {
-                name: await manager.register_agent(
-                    import_object(spec.agent.class_, f"{spec.file}: agent.class"), name=name
-                )
-                for name, spec in deployment.agents.items()
-            }
-            handles: dict[str, Handle[Any]] = {
-                name: Handle(reg.agent_id) for name, reg in registrations.items()
-            }
-            for name, spec in deployment.agents.items():
-                agent = build_agent(deployment, spec, handles, shared)
-                await manager.launch(agent, registration=registrations[name])
-            outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
+        # Agents' event loops wait for their worker threads before they close:
+        # once the run is over, native batches there are cut short.
+        with Interrupter() as interrupter:
+            async with manager:
+                handles = await _launch(manager, deployment, shared)
+                try:
+                    outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
+                finally:
+                    interrupter.start()
+        if interrupter.interrupted:
+            logger.info("interrupted %d native run(s) of stopping agents", interrupter.interrupted)
     finally:
         if url is not None:
             await kb.close()
     return outcome
+
+
+async def _launch(
+    manager: Manager[Any], deployment: Deployment, shared: KnowledgeFactory
+) -> dict[str, Handle[Any]]:
+    """Register and launch every agent of ``deployment`` on ``manager``; returns their handles."""
+    registrations = {
+        name: await manager.register_agent(
+            import_object(spec.agent.class_, f"{spec.file}: agent.class"), name=name
+        )
+        for name, spec in deployment.agents.items()
+    }
+    handles: dict[str, Handle[Any]] = {
+        name: Handle(reg.agent_id) for name, reg in registrations.items()
+    }
+    for name, spec in deployment.agents.items():
+        agent = build_agent(deployment, spec, handles, shared)
+        await manager.launch(agent, registration=registrations[name])
+    return handles
 
 
 async def _up_processes(

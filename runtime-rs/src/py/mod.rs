@@ -27,6 +27,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(check_plan, module)?)?;
     module.add_function(wrap_pyfunction!(run_plan, module)?)?;
     module.add_function(wrap_pyfunction!(max_threads, module)?)?;
+    module.add_function(wrap_pyfunction!(gil::interrupt_runs, module)?)?;
     module.add_function(wrap_pyfunction!(cache::cache_summary, module)?)?;
     Ok(())
 }

@@ -57,7 +57,7 @@ def _sealed(version: int, body: Any) -> bytes:
     try:
         return seal(KIND, version, body, **LIMITS)
     except UnsupportedPayloadError:
-        return msgpack.packb([version, KIND, None])
+        return bytes(msgpack.packb([version, KIND, None]))
 
 
 @st.composite

@@ -8,7 +8,7 @@ from academy_ml.deploy.launch import load_deployment
 from academy_ml.deploy.launch.config import parse_overrides
 from academy_ml.exceptions import ConfigError
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 
 
 def test_the_shipped_deployments_load() -> None:
