@@ -12,6 +12,7 @@ import msgpack
 import numpy as np
 from sklearn.utils._indexing import _get_column_indices
 
+from academy_ml import _runtime
 from academy_ml.engine.data import Table, Target, digest, prepare_features, prepare_target
 from academy_ml.engine.graph import Graph
 from academy_ml.engine.ir import PipelineIR
@@ -31,8 +32,9 @@ from academy_ml.exceptions import PlanError
 
 __all__ = ["PLAN_VERSION", "Plan", "PlanStats", "compile_batch"]
 
-#: Version of the msgpack plan format (the runtime checks it).
-PLAN_VERSION = 1
+#: Version of the msgpack plan format: the runtime's own (it refuses others),
+#: so the two sides cannot disagree.
+PLAN_VERSION: int = _runtime.PLAN_VERSION
 
 
 @dataclass(frozen=True)
