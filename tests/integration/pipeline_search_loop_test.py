@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import msgpack
 import pytest
 from loop_toys import search_table
 from sklearn.model_selection import cross_val_score
 
-from academy_ml.agents.knowledge import InMemoryKnowledgeBase
+from academy_ml.agents.knowledge import InMemoryKnowledgeBase, unseal_state
+from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.compute.tasks.specs import decode_pipelines
 from academy_ml.deploy.launch import RunOutcome, load_deployment, up
 
@@ -80,7 +80,7 @@ def test_pipeline_search_loop_batches_on_the_runtime(
         model = await kb.latest_model("generation")
         saved = await kb.load_checkpoint("analysis")
         assert saved is not None
-        state = msgpack.unpackb(saved)
+        state = unseal_state(CHECKPOINT_KIND, saved)
         return await kb.counts(), scored, 0 if model is None else model.version, state
 
     counts, scored, version, state = asyncio.run(read())
@@ -107,7 +107,8 @@ def test_a_search_space_smaller_than_the_budget_ends_the_run(
 
     async def read() -> tuple[dict[str, int], list[str], list[str], list[str]]:
         results = await kb.results()
-        generation = msgpack.unpackb(await kb.load_checkpoint("generation") or b"\x80")
+        saved = await kb.load_checkpoint("generation")
+        generation = {} if saved is None else unseal_state(CHECKPOINT_KIND, saved)
         generation_fired = [f.strategy for f in await kb.firings(agent="generation") if f.fired]
         planner_fired = [f.strategy for f in await kb.firings(agent="planner") if f.fired]
         assert generation["finished"]  # (a retrain after it may have reset "exhausted")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import pickle
 
-import msgpack
 from redis_server import RedisServer
 
 from academy_ml.agents import StrategicAgent
-from academy_ml.agents.knowledge import RedisKnowledge, RedisKnowledgeBase
+from academy_ml.agents.knowledge import RedisKnowledge, RedisKnowledgeBase, unseal_state
+from academy_ml.agents.strategic import CHECKPOINT_KIND
 
 
 def test_agents_open_their_own_redis_knowledge_base_from_a_pickled_factory(
@@ -32,7 +32,7 @@ def test_agents_open_their_own_redis_knowledge_base_from_a_pickled_factory(
         try:
             saved = await reader.load_checkpoint("first")
             assert saved is not None
-            assert msgpack.unpackb(saved)["n"] == 1
+            assert unseal_state(CHECKPOINT_KIND, saved)["n"] == 1
             other = RedisKnowledgeBase(redis_server.url, "other")
             assert await other.load_checkpoint("first") is None  # the name is the prefix
             await other.close()
