@@ -75,12 +75,14 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
@@ -92,11 +94,14 @@ from academy.exchange import ExchangeFactory, LocalExchangeFactory
 from academy.exchange import RedisExchangeFactory as AcademyRedisExchangeFactory
 from academy.handle import Handle
 from academy.manager import Manager
-from redis_server import RedisServer
 from rich.console import Console
 from rich.table import Table
 
 from academy_ml.messaging import RedisExchangeFactory
+
+# The throwaway redis-server launcher is a test helper (tests/redis_server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from redis_server import RedisServer
 
 EXCHANGES = ("local", "academy", "ours")
 KIB = 1024
