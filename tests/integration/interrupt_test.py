@@ -13,7 +13,6 @@ CHILD = textwrap.dedent(
     import numpy as np
     from sklearn.neighbors import KNeighborsRegressor
     import academy_ml as aml
-    import academy_ml as aml
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30_000, 24))
