@@ -10,6 +10,10 @@ import time
 
 CHILD = textwrap.dedent(
     """
+    import signal
+    # As in a terminal: Python's own handler, whatever this process inherited
+    # (a child started with SIGINT ignored never raises KeyboardInterrupt).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from sklearn.neighbors import KNeighborsRegressor
     import academy_ml as aml
