@@ -125,23 +125,19 @@ def unseal(
     found_kind = found if isinstance(found, str) else None
     found_version = version if type(version) is int else None
     if found_kind != kind:
-        raise EnvelopeError(
-            f"expected a {kind}, got {_echo(found)} (version {_echo(version)})",
-            kind=kind,
-            versions=sorted(versions),
-            found_kind=found_kind,
-            found_version=found_version,
-        )
-    if found_version is None or found_version not in versions:
+        problem = f"expected a {kind}, got {_echo(found)} (version {_echo(version)})"
+    elif found_version is None or found_version not in versions:
         known = ", ".join(str(v) for v in sorted(versions))
-        raise EnvelopeError(
-            f"a {kind} of version {_echo(version)}; this reader knows version {known}",
-            kind=kind,
-            versions=sorted(versions),
-            found_kind=found_kind,
-            found_version=found_version,
-        )
-    return Opened(found_version, body)
+        problem = f"a {kind} of version {_echo(version)}; this reader knows version {known}"
+    else:
+        return Opened(found_version, body)
+    raise EnvelopeError(
+        problem,
+        kind=kind,
+        versions=sorted(versions),
+        found_kind=found_kind,
+        found_version=found_version,
+    )
 
 
 def seal_model(model: BaseModel, version: int, *, max_bytes: int, max_depth: int) -> bytes:
