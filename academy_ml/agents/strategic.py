@@ -104,8 +104,20 @@ async def call_with_timeout(call: Awaitable[R], timeout_s: float) -> R:
     An agent killed while running a request never answers it; callers that
     can go on without the answer (the ledger or a later review catches up)
     must not wait forever.
+
+    When the caller is cancelled (an agent shutting down), Academy's handle
+    sends a cancel request, which raises if the callee's mailbox is already
+    gone; ``wait_for`` never retrieves that exception, and asyncio would print
+    its traceback when the task is collected. It is retrieved and logged here.
     """
-    return await asyncio.wait_for(call, timeout_s)
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(_log_unretrieved)
+    return await asyncio.wait_for(task, timeout_s)
+
+
+def _log_unretrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        logger.debug("a call to another agent ended with %r", error)
 
 
 class StrategicAgent(Agent):

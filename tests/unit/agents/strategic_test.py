@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from academy_ml.agents import (
     PlannerAgent,
     StrategicAgent,
     TrainingExample,
+    call_with_timeout,
     strategic_action,
 )
 from academy_ml.agents.knowledge import (
@@ -564,3 +566,28 @@ def test_generation_retrains_on_the_best_flagged_results_and_checkpoints_its_gen
         assert restarted.state["model_version"] == 1
 
     run(main)
+
+
+def test_a_cancelled_call_whose_cancel_request_fails_leaves_no_unretrieved_exception() -> None:
+    """An agent stopping mid-call to an agent already gone prints no traceback."""
+
+    async def call_to_a_terminated_mailbox() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            raise RuntimeError("mailbox has been terminated") from None  # Academy's cancel send
+
+    async def scenario() -> list[dict[str, Any]]:
+        unhandled: list[dict[str, Any]] = []
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: unhandled.append(ctx))
+        caller = asyncio.create_task(call_with_timeout(call_to_a_terminated_mailbox(), 30))
+        await asyncio.sleep(0.01)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        del caller
+        gc.collect()
+        await asyncio.sleep(0)
+        return unhandled
+
+    assert asyncio.run(scenario()) == []
