@@ -24,6 +24,7 @@ __all__ = [
     "InternalError",
     "KitError",
     "KnowledgeError",
+    "KnowledgeStoreError",
     "MessageTooLargeError",
     "NumericalError",
     "ParameterError",
@@ -160,6 +161,13 @@ class KnowledgeError(AcademyMLError, ValueError):
 
     For example a model version registered twice, or a stage set on a model
     version that was never registered.
+    """
+
+
+class KnowledgeStoreError(KnowledgeError):
+    """The knowledge base's file cannot be used: corrupt, truncated, foreign, newer or unwritable.
+
+    The message names the file and what SQLite reported.
     """
 
 

@@ -1,11 +1,13 @@
 """The knowledge base protocol, and what its implementations share.
 
 Agents record candidates, results, model versions and strategy firings, and
-checkpoint their state, through a :class:`KnowledgeBase`. Two
-implementations behave the same (one test suite runs against both):
+checkpoint their state, through a :class:`KnowledgeBase`. Three
+implementations behave the same (one test suite runs against each):
 :class:`~academy_ml.agents.knowledge.memory.InMemoryKnowledgeBase` inside one
-process, and :class:`~academy_ml.agents.knowledge.redis.RedisKnowledgeBase`
-shared by every agent of a deployment.
+process, :class:`~academy_ml.agents.knowledge.sqlite.SqliteKnowledgeBase` in
+one file on one machine, and
+:class:`~academy_ml.agents.knowledge.redis.RedisKnowledgeBase` shared by every
+agent of a deployment.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ closes it at shutdown. So agents are given a small factory, not a client:
 
 * :class:`RedisKnowledge` (a URL and a deployment name) pickles to any
   process, and each agent opening it gets its own connection;
+* :class:`SqliteKnowledge` (a file) pickles too, and each agent opening it
+  gets its own connection to the shared file;
 * :class:`InMemoryKnowledge` hands every agent of one process the same
   :class:`InMemoryKnowledgeBase`; it refuses to be pickled, since a copy in
   another process would silently stop being shared.
@@ -13,14 +15,16 @@ closes it at shutdown. So agents are given a small factory, not a client:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from academy_ml.agents.knowledge.base import KnowledgeBase
 from academy_ml.agents.knowledge.memory import InMemoryKnowledgeBase
 from academy_ml.agents.knowledge.redis import RedisKnowledgeBase
+from academy_ml.agents.knowledge.sqlite import SqliteKnowledgeBase
 
-__all__ = ["InMemoryKnowledge", "KnowledgeFactory", "RedisKnowledge"]
+__all__ = ["InMemoryKnowledge", "KnowledgeFactory", "RedisKnowledge", "SqliteKnowledge"]
 
 
 class KnowledgeFactory(Protocol):
@@ -49,6 +53,24 @@ class RedisKnowledge:
 
 
 @dataclass(frozen=True)
+class SqliteKnowledge:
+    """The knowledge base in a SQLite file, shared by every process that opens it on this machine.
+
+    Args:
+        path: The database file (created with its directory on first use).
+    """
+
+    path: str
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        object.__setattr__(self, "path", os.fspath(path))
+
+    def open(self) -> SqliteKnowledgeBase:
+        """A new connection to the knowledge base."""
+        return SqliteKnowledgeBase(self.path)
+
+
+@dataclass(frozen=True)
 class InMemoryKnowledge:
     """One in-process knowledge base shared by every agent given this factory.
 
@@ -65,5 +87,5 @@ class InMemoryKnowledge:
     def __reduce__(self) -> str | tuple[object, ...]:
         raise TypeError(
             "an in-memory knowledge base cannot leave its process; "
-            "agents in other processes need RedisKnowledge(url, name)"
+            "agents in other processes need SqliteKnowledge(path) or RedisKnowledge(url, name)"
         )

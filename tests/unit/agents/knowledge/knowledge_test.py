@@ -1,10 +1,11 @@
-"""One suite for both knowledge bases: the in-process twin and Redis (a real redis-server)."""
+"""One suite for every knowledge base: the in-process twin, SQLite and Redis (a real server)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -21,6 +22,7 @@ from academy_ml.agents.knowledge import (
     ModelVersion,
     RedisKnowledgeBase,
     ResultRecord,
+    SqliteKnowledgeBase,
     StrategyFiring,
 )
 from academy_ml.agents.knowledge.records import Record
@@ -30,12 +32,14 @@ Opener = Callable[[], KnowledgeBase]
 Body = Callable[[KnowledgeBase], Awaitable[None]]
 
 
-@pytest.fixture(params=["memory", "redis"])
-def open_kb(request: pytest.FixtureRequest) -> Opener:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def open_kb(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     """Opens a knowledge base; each one opened in a test shares the same data."""
     if request.param == "memory":
         kb = InMemoryKnowledgeBase()
         return lambda: kb
+    if request.param == "sqlite":
+        return lambda: SqliteKnowledgeBase(tmp_path / "kb" / "knowledge.sqlite")
     server: RedisServer = request.getfixturevalue("redis_server")
     return lambda: RedisKnowledgeBase(server.url, prefix="test")
 
@@ -136,10 +140,10 @@ def test_metrics_must_be_finite(value: float) -> None:
         result("c", auc=value)
 
 
-# --- both implementations ----------------------------------------------------------
+# --- every implementation ----------------------------------------------------------
 
 
-def test_both_implement_the_protocol(open_kb: Opener) -> None:
+def test_each_implements_the_protocol(open_kb: Opener) -> None:
     async def body(kb: KnowledgeBase) -> None:
         assert isinstance(kb, KnowledgeBase)
 
