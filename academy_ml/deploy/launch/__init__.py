@@ -5,7 +5,8 @@
 * :func:`up` launches the agents (threads with Academy's in-process
   exchange; supervised host processes with the Redis exchange) and watches
   the run until the planner stops and the ledger drains;
-* :func:`collect_status` reads a running (or finished) Redis deployment.
+* :func:`collect_status` reads a running (or finished) deployment from its
+  knowledge base (Redis or SQLite).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from academy_ml.agents.knowledge import (
     KnowledgeBase,
     KnowledgeFactory,
     RedisKnowledge,
+    SqliteKnowledge,
 )
 from academy_ml.compute.placement import Endpoint, GlobusComputeSpec, load_registry, resolve_task
 from academy_ml.deploy.launch.config import AgentSpec, Deployment
@@ -231,9 +232,11 @@ def knowledge_factory(
 
     Args:
         deployment: A deployment keeping its knowledge in Redis (agents then
-            connect under the deployment's name) or in memory.
-        memory: The in-process knowledge base of a ``knowledge = "memory"``
-            deployment (default: a new one); ignored for a Redis one.
+            connect under the deployment's name), in a SQLite file (each
+            agent connects to it) or in memory.
+        memory: An in-process knowledge base the agents share instead of the
+            deployment's SQLite or in-memory one (a caller's, to read after
+            the run); ignored for a Redis one.
 
     Raises:
         ConfigError: ``memory`` is not an in-memory knowledge base.
@@ -241,14 +244,15 @@ def knowledge_factory(
     url = deployment.knowledge_url
     if url is not None:
         return RedisKnowledge(url, deployment.settings.name)
-    if memory is None:
-        return InMemoryKnowledge()
-    if not isinstance(memory, InMemoryKnowledgeBase):
-        raise ConfigError(
-            f"{deployment.file}: knowledge = 'memory' shares an InMemoryKnowledgeBase, "
-            f"not a {type(memory).__name__}"
-        )
-    return InMemoryKnowledge(memory)
+    if memory is not None:
+        if not isinstance(memory, InMemoryKnowledgeBase):
+            raise ConfigError(
+                f"{deployment.file}: an embedded run shares an InMemoryKnowledgeBase, "
+                f"not a {type(memory).__name__}"
+            )
+        return InMemoryKnowledge(memory)
+    path = deployment.knowledge_path
+    return InMemoryKnowledge() if path is None else SqliteKnowledge(path)
 
 
 def build_agent(

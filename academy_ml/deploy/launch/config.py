@@ -6,7 +6,9 @@ launch (paths relative to the config file)::
     [deployment]
     name = "mofa"                       # knowledge-base prefix and run name
     exchange = "local"                  # Academy's in-process exchange, or redis://...
-    knowledge = "memory"                # or "exchange" (the exchange's Redis), or redis://...
+    knowledge = "sqlite"                # runinfo/<name>/knowledge.sqlite beside this file, or
+                                        # "sqlite:PATH", "exchange" (the exchange's Redis),
+                                        # redis://..., "memory" (gone with the process)
     agents = ["../agents/planner.toml", "../agents/analysis.toml", "../agents/generation.toml"]
     python_path = ["../examples"]       # importable by the agents and their endpoints
     stop_with = "planner"               # ends when its strategies stop and the ledger drains
@@ -91,7 +93,7 @@ class DeploymentSection(_Strict):
 
     name: str = Field("academy-ml", min_length=1, pattern=r"^[\w-]+$")
     exchange: str = "local"
-    knowledge: str = "memory"
+    knowledge: str = "sqlite"
     agents: list[Path] = Field(min_length=1)
     python_path: list[Path] = []
     registry: Path | None = None
@@ -118,12 +120,15 @@ class DeploymentSection(_Strict):
             ("redis://", "rediss://", "unix://")
         ):
             raise ValueError(f"exchange must be 'local' or a redis:// URL, got {self.exchange!r}")
-        if self.knowledge not in ("memory", "exchange") and not self.knowledge.startswith(
-            ("redis://", "rediss://", "unix://")
+        if self.knowledge not in ("sqlite", "memory", "exchange") and not self.knowledge.startswith(
+            ("redis://", "rediss://", "unix://", "sqlite:")
         ):
             raise ValueError(
-                f"knowledge must be 'memory', 'exchange' or a redis:// URL, got {self.knowledge!r}"
+                "knowledge must be 'sqlite', 'sqlite:PATH', 'memory', 'exchange' or a redis:// "
+                f"URL, got {self.knowledge!r}"
             )
+        if self.knowledge == "sqlite:":
+            raise ValueError("knowledge = 'sqlite:' names no file (sqlite:PATH)")
         if self.knowledge == "exchange" and self.exchange == "local":
             raise ValueError("knowledge = 'exchange' needs a Redis exchange")
         if self.processes and self.exchange == "local":
@@ -131,7 +136,7 @@ class DeploymentSection(_Strict):
         if self.knowledge == "memory" and self.exchange != "local":
             raise ValueError(
                 "knowledge = 'memory' cannot be shared by agents in separate processes: "
-                "use 'exchange' or a redis:// URL"
+                "use 'sqlite', 'exchange' or a redis:// URL"
             )
         return self
 
@@ -149,14 +154,31 @@ class Deployment(BaseModel):
 
     @property
     def knowledge_url(self) -> str | None:
-        """The knowledge base's Redis URL, or None for an in-process one."""
-        if self.settings.knowledge == "memory":
+        """The knowledge base's Redis URL, or None for a SQLite or in-process one."""
+        if self.settings.knowledge == "memory" or self.knowledge_path is not None:
             return None
         return (
             self.settings.exchange
             if self.settings.knowledge == "exchange"
             else self.settings.knowledge
         )
+
+    @property
+    def knowledge_path(self) -> Path | None:
+        """The knowledge base's SQLite file, or None for a Redis or in-process one.
+
+        ``knowledge = "sqlite"`` keeps it in the deployment's directory,
+        ``runinfo/<name>/`` beside the config file; ``"sqlite:PATH"`` names
+        it (relative to the config file).
+        """
+        knowledge = self.settings.knowledge
+        if knowledge == "sqlite":
+            return (
+                self.file.parent / "runinfo" / self.settings.name / "knowledge.sqlite"
+            ).absolute()
+        if knowledge.startswith("sqlite:"):
+            return (self.file.parent / Path(knowledge[7:]).expanduser()).absolute()
+        return None
 
     @property
     def registry(self) -> Path:

@@ -22,7 +22,6 @@ from typing import Any
 from academy.handle import Handle
 from academy.runtime import Runtime, RuntimeConfig
 
-from academy_ml.agents.knowledge import RedisKnowledgeBase
 from academy_ml.deploy.launch.build import build_agent, knowledge_factory, use_python_path
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.identities import load_identities
@@ -40,7 +39,7 @@ async def host(deployment: Deployment, name: str, interrupter: Interrupter | Non
     """Run agent ``name`` of ``deployment`` until it shuts down.
 
     Args:
-        deployment: A loaded Redis deployment.
+        deployment: A loaded deployment with the Redis exchange.
         name: The agent to run.
         interrupter: Started on SIGTERM or SIGINT; the caller closes it once
             the event loop has closed (which waits for the loop's worker
@@ -52,9 +51,7 @@ async def host(deployment: Deployment, name: str, interrupter: Interrupter | Non
     """
     if name not in deployment.agents:
         raise ConfigError(f"{deployment.file}: no agent {name!r}")
-    url = deployment.knowledge_url
-    assert url is not None  # a Redis deployment (checked by the config)
-    kb = RedisKnowledgeBase(url, deployment.settings.name)
+    kb = knowledge_factory(deployment).open()  # Redis or SQLite (checked by the config)
     try:
         ids = await load_identities(kb)
     finally:

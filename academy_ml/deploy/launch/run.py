@@ -45,12 +45,7 @@ from academy.handle import Handle
 from academy.identifier import AgentId
 from academy.manager import Manager
 
-from academy_ml.agents.knowledge import (
-    InMemoryKnowledgeBase,
-    KnowledgeBase,
-    KnowledgeFactory,
-    RedisKnowledgeBase,
-)
+from academy_ml.agents.knowledge import KnowledgeBase, KnowledgeFactory
 from academy_ml.deploy.launch.build import (
     build_agent,
     check_agents,
@@ -116,9 +111,9 @@ async def up(
 
     Args:
         deployment: A loaded deployment.
-        knowledge: The in-process knowledge base to use (``knowledge =
-            "memory"`` deployments; default: a new one), so the caller can
-            read it after the run.
+        knowledge: An in-process knowledge base the agents share instead of
+            the deployment's SQLite or in-memory one, so the caller can read
+            it after the run (a Redis deployment ignores it).
         on_progress: Called on every look at the run.
         timeout_s: End the run after this many seconds.
         log_dir: Where host processes write their logs (Redis deployments;
@@ -189,13 +184,8 @@ async def _up_embedded(
     timeout_s: float | None,
     knowledge: KnowledgeBase | None,
 ) -> RunOutcome:
-    url = deployment.knowledge_url
-    kb: KnowledgeBase = (
-        (knowledge or InMemoryKnowledgeBase())
-        if url is None
-        else RedisKnowledgeBase(url, deployment.settings.name)
-    )
-    shared = knowledge_factory(deployment, kb)
+    shared = knowledge_factory(deployment, knowledge)
+    kb = shared.open()  # the watcher's (an in-memory one is the agents' own)
     pool = ThreadPoolExecutor(len(deployment.agents), thread_name_prefix="academy-ml-agent")
     factory: Any = (
         LocalExchangeFactory()
@@ -209,6 +199,8 @@ async def _up_embedded(
         with Interrupter() as interrupter:
             async with manager:
                 handles = await _launch(manager, deployment, shared)
+                # So that `status` knows the deployment was launched.
+                await save_identities(kb, {name: h.agent_id for name, h in handles.items()})
                 try:
                     outcome = await _watch(deployment, kb, handles, stop, on_progress, timeout_s)
                 finally:
@@ -216,8 +208,7 @@ async def _up_embedded(
         if interrupter.interrupted:
             logger.info("interrupted %d native run(s) of stopping agents", interrupter.interrupted)
     finally:
-        if url is not None:
-            await kb.close()
+        await kb.close()
     return outcome
 
 
@@ -250,9 +241,7 @@ async def _up_processes(
     tag: str,
     sessions: set[int],
 ) -> RunOutcome:
-    url = deployment.knowledge_url
-    assert url is not None
-    kb = RedisKnowledgeBase(url, deployment.settings.name)
+    kb = knowledge_factory(deployment).open()
     factory = RedisExchangeFactory(deployment.settings.exchange)
     logs = log_dir or Path("runinfo") / deployment.settings.name
     logs.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,10 @@ from typing import Any
 from academy.handle import Handle
 from pydantic import BaseModel
 
-from academy_ml.agents.knowledge import RedisKnowledgeBase, StrategyFiring, unseal_state
+from academy_ml.agents.knowledge import KnowledgeBase, StrategyFiring, unseal_state
 from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.compute.placement import load_registry
+from academy_ml.deploy.launch.build import knowledge_factory
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import load_identities
 from academy_ml.engine.cache import CacheSummary, summarize
@@ -67,19 +68,26 @@ class DeploymentStatus(BaseModel):
 
 
 async def collect_status(deployment: Deployment, *, firings: int = 10) -> DeploymentStatus:
-    """Collect the status of a Redis deployment.
+    """Collect the status of a deployment whose knowledge base is in Redis or SQLite.
 
     Raises:
         ConfigError: the deployment keeps its knowledge in memory (only its
-            own ``up`` process can see it).
+            own ``up`` process can see it), or its SQLite file does not exist
+            (it was never launched from this config).
+        KnowledgeStoreError: the SQLite file is not a usable knowledge base.
     """
-    url = deployment.knowledge_url
-    if url is None:
+    path = deployment.knowledge_path
+    if deployment.knowledge_url is None and path is None:
         raise ConfigError(
             f"{deployment.file}: knowledge = 'memory' lives inside its `academy-ml up` process; "
-            "use a Redis deployment to inspect it from outside"
+            "use knowledge = 'sqlite' or a Redis deployment to inspect it from outside"
         )
-    kb = RedisKnowledgeBase(url, deployment.settings.name)
+    if path is not None and not path.exists():  # opening it would create it
+        raise ConfigError(
+            f"{deployment.file}: no knowledge base at {path} yet "
+            f"(`academy-ml up {deployment.file}` creates it)"
+        )
+    kb = knowledge_factory(deployment).open()
     try:
         ids = await load_identities(kb) or {}
         counts = await kb.counts()
@@ -106,7 +114,7 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
 
 
 async def _agent(
-    kb: RedisKnowledgeBase, name: str, agent_id: Any, factory: RedisExchangeFactory | None
+    kb: KnowledgeBase, name: str, agent_id: Any, factory: RedisExchangeFactory | None
 ) -> AgentStatus:
     state: dict[str, Any] = {}
     stopped: bool | None = None

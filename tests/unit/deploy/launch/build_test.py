@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from academy_ml.agents.knowledge import InMemoryKnowledge, InMemoryKnowledgeBase, RedisKnowledge
+from academy_ml.agents.knowledge import (
+    InMemoryKnowledge,
+    InMemoryKnowledgeBase,
+    RedisKnowledge,
+    SqliteKnowledge,
+)
 from academy_ml.deploy.launch import load_deployment
 from academy_ml.deploy.launch.build import check_agents, knowledge_factory
 from academy_ml.exceptions import ConfigError
@@ -111,6 +116,12 @@ def test_the_knowledge_factory_follows_the_deployment(tmp_path: Path) -> None:
         ["deployment.exchange=redis://127.0.0.1:1/0", "deployment.knowledge=exchange"],
     )
     assert knowledge_factory(redis, memory) == RedisKnowledge("redis://127.0.0.1:1/0", "mofa")
+    # Without a caller's in-memory one: the deployment's own SQLite file, or memory.
+    assert knowledge_factory(load_deployment(config)) == SqliteKnowledge(
+        tmp_path / "runinfo" / "mofa" / "knowledge.sqlite"
+    )
+    memory_only = load_deployment(config, ["deployment.knowledge=memory"])
+    assert isinstance(knowledge_factory(memory_only), InMemoryKnowledge)
     with pytest.raises(
         ConfigError, match="shares an InMemoryKnowledgeBase, not a RedisKnowledgeBase"
     ):

@@ -16,6 +16,7 @@ def test_the_shipped_deployments_load() -> None:
     assert set(local.agents) == {"generation", "analysis", "planner"}
     assert not local.processes
     assert local.knowledge_url is None
+    assert local.knowledge_path == CONFIGS / "runinfo" / "mofa" / "knowledge.sqlite"
     redis = load_deployment(CONFIGS / "redis.toml")
     assert redis.processes
     assert redis.knowledge_url == "redis://127.0.0.1:6379/0"
@@ -70,7 +71,10 @@ GOOD = '[agent]\nclass = "academy_ml.agents.PlannerAgent"\nname = "a"\n'
         (GOOD + '[agent.handles]\nplanner = "x"\n', "", "agent.handles.planner: no agent 'x'"),
         (GOOD + "[[strategies]]\nname = 's'\nthen = [{ stop = true }]\n", "",
          "a.toml: strategy 's': when: Field required"),
-        (GOOD, 'exchange = "redis://h:1/0"\n', "knowledge = 'memory' cannot be shared"),
+        (GOOD, 'exchange = "redis://h:1/0"\nknowledge = "memory"\n',
+         "knowledge = 'memory' cannot be shared"),
+        (GOOD, 'knowledge = "sqlite:"\n', "knowledge = 'sqlite:' names no file"),
+        (GOOD, 'knowledge = "postgres://h"\n', "knowledge must be 'sqlite', 'sqlite:PATH'"),
         (GOOD, 'exchange = "amqp://h"\n', "deployment: exchange must be 'local' or a redis:// URL"),
         (GOOD, 'stop_with = "planner"\n', "deployment.stop_with: no agent 'planner'"),
         (GOOD + "[placement]\n", "", "a.toml: placement.endpoint: required"),
@@ -123,3 +127,25 @@ def test_a_bad_redis_url_names_the_file_and_key(
         load_deployment(config)
     assert str(error.value).startswith(f"{config}: deployment.{key}: ")
     assert problem in str(error.value)
+
+
+def test_the_knowledge_base_is_sqlite_in_the_deployments_directory_by_default(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path, GOOD, 'name = "run"\n')
+    default = load_deployment(config)
+    assert default.knowledge_path == tmp_path / "runinfo" / "run" / "knowledge.sqlite"
+    assert default.knowledge_url is None
+    named = load_deployment(config, ["deployment.knowledge=sqlite:state/kb.sqlite"])
+    assert named.knowledge_path == tmp_path / "state" / "kb.sqlite"
+    absolute = load_deployment(config, [f"deployment.knowledge=sqlite:{tmp_path / 'x.db'}"])
+    assert absolute.knowledge_path == tmp_path / "x.db"
+    processes = load_deployment(config, ["deployment.exchange=redis://h:1/0"])
+    assert processes.processes  # hosts share the file too
+    assert processes.knowledge_path == default.knowledge_path
+    assert processes.knowledge_url is None
+    redis = load_deployment(
+        config, ["deployment.exchange=redis://h:1/0", "deployment.knowledge=exchange"]
+    )
+    assert redis.knowledge_path is None
+    assert load_deployment(config, ["deployment.knowledge=memory"]).knowledge_path is None
