@@ -8,6 +8,7 @@ scores are cached too when the foreign steps are deterministic.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -17,12 +18,13 @@ import joblib
 import msgpack
 import numpy as np
 import sklearn
-from sklearn.utils import _safe_indexing
 
 from academy_ml import _runtime
+from academy_ml.engine.budgets import foreign_budget
 from academy_ml.engine.cache import Cache, CacheStats
 from academy_ml.engine.data import digest
-from academy_ml.engine.fallback import StepFailure, fit_and_score
+from academy_ml.engine.fallback import StepFailure
+from academy_ml.engine.foreign_pool import Failure, ForeignTask, run_foreign
 from academy_ml.engine.plan import Entry, Plan
 from academy_ml.engine.results import PipelineResult
 from academy_ml.exceptions import (
@@ -112,7 +114,7 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
         outputs, counters = _runtime.run_plan(
             payload, plan.table.matrix, plan.targets, plan.indices, threads, native
         )
-    scorer = _PythonScores(plan, outputs, cache)
+    scorer = _PythonScores(plan, outputs, cache, threads)
     results = [scorer.result(i, entry) for i, entry in enumerate(plan.entries)]
     return RunReport(
         results=results,
@@ -128,14 +130,24 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
 
 
 class _PythonScores:
-    """Turns plan outputs into results, scoring foreign tails on Python."""
+    """Turns plan outputs into results, scoring foreign tails on worker processes.
 
-    def __init__(self, plan: Plan, outputs: list[Any], cache: Cache | None) -> None:
+    Every foreign fold of every pipeline is gathered first: cached scores are
+    read, identical tails on identical inputs (same :meth:`score_key`) are
+    scored once, and the rest run concurrently within the run's ``threads``
+    (:mod:`academy_ml.engine.foreign_pool`).
+    """
+
+    def __init__(
+        self, plan: Plan, outputs: list[Any], cache: Cache | None, threads: int | None
+    ) -> None:
         self.plan = plan
         self.outputs = outputs
         self.cache = cache
         self.computed = 0
         self.hits = 0
+        self.foreign: dict[tuple[int, int], float | str] = {}
+        self._score_foreign(threads)
 
     def result(self, index: int, entry: Entry) -> PipelineResult:
         n_folds = len(entry.folds) if entry.folds is not None else 0
@@ -144,7 +156,7 @@ class _PythonScores:
         if error is None:
             try:
                 for fold in range(n_folds):
-                    scores[fold] = self.fold_score(entry, fold)
+                    scores[fold] = self.fold_score(index, entry, fold)
             except StepFailure as exc:
                 error = str(exc)
         if error is not None:
@@ -158,39 +170,82 @@ class _PythonScores:
             backends=entry.ir.backends(),
         )
 
-    def fold_score(self, entry: Entry, fold: int) -> float:
+    def fold_score(self, index: int, entry: Entry, fold: int) -> float:
         if entry.score_outputs:
             return float(self.native(entry, self.outputs[entry.score_outputs[fold]], fold))
-        key = self.score_key(entry, fold)
-        if key is not None and self.cache is not None:
-            stored = self.cache.get_blob(key)
-            if stored is not None:
-                self.hits += 1
-                return float(msgpack.unpackb(stored))
-        score = self.python_score(entry, fold)
-        self.computed += 1
-        if key is not None and self.cache is not None:
-            self.cache.put_blob(key, msgpack.packb(score))
-        return score
+        outcome = self.foreign[index, fold]
+        if isinstance(outcome, str):
+            raise StepFailure(outcome)
+        return outcome
 
-    def python_score(self, entry: Entry, fold: int) -> float:
-        plan = self.plan
+    def _score_foreign(self, threads: int | None) -> None:
+        """Fills ``self.foreign``: every foreign fold's score, or its failure message."""
+        tasks: dict[Any, ForeignTask] = {}
+        keys: dict[Any, str | None] = {}
+        waiting: dict[Any, list[tuple[int, int]]] = {}
+        for index, entry in enumerate(self.plan.entries):
+            if entry.error is not None or entry.score_outputs or entry.folds is None:
+                continue
+            for fold in range(len(entry.folds)):
+                try:
+                    task = self.task(entry, fold)
+                except StepFailure as exc:
+                    self.foreign[index, fold] = str(exc)
+                    continue
+                key = self.score_key(entry, fold)
+                if key is not None and self.cache is not None:
+                    stored = self.cache.get_blob(key)
+                    if stored is not None:
+                        self.hits += 1
+                        self.foreign[index, fold] = float(msgpack.unpackb(stored))
+                        continue
+                # Unpinned randomness is never shared: each fold draws its own.
+                identity = key if key is not None else (index, fold)
+                tasks.setdefault(identity, task)
+                keys[identity] = key
+                waiting.setdefault(identity, []).append((index, fold))
+        if not tasks:
+            return
+        budget = foreign_budget(threads, len(tasks))
+        outcomes = run_foreign(list(tasks.values()), self.shared_values(), budget)
+        self.computed += len(tasks)
+        for identity, outcome in zip(tasks, outcomes, strict=True):
+            key = keys[identity]
+            if not isinstance(outcome, Failure) and key is not None and self.cache is not None:
+                self.cache.put_blob(key, msgpack.packb(outcome))
+            for index, fold in waiting[identity]:
+                self.foreign[index, fold] = (
+                    f"{outcome.message} (fold {fold})" if isinstance(outcome, Failure) else outcome
+                )
+
+    def task(self, entry: Entry, fold: int) -> ForeignTask:
+        """The foreign tail of ``entry`` on ``fold``, reading shared inputs by name.
+
+        Raises:
+            StepFailure: If a native step before the tail failed on this fold.
+        """
         assert entry.folds is not None
-        assert plan.target is not None
-        assert plan.table is not None
         train, test = entry.folds.train[fold], entry.folds.test[fold]
-        y = plan.target.original
-        if entry.matrix_outputs:
-            tr, te = entry.matrix_outputs[fold]
-            x_train = self.native(entry, self.outputs[tr], fold)
-            x_test = self.native(entry, self.outputs[te], fold)
-        else:
-            frame = plan.table.frame
-            x_train, x_test = _safe_indexing(frame, train), _safe_indexing(frame, test)
-        try:
-            return fit_and_score(entry.ir.tail, x_train, y[train], x_test, y[test], entry.scoring)
-        except StepFailure as exc:
-            raise StepFailure(f"{exc} (fold {fold})") from exc
+        if not entry.matrix_outputs:
+            return ForeignTask(entry.ir.tail, _FRAME, None, _TARGET, train, test, entry.scoring)
+        names = []
+        for output in entry.matrix_outputs[fold]:
+            self.native(entry, self.outputs[output], fold)
+            names.append(("output", output))
+        return ForeignTask(entry.ir.tail, names[0], names[1], _TARGET, train, test, entry.scoring)
+
+    def shared_values(self) -> dict[Any, Any]:
+        """How to get each input a foreign task may name."""
+        plan = self.plan
+        assert plan.table is not None
+        assert plan.target is not None
+        table, target = plan.table, plan.target
+        values: dict[Any, Any] = {_FRAME: lambda: table.frame, _TARGET: lambda: target.original}
+        for entry in plan.entries:
+            for pair in entry.matrix_outputs:
+                for output in pair:
+                    values[("output", output)] = functools.partial(self.outputs.__getitem__, output)
+        return values
 
     def score_key(self, entry: Entry, fold: int) -> str | None:
         """Content key of a foreign fold score, or None when it must not be cached.
@@ -237,6 +292,11 @@ class _PythonScores:
         error = _KIND_ERRORS.get(kind, InternalError).__name__
         raise StepFailure(f"{label}: {error}: {message} (fold {fold})")
 
+
+#: Names of the run-level inputs foreign tasks read (fold matrices are
+#: ``("output", i)``, the plan output holding them).
+_FRAME = ("frame",)
+_TARGET = ("target",)
 
 #: The exception a native node's failure stands for, by the kind the runtime
 #: names (``kind_name`` in runtime-rs/src/py/errors.rs), so a native failure
