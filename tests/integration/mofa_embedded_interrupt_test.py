@@ -43,9 +43,9 @@ EXIT_BOUND_S = 60.0
 class Up:
     """``academy-ml up`` in a session of its own; its output read as it comes."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, *options: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "academy_ml", "up", str(config)],
+            [sys.executable, "-m", "academy_ml", "up", str(config), *options],
             cwd=ROOT, env={**os.environ, **TERMINAL, **(env or {})},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
@@ -102,8 +102,10 @@ def _stopped(up: Up, status: int, took: float, output: str) -> None:
     assert in_sessions({up.process.pid}) == {}
 
 
-def test_ctrl_c_stops_the_embedded_mofa_loop() -> None:
-    up = Up(CONFIG)
+def test_ctrl_c_stops_the_embedded_mofa_loop(tmp_path: Path) -> None:
+    # A knowledge base of its own: the shipped config's file (under configs/)
+    # outlives the run, and would resume whatever the last run there left.
+    up = Up(CONFIG, None, f"--set=deployment.knowledge=sqlite:{tmp_path / 'knowledge.sqlite'}")
     try:
         up.read_until(lambda: up.results() >= 1, "a result")
         status, took, output = up.interrupt()
