@@ -1,4 +1,4 @@
-"""Scenario: an embedded deployment keeps its results in SQLite; `status` reads them, no Redis.
+"""Scenario: a deployment keeps its results in SQLite; `status` reads them, no Redis needed.
 
 ``academy-ml up`` runs the toy loop with Academy's in-process exchange and
 the default knowledge base, a SQLite file in the deployment's directory
@@ -6,7 +6,8 @@ the default knowledge base, a SQLite file in the deployment's directory
 has exited, ``academy-ml status`` on the same config shows the results and
 the agents' last checkpoints, and the file holds every result. A run stopped
 with SIGINT resumes where it stopped: the second ``up`` evaluates what the
-first left pending and proposes nothing twice.
+first left pending and proposes nothing twice. Agents in host processes of
+their own (the Redis exchange) share the file as threads do.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from loop_toys import write_deployment
+from redis_server import RedisServer
 
 from academy_ml.agents.knowledge import SqliteKnowledgeBase
 
@@ -122,3 +124,19 @@ def test_a_run_stopped_with_sigint_resumes_where_it_stopped(tmp_path: Path) -> N
     assert len(evaluated) == final["candidates"]  # one log for both runs: nothing lost
     # The generator resumed its counter: no payload was proposed (so scored) twice.
     assert len(set(scores)) == len(scores)
+
+
+def test_host_processes_share_the_sqlite_file(tmp_path: Path, redis_server: RedisServer) -> None:
+    """With the Redis exchange each agent is a process of its own; all of them open the file."""
+    settings = f'name = "hosts"\nexchange = "{redis_server.url}"'  # knowledge: the default
+    config = write_deployment(tmp_path, settings, planner=f"budget = {BUDGET}")
+    log = tmp_path / "evaluated.txt"
+    env = {**os.environ, "LOOP_TOYS_LOG": str(log)}
+    done = up(config, env, "--logs", str(tmp_path / "logs"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts, scores = stored(tmp_path / "runinfo" / "hosts" / "knowledge.sqlite")
+    assert counts["results"] == counts["candidates"] >= BUDGET
+    assert sorted(scores) == sorted(float(x) for x in log.read_text().split())
+    shown = status(config, env)
+    assert shown.returncode == 0, shown.stderr
+    assert f"hosts: {counts['candidates']} candidates, {counts['results']} results" in shown.stdout
