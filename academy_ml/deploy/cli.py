@@ -52,11 +52,18 @@ def main(argv: list[str] | None = None) -> None:
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command in ("up", "status"):
-        from academy_ml.deploy.launch.console import run_status, run_up
+    if args.command in _LAUNCH:
+        from academy_ml.deploy.launch import console, verbs
 
+        runners = {
+            "up": console.run_up,
+            "status": console.run_status,
+            "down": verbs.run_down,
+            "reset": verbs.run_reset,
+            "results": verbs.run_results,
+        }
         try:
-            raise SystemExit((run_up if args.command == "up" else run_status)(args))
+            raise SystemExit(runners[args.command](args))
         except AcademyMLError as error:
             print(f"academy-ml: error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -75,11 +82,18 @@ def main(argv: list[str] | None = None) -> None:
         _cache_clear(args.dir)
 
 
+#: The verbs on a deployment config, and their help.
+_LAUNCH = {
+    "up": "launch a deployment's agents and watch the run until the planner stops",
+    "status": "agents, endpoints, caches and recent strategy firings of a deployment",
+    "down": "ask the agents of a deployment in host processes to checkpoint and stop",
+    "reset": "forget a deployment's state (knowledge base, checkpoints); asks unless --yes",
+    "results": "every result record of a deployment as csv, json or parquet",
+}
+
+
 def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for command, text in (
-        ("up", "launch a deployment's agents and watch the run until the planner stops"),
-        ("status", "agents, endpoints, caches and recent strategy firings of a deployment"),
-    ):
+    for command, text in _LAUNCH.items():
         cmd = sub.add_parser(command, help=text)
         cmd.add_argument("config", type=Path, help="deployment config (configs/local.toml...)")
         cmd.add_argument(
@@ -96,6 +110,18 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             )
             cmd.add_argument(
                 "--logs", type=Path, default=None, help="host process logs (default runinfo/NAME)"
+            )
+            cmd.add_argument(
+                "--resume",
+                action="store_true",
+                help="start a finished deployment again (its planner stopped, nothing pending)",
+            )
+        elif command == "reset":
+            cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        elif command == "results":
+            cmd.add_argument("--format", default="csv", help="csv (default), json or parquet")
+            cmd.add_argument(
+                "--output", type=Path, default=None, help="file to write (default: stdout)"
             )
 
 

@@ -28,6 +28,7 @@ from academy_ml.core.reconnect import connection_error
 from academy_ml.core.resp import AuthError, Connection, ConnectionLost
 from academy_ml.deploy.launch.build import check_agents, use_python_path
 from academy_ml.deploy.launch.config import Deployment, load_deployment
+from academy_ml.deploy.launch.lifecycle import FinishedDeployment, finished_counts
 from academy_ml.deploy.launch.run import Progress as RunProgress
 from academy_ml.deploy.launch.run import RunOutcome, up
 from academy_ml.deploy.launch.status import DeploymentStatus, collect_status
@@ -86,11 +87,22 @@ def exit_status(outcome: RunOutcome) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """``academy-ml up CONFIG``; returns the exit status (:func:`exit_status`)."""
+    """``academy-ml up CONFIG``; returns the exit status (:func:`exit_status`).
+
+    Raises:
+        FinishedDeployment: The deployment is finished and ``--resume`` was not given.
+    """
     deployment = load_deployment(args.config, args.set)
     use_python_path(deployment)  # agent classes may live there (examples/, a test's modules)
     check_agents(deployment)  # before the progress bar: an error is then its only line
     _run(deployment, _reachable(deployment))
+    finished = None if args.resume else _run(deployment, finished_counts(deployment))
+    if finished is not None:
+        raise FinishedDeployment(
+            f"{deployment.file}: finished with {finished['results']} results; "
+            f"`academy-ml up --resume {deployment.file}` continues it, "
+            f"`academy-ml reset {deployment.file}` forgets it"
+        )
     console = Console(stderr=True)
     with progress_bar(deployment, console) as show:
         outcome = _run(

@@ -20,11 +20,11 @@ from pydantic import BaseModel
 from academy_ml.agents.knowledge import KnowledgeBase, StrategyFiring, unseal_state
 from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.compute.placement import load_registry
-from academy_ml.deploy.launch.build import knowledge_factory
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import load_identities
+from academy_ml.deploy.launch.lifecycle import open_knowledge
 from academy_ml.engine.cache import CacheSummary, summarize
-from academy_ml.exceptions import ConfigError, WireError
+from academy_ml.exceptions import WireError
 from academy_ml.messaging import RedisExchangeFactory
 
 __all__ = ["AgentStatus", "DeploymentStatus", "EndpointStatus", "collect_status"]
@@ -76,18 +76,7 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
             (it was never launched from this config).
         KnowledgeStoreError: the SQLite file is not a usable knowledge base.
     """
-    path = deployment.knowledge_path
-    if deployment.knowledge_url is None and path is None:
-        raise ConfigError(
-            f"{deployment.file}: knowledge = 'memory' lives inside its `academy-ml up` process; "
-            "use knowledge = 'sqlite' or a Redis deployment to inspect it from outside"
-        )
-    if path is not None and not path.exists():  # opening it would create it
-        raise ConfigError(
-            f"{deployment.file}: no knowledge base at {path} yet "
-            f"(`academy-ml up {deployment.file}` creates it)"
-        )
-    kb = knowledge_factory(deployment).open()
+    kb = open_knowledge(deployment)
     try:
         ids = await load_identities(kb) or {}
         counts = await kb.counts()
