@@ -116,6 +116,13 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                 action="store_true",
                 help="start a finished deployment again (its planner stopped, nothing pending)",
             )
+        elif command == "down":
+            cmd.add_argument(
+                "--wait",
+                type=float,
+                default=60.0,
+                help="seconds to wait for the supervising `up` to stop the run (default 60)",
+            )
         elif command == "reset":
             cmd.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         elif command == "results":

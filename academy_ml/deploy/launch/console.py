@@ -78,8 +78,8 @@ def progress_bar(
 
 
 def exit_status(outcome: RunOutcome) -> int:
-    """0 (done), 128 + signal (interrupted) or :data:`TIMEOUT_STATUS`."""
-    if outcome.reason == "done":
+    """0 (done, or stopped by ``down``), 128 + signal (interrupted) or :data:`TIMEOUT_STATUS`."""
+    if outcome.reason in ("done", "down"):
         return 0
     if outcome.reason == "timeout":
         return TIMEOUT_STATUS

@@ -13,29 +13,35 @@ deployment without ``stop_with`` never finishes.
 shared-memory files), or in Redis every key of its knowledge base (results,
 ledger, models, firings, checkpoints and the agents' identities), found with
 SCAN, never KEYS, so Redis is not blocked on a large keyspace.
+
+``down`` stops a deployment whose agents run in host processes: it records
+a request in the knowledge base, the ``up`` supervising the run sees it on
+its next look and stops the hosts as on Ctrl-C (each agent checkpoints), and
+marks it served. The hosts are not asked directly: ``up`` would start a
+host that exited again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
-from typing import Any
 
-from academy.handle import Handle
-
-from academy_ml.agents.knowledge import KnowledgeBase, unseal_state
+from academy_ml.agents.knowledge import KnowledgeBase, seal_state, unseal_state
 from academy_ml.agents.strategic import CHECKPOINT_KIND
 from academy_ml.core.resp import Connection
 from academy_ml.deploy.launch.build import knowledge_factory
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import load_identities
 from academy_ml.exceptions import ConfigError, WireError
-from academy_ml.messaging import RedisExchangeFactory
 
 __all__ = [
     "FinishedDeployment",
     "check_stoppable",
+    "down_requested",
     "finished_counts",
     "open_knowledge",
+    "request_down",
     "reset_deployment",
     "sqlite_files",
     "stop_agents",
@@ -46,6 +52,15 @@ _SIDECARS = ("-wal", "-shm", "-journal")
 
 #: Keys deleted per UNLINK (and asked for per SCAN step).
 _BATCH = 500
+
+#: Checkpoint slot of a ``down`` request (no agent is named like this: names are ``[\w-]+``).
+_DOWN_SLOT = "deployment/down"
+
+#: Seconds ``down`` waits for ``up`` to stop the run (its hosts have STOP_GRACE_S each).
+DOWN_WAIT_S = 60.0
+
+#: Seconds between ``down``'s looks at its request.
+_DOWN_POLL_S = 0.2
 
 #: Seconds Redis has to answer a reset.
 _CONNECT_TIMEOUT_S = 5.0
@@ -168,30 +183,48 @@ def check_stoppable(deployment: Deployment) -> None:
         )
 
 
-async def stop_agents(deployment: Deployment) -> list[str]:
-    """Ask every agent of a host-process deployment to checkpoint and shut down.
+async def request_down(kb: KnowledgeBase, requested: bool = True) -> None:
+    """Ask the ``up`` watching the deployment to stop it (False: the request was served)."""
+    await kb.save_checkpoint(_DOWN_SLOT, seal_state(_DOWN_SLOT, {"requested": requested}))
 
-    Returns the names of the agents asked. Each host's agent checkpoints in
-    its shutdown and its process exits; ``up``, if it still supervises the
-    run, sees its stop agent gone and its hosts exit.
+
+async def down_requested(kb: KnowledgeBase) -> bool:
+    """``academy-ml down`` asked for the run to stop and no ``up`` has served it yet."""
+    saved = await kb.load_checkpoint(_DOWN_SLOT)
+    if saved is None:
+        return False
+    try:
+        return unseal_state(_DOWN_SLOT, saved).get("requested") is True
+    except WireError:  # unreadable: not a request
+        return False
+
+
+async def stop_agents(deployment: Deployment, wait_s: float = DOWN_WAIT_S) -> None:
+    """Ask the ``up`` supervising a host-process deployment to stop it; wait until it has.
+
+    ``up`` looks for the request every time it looks at the run, stops its
+    hosts in order (each agent checkpoints in its shutdown) and then marks
+    the request served.
 
     Raises:
         ConfigError: The agents are threads of one ``up`` process (nothing
-            separate to stop), or the deployment was never launched.
+            separate to stop), the deployment was never launched, or no
+            ``up`` served the request within ``wait_s`` (none is running).
     """
     check_stoppable(deployment)
     kb = open_knowledge(deployment)
     try:
-        ids = await load_identities(kb)
+        if not await load_identities(kb):
+            raise ConfigError(f"{deployment.file}: never launched (no agents registered)")
+        await request_down(kb)
+        deadline = time.monotonic() + wait_s
+        while await down_requested(kb):
+            if time.monotonic() > deadline:
+                await request_down(kb, requested=False)  # a later `up` must not stop at once
+                raise ConfigError(
+                    f"{deployment.file}: no `academy-ml up` stopped the run within {wait_s:.0f} s "
+                    "(none is running; hosts started by hand stop with SIGTERM)"
+                )
+            await asyncio.sleep(_DOWN_POLL_S)
     finally:
         await kb.close()
-    if not ids:
-        raise ConfigError(f"{deployment.file}: never launched (no agents registered)")
-    factory = RedisExchangeFactory(deployment.settings.exchange)
-    asked: list[str] = []
-    async with await factory.create_user_client():
-        for name, agent_id in ids.items():
-            handle: Handle[Any] = Handle(agent_id)
-            await handle.shutdown()
-            asked.append(name)
-    return asked

@@ -8,11 +8,12 @@ and the ledger make the restart lose and repeat nothing.
 
 The run ends when the ``stop_with`` agent's strategies have stopped and the
 ledger has drained (every candidate has its result), on the first SIGINT or
-SIGTERM, or after ``timeout_s``. Agents are then shut down, which
-checkpoints them and closes their endpoints; pipeline batches still running
-on their worker threads (which no signal reaches) are interrupted, not
-waited for (:mod:`academy_ml.deploy.launch.interrupt`); host processes get SIGTERM
-and STOP_GRACE_S to exit before SIGKILL. A second signal forces: every process
+SIGTERM, after ``timeout_s``, or when ``academy-ml down`` asks (host
+processes). Agents are then shut down, which checkpoints them and closes
+their endpoints; pipeline batches still running on their worker threads
+(which no signal reaches) are interrupted, not waited for
+(:mod:`academy_ml.deploy.launch.interrupt`); host processes get SIGTERM and
+STOP_GRACE_S to exit before SIGKILL. A second signal forces: every process
 of the run is killed and this process exits at once (``128 + signal``).
 
 Only this process sees the terminal's Ctrl-C: hosts start in sessions of
@@ -56,6 +57,7 @@ from academy_ml.deploy.launch.build import (
 from academy_ml.deploy.launch.config import Deployment
 from academy_ml.deploy.launch.identities import save_identities
 from academy_ml.deploy.launch.interrupt import Interrupter, interrupt_native_runs
+from academy_ml.deploy.launch.lifecycle import down_requested, request_down
 from academy_ml.deploy.launch.reaper import RUN_VARIABLE, reap, run_tag
 from academy_ml.messaging import RedisExchangeFactory
 
@@ -87,7 +89,7 @@ class Progress:
 class RunOutcome:
     """How a run ended."""
 
-    reason: str  # "done", "interrupted", "timeout"
+    reason: str  # "done", "interrupted", "timeout", "down" (`academy-ml down`)
     counts: dict[str, int]
     elapsed_s: float
     restarts: dict[str, int] = field(default_factory=dict)
@@ -254,6 +256,7 @@ async def _up_processes(
                 cls = import_object(spec.agent.class_, f"{spec.file}: agent.class")
                 ids[name] = (await client.register_agent(cls, name=name)).agent_id
             await save_identities(kb, ids)
+            await request_down(kb, requested=False)  # one no `up` served is not for this run
             hosts = {
                 name: _Host(deployment, name, logs, tag, sessions) for name in deployment.agents
             }
@@ -268,6 +271,8 @@ async def _up_processes(
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervise
             await asyncio.to_thread(_stop_hosts, list(hosts.values()))
+            if outcome.reason == "down":
+                await request_down(kb, requested=False)  # served: `down` returns
             for agent_id in ids.values():
                 with contextlib.suppress(Exception):
                     await client.terminate(agent_id)
@@ -412,6 +417,8 @@ async def _watch(
                 await look
             return RunOutcome("interrupted", counts, elapsed, restarts)
         counts, status = look.result()
+        if hosts is not None and await down_requested(kb):
+            return RunOutcome("down", counts, elapsed, restarts)
         if on_progress is not None:
             on_progress(Progress(counts, status, dict(restarts), elapsed))
         drained = counts["pending"] == 0 and status is not None and bool(status["stopped"])

@@ -22,12 +22,12 @@ __all__ = ["run_down", "run_reset", "run_results"]
 
 
 def run_down(args: argparse.Namespace) -> int:
-    """``academy-ml down CONFIG``: ask each agent to checkpoint and shut down."""
+    """``academy-ml down CONFIG``: the supervising ``up`` stops the run; its agents checkpoint."""
     deployment = load_deployment(args.config, args.set)
     check_stoppable(deployment)  # before any connection
     _run(deployment, _reachable(deployment))
-    asked = _run(deployment, stop_agents(deployment))
-    print(f"{deployment.settings.name}: asked {', '.join(asked)} to checkpoint and stop")
+    _run(deployment, stop_agents(deployment, args.wait))
+    print(f"{deployment.settings.name}: stopped; its agents checkpointed")
     return 0
 
 

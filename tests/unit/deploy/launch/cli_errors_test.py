@@ -1,4 +1,4 @@
-"""``academy-ml up`` and ``status``: bad input and unreachable services are one line and rc 2.
+"""Every verb on a deployment config: bad input and unreachable services are one line, rc 2.
 
 Run as a user would (a subprocess of ``python -m academy_ml``), against a
 real redis-server for the password cases and a closed port for the
@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from redis_server import RedisServer
+
+#: Every verb on a deployment config (reset told --yes: it asks before connecting).
+VERBS = ["up", "status", "down", "reset --yes", "results"]
 
 SPECS = {
     "planner.toml": '[agent]\nclass = "academy_ml.agents.PlannerAgent"\nname = "planner"\n'
@@ -52,10 +55,10 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("verb", ["up", "status"])
+@pytest.mark.parametrize("verb", VERBS)
 def test_a_deployment_that_is_no_table(tmp_path: Path, verb: str) -> None:
     config = _config(tmp_path, "deployment = 5\n")
-    code, lines = _cli(verb, config)
+    code, lines = _cli(*verb.split(), config)
     assert code == 2
     assert lines == [f"academy-ml: error: {config}: deployment: expected a table ([deployment]), "
                      "got 5"]  # fmt: skip
@@ -69,28 +72,28 @@ def test_an_agent_argument_of_the_wrong_type(tmp_path: Path) -> None:
     assert f"{tmp_path / 'planner.toml'}: agent.init.budget: PlannerAgent expects int" in lines[0]
 
 
-@pytest.mark.parametrize("verb", ["up", "status"])
+@pytest.mark.parametrize("verb", VERBS)
 def test_a_bad_url_parameter(tmp_path: Path, verb: str) -> None:
     config = _redis_config(tmp_path, "redis://127.0.0.1:6379/0?colour=blue")
-    code, lines = _cli(verb, config)
+    code, lines = _cli(*verb.split(), config)
     assert code == 2
     assert len(lines) == 1
     assert f"{config}: deployment.exchange: unknown Redis URL parameter(s) ['colour']" in lines[0]
 
 
-@pytest.mark.parametrize("verb", ["up", "status"])
+@pytest.mark.parametrize("verb", VERBS)
 def test_redis_unreachable(tmp_path: Path, verb: str) -> None:
     url = f"redis://127.0.0.1:{_closed_port()}/0"
-    code, lines = _cli(verb, _redis_config(tmp_path, url))
+    code, lines = _cli(*verb.split(), _redis_config(tmp_path, url))
     assert code == 2
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"academy-ml: error: cannot reach Redis at {url}: ")
 
 
-@pytest.mark.parametrize("verb", ["up", "status"])
+@pytest.mark.parametrize("verb", VERBS)
 def test_a_wrong_password(tmp_path: Path, verb: str, redis_password_server: RedisServer) -> None:
     url = f"redis://:wrong@127.0.0.1:{redis_password_server.port}/0"
-    code, lines = _cli(verb, _redis_config(tmp_path, url))
+    code, lines = _cli(*verb.split(), _redis_config(tmp_path, url))
     assert code == 2
     assert len(lines) == 1, lines
     assert f"Redis at redis://:***@127.0.0.1:{redis_password_server.port}/0 refused" in lines[0]
