@@ -23,17 +23,25 @@ INTERRUPT_PERIOD_S = 0.2
 
 _RUNTIME = "academy_ml._runtime"
 
+#: Foreign (scikit-learn) steps of a run execute in worker processes the
+#: runtime does not see; this module stops them (and kills the workers).
+_FOREIGN = "academy_ml.engine.foreign_pool"
+
 
 def interrupt_native_runs() -> int:
     """Interrupt every runtime call in flight in this process; returns how many there were.
 
     Safe in a signal handler (no import, no lock): a process that has not
-    loaded the runtime has nothing to interrupt and does not load it.
+    loaded the runtime has nothing to interrupt and does not load it. Runs
+    in their foreign-step phase are interrupted too.
     """
+    interrupted = 0
+    foreign = sys.modules.get(_FOREIGN)
+    if foreign is not None:
+        interrupted += foreign.interrupt_foreign_runs()
     runtime = sys.modules.get(_RUNTIME)
-    if runtime is None:
-        return 0
-    interrupted: int = runtime.interrupt_runs()
+    if runtime is not None:
+        interrupted += runtime.interrupt_runs()
     return interrupted
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,11 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 import academy_ml as aml
+from academy_ml.deploy.launch.interrupt import interrupt_native_runs
 from academy_ml.engine import foreign_workers
 from academy_ml.engine.foreign_pool import interrupt_foreign_runs
 from academy_ml.exceptions import RunInterrupted
@@ -41,7 +43,7 @@ def test_many_pipelines_with_failures_sleeps_and_crashes_fail_only_themselves(
     bad = {
         "fails": make_pipeline(StandardScaler(), FailOn(FOLD0_ROWS), _tree(0)),
         "exits": make_pipeline(StandardScaler(), Crash("exit", FOLD0_ROWS), _tree(0)),
-        "segfaults": make_pipeline(MinMaxScaler(), Crash("segv"), _tree(0)),
+        "segfaults": make_pipeline(MinMaxScaler(), Crash("segv", FOLD0_ROWS), _tree(0)),
         "fails_first": make_pipeline(FailOn(), _tree(0)),
     }
     batch = [p for pair in zip(good, list(bad.values()) * 5, strict=False) for p in pair]
@@ -124,8 +126,10 @@ def _worker_pids(log_dir: Path) -> set[int]:
     return {int(f.name.split("-")[0]) for f in log_dir.iterdir()}
 
 
+# The engine's own hook, and what a stopping process calls (it reaches native runs too).
+@pytest.mark.parametrize("interrupt", [interrupt_foreign_runs, interrupt_native_runs])
 def test_an_interrupt_stops_the_foreign_phase_and_kills_its_workers(
-    diabetes: Any, tmp_path: Path
+    diabetes: Any, tmp_path: Path, interrupt: Callable[[], int]
 ) -> None:
     X, y = diabetes
     plan = aml.compile(
@@ -148,7 +152,7 @@ def test_an_interrupt_stops_the_foreign_phase_and_kills_its_workers(
         worker.join(0.05)
     pids = _worker_pids(tmp_path)
     while worker.is_alive():
-        interrupt_foreign_runs()
+        interrupt()
         worker.join(0.05)
 
     assert len(errors) == 1
@@ -172,3 +176,14 @@ def test_idle_workers_are_closed_and_reaped_at_shutdown(diabetes: Any) -> None:
 
     assert foreign_workers._idle == []
     assert not [p for p in pids if psutil.pid_exists(p)]
+
+
+def test_steps_no_worker_can_load_run_in_this_process(diabetes: Any) -> None:
+    X, y = diabetes
+    # A lambda cannot be pickled for a worker: the tail runs here, with the same result.
+    pipeline = make_pipeline(StandardScaler(), FunctionTransformer(lambda a: a * 2), _tree(0))
+
+    (result,) = aml.evaluate([pipeline], X, y, cv=CV, threads=2)
+
+    assert result.ok, result.error
+    np.testing.assert_array_equal(result.fold_scores, cross_val_score(pipeline, X, y, cv=CV))
