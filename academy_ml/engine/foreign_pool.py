@@ -2,10 +2,13 @@
 
 Why processes and not threads: scikit-learn's Cython kernels release the
 GIL, but the Python between them (HistGradientBoosting's grower, the
-forests' per-tree loop, validation, scorers) holds it, and a pool of
-threads serialised there: on the foreign benchmark (benchmarks/foreign.py,
-2 cores) a thread pool gained little over one fit at a time, while two
-worker processes each on one OpenMP thread ran close to twice as fast.
+forests' per-tree loop, validation, scorers) holds it, so threads
+serialise there; and only a process can be killed mid-fit (Ctrl-C, an
+interrupt) or die alone (a segfault, ``os._exit`` in a step fails only its
+pipelines). Measured (benchmarks/foreign.py --quick, 2 cores at load
+average ~10): a 2-thread pool took 49.7 s and these workers 49.6 s against
+39.6 s sequential on one thread, so on a saturated machine neither wins
+and speed does not decide; isolation and killability do.
 
 How: workers are separate interpreters (``python -m
 academy_ml.engine.foreign_worker``, so a user's unguarded ``__main__`` is
