@@ -366,6 +366,6 @@ mod tests {
             thread.join().unwrap();
         }
         writer.flush();
-        assert_eq!(written.lock().unwrap().len(), 60 + 8 * 30);
+        assert_eq!(written.lock().unwrap().len(), 30 + 8 * 30);
     }
 }
