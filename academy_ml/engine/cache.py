@@ -32,6 +32,7 @@ is not a regular file (a link, a FIFO) is removed unread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from dataclasses import dataclass, fields
@@ -218,10 +219,8 @@ class Cache:
 
 def _flush_quietly(native: Any) -> None:
     # At exit, counters that cannot be written are not worth a traceback.
-    try:
+    with contextlib.suppress(CacheError):
         native.flush()
-    except CacheError:
-        pass
 
 
 def _open(path: str, memory_bytes: int, disk_bytes: int) -> Cache:
