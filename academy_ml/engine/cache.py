@@ -16,6 +16,11 @@ node (entries written atomically, least recently used out past
 recomputed. A value is kept when it is small or when recomputing it would
 take longer than reading it back.
 
+A run's entries are written to disk behind it, by a background thread of the
+cache: this process reads them at once, other processes once they are written
+(at the latest after :meth:`Cache.flush`, when the cache is collected, or when
+the interpreter exits). A process killed before that only loses cache entries.
+
 The directory is private: created with mode 0700, and refused (``CacheError``
 naming the path and the reason) when it is a symbolic link, owned by another
 user or writable by group or others. Entries carry a blake3 checksum keyed
@@ -27,7 +32,9 @@ is not a regular file (a link, a FIFO) is removed unread.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import weakref
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,7 @@ from typing import Any
 import platformdirs
 
 from academy_ml import _runtime
+from academy_ml.exceptions import CacheError
 
 __all__ = [
     "DEFAULT_DISK_BYTES",
@@ -159,6 +167,9 @@ class Cache:
         self.memory_bytes = _budget("memory_bytes", memory_bytes)
         self.disk_bytes = _budget("disk_bytes", disk_bytes)
         self.native = _runtime.NodeCache(str(self.path), self.memory_bytes, self.disk_bytes)
+        # Entries still being written reach the disk before the interpreter
+        # exits, even when this cache is still referenced then.
+        weakref.finalize(self, _flush_quietly, self.native)
 
     def __repr__(self) -> str:
         return (
@@ -180,9 +191,17 @@ class Cache:
         """Bytes held by the memory tier."""
         return self.native.memory_used()
 
+    def flush(self) -> None:
+        """Waits until every entry stored so far is on disk; adds the counters to the totals.
+
+        Raises:
+            CacheError: If the directory's totals cannot be updated.
+        """
+        self.native.flush()
+
     def summary(self) -> CacheSummary:
         """What the directory holds, with every process's counters."""
-        self.native.flush()
+        self.flush()
         return summarize(self.path)
 
     def clear(self) -> int:
@@ -196,6 +215,12 @@ class Cache:
     def put_blob(self, key: str, data: bytes) -> None:
         """Stores a small Python-side result (a fold score) under ``key``."""
         self.native.put_blob(key, data)
+
+
+def _flush_quietly(native: Any) -> None:
+    # At exit, counters that cannot be written are not worth a traceback.
+    with contextlib.suppress(CacheError):
+        native.flush()
 
 
 def _open(path: str, memory_bytes: int, disk_bytes: int) -> Cache:

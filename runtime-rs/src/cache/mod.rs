@@ -9,7 +9,9 @@
 //! that every process of the user on the node shares (atomic writes, entries
 //! checksummed with a key only the directory's owner can read, LRU eviction
 //! within a byte budget). A damaged or forged entry is counted, removed and
-//! recomputed, never returned.
+//! recomputed, never returned. A run stores its entries with
+//! [`NodeCache::put_behind`]: a background writer puts them on disk while
+//! this process already reads them (see `writer`).
 //!
 //! Admission is cost-aware: a value is kept when it is small, or when
 //! recomputing it from what is cached would take longer than storing and
@@ -20,10 +22,11 @@ mod disk;
 mod key;
 mod memory;
 mod secure;
+mod writer;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +37,7 @@ use disk::Read;
 pub use key::{Key, FORMAT, RUNTIME_ID};
 use secure::Opened;
 pub use secure::{Reason, Refused};
+use writer::Writer;
 
 use crate::error::{Result, RuntimeError};
 
@@ -123,8 +127,11 @@ pub struct NodeCache {
     dir: PathBuf,
     memory: Option<memory::Lru>,
     /// The disk tier and the key of its entries' checksums.
-    disk: Option<(disk::Store, Secret)>,
-    stats: Mutex<Stats>,
+    disk: Option<(Arc<disk::Store>, Secret)>,
+    /// Writes the disk tier's entries behind runs (with the disk tier, when
+    /// its thread could start).
+    writer: Option<Writer>,
+    stats: Arc<Mutex<Stats>>,
     /// Counters already added to the directory's totals.
     flushed: Mutex<Stats>,
     /// When a run last added its counters to the totals (None: never).
@@ -151,27 +158,36 @@ impl NodeCache {
                     })
                 },
             )?;
-            Some((store, Secret::new(secret)))
+            Some((Arc::new(store), Secret::new(secret)))
         } else {
             None
         };
+        let stats = Arc::<Mutex<Stats>>::default();
+        let writer = disk.as_ref().and_then(|(store, _)| {
+            let (store, stats) = (Arc::clone(store), Arc::clone(&stats));
+            Writer::start(Box::new(move |key, bytes| {
+                write_entry(&store, &stats, key, bytes);
+            }))
+        });
         Ok(NodeCache {
             dir: config.dir.clone(),
             memory: (config.memory_bytes > 0).then(|| memory::Lru::new(config.memory_bytes)),
             disk,
-            stats: Mutex::default(),
+            writer,
+            stats,
             flushed: Mutex::default(),
             last_flush: Mutex::default(),
         })
     }
 
     fn count(&self, update: impl FnOnce(&mut Stats)) {
-        update(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+        count(&self.stats, update);
     }
 
-    /// Looks `key` up in memory, then on disk; `accept` may refuse a stored
-    /// value that cannot serve this request (a neighbour list that is too
-    /// short). Damaged entries are removed and counted.
+    /// Looks `key` up in memory, then among entries waiting to be written,
+    /// then on disk; `accept` may refuse a stored value that cannot serve
+    /// this request (a neighbour list that is too short). Damaged entries are
+    /// removed and counted.
     pub fn get(&self, key: &Key, accept: impl Fn(&Entry) -> bool) -> Option<Entry> {
         if let Some(entry) = self.memory.as_ref().and_then(|m| m.get(key)) {
             if accept(&entry) {
@@ -186,32 +202,16 @@ impl NodeCache {
             self.count(|s| s.misses += 1);
             return None;
         };
-        let bytes = match disk.read(key) {
-            Ok(Read::Bytes(bytes)) => bytes,
-            Ok(Read::Missing) => {
-                self.count(|s| s.misses += 1);
-                return None;
-            }
-            Ok(Read::Refused) => {
-                self.count(|s| {
-                    s.corrupt += 1;
-                    s.misses += 1;
-                });
-                return None;
-            }
-            Err(_) => {
-                self.count(|s| {
-                    s.io_errors += 1;
-                    s.misses += 1;
-                });
-                return None;
-            }
+        let pending = self.writer.as_ref().and_then(|w| w.pending(key));
+        let (bytes, from_disk) = match pending {
+            Some(bytes) => (bytes, false),
+            None => self.read(disk, key)?,
         };
         match codec::decode(secret, key, &bytes) {
             Ok(entry) if accept(&entry) => {
                 self.count(|s| {
                     s.hits += 1;
-                    s.bytes_read += bytes.len() as u64;
+                    s.bytes_read += if from_disk { bytes.len() as u64 } else { 0 };
                 });
                 self.remember(*key, &entry, bytes.len());
                 Some(entry)
@@ -231,9 +231,48 @@ impl NodeCache {
         }
     }
 
+    /// `key`'s bytes on disk (and that they came from disk), or None (counted
+    /// as a miss).
+    fn read(&self, disk: &disk::Store, key: &Key) -> Option<(Arc<Vec<u8>>, bool)> {
+        match disk.read(key) {
+            Ok(Read::Bytes(bytes)) => Some((Arc::new(bytes), true)),
+            Ok(Read::Missing) => {
+                self.count(|s| s.misses += 1);
+                None
+            }
+            Ok(Read::Refused) => {
+                self.count(|s| {
+                    s.corrupt += 1;
+                    s.misses += 1;
+                });
+                None
+            }
+            Err(_) => {
+                self.count(|s| {
+                    s.io_errors += 1;
+                    s.misses += 1;
+                });
+                None
+            }
+        }
+    }
+
     /// Stores `entry` if it is worth keeping: small, or slower to recompute
-    /// (`recompute`) than to read back. Returns whether it was stored.
+    /// (`recompute`) than to read back; on disk before returning. Returns
+    /// whether it was stored.
     pub fn put(&self, key: &Key, entry: &Entry, recompute: Duration) -> bool {
+        self.store(key, entry, recompute, false)
+    }
+
+    /// [`NodeCache::put`], the disk write left to the background writer
+    /// (this process reads the entry meanwhile; other processes see it once
+    /// written, at the latest after [`NodeCache::flush`]). Large entries, and
+    /// any when the writer's queue is full, are written before returning.
+    pub fn put_behind(&self, key: &Key, entry: &Entry, recompute: Duration) -> bool {
+        self.store(key, entry, recompute, true)
+    }
+
+    fn store(&self, key: &Key, entry: &Entry, recompute: Duration, behind: bool) -> bool {
         let sealing = self.disk.as_ref().map_or(&NO_SECRET, |(_, secret)| secret);
         let mut encoded = None;
         let size = match codec::encoded_len(entry) {
@@ -246,12 +285,12 @@ impl NodeCache {
         }
         if let Some((disk, secret)) = &self.disk {
             let bytes = encoded.unwrap_or_else(|| codec::encode(secret, key, entry));
-            match disk.write(key, &bytes) {
-                Ok(evicted) => self.count(|s| {
-                    s.bytes_written += bytes.len() as u64;
-                    s.evictions += evicted;
-                }),
-                Err(_) => self.count(|s| s.io_errors += 1),
+            let inline = match &self.writer {
+                Some(writer) if behind && size <= SMALL_ENTRY => writer.push(*key, bytes).err(),
+                _ => Some(bytes),
+            };
+            if let Some(bytes) = inline {
+                write_entry(disk, &self.stats, key, &bytes);
             }
         }
         self.remember(*key, entry, size);
@@ -285,6 +324,9 @@ impl NodeCache {
     /// Empties both tiers and the directory's totals; returns the number of
     /// disk entries removed.
     pub fn clear(&self) -> Result<u64> {
+        if let Some(writer) = &self.writer {
+            writer.discard();
+        }
         if let Some(memory) = &self.memory {
             memory.clear();
         }
@@ -293,6 +335,15 @@ impl NodeCache {
             Some((store, _)) => clear_store(store, &self.dir),
             None => Ok(0),
         }
+    }
+
+    /// Waits until every entry stored so far is on disk (visible to other
+    /// processes), then adds the counters to the directory's totals.
+    pub fn flush(&self) -> Result<()> {
+        if let Some(writer) = &self.writer {
+            writer.flush();
+        }
+        self.flush_stats()
     }
 
     /// Adds this process's counters since the last flush to the directory's
@@ -351,7 +402,22 @@ impl NodeCache {
 impl Drop for NodeCache {
     fn drop(&mut self) {
         // Best effort: a process exiting must not fail because of counters.
-        let _ = self.flush_stats();
+        let _ = self.flush();
+    }
+}
+
+fn count(stats: &Mutex<Stats>, update: impl FnOnce(&mut Stats)) {
+    update(&mut stats.lock().unwrap_or_else(|e| e.into_inner()));
+}
+
+/// Writes one encoded entry to the disk tier, counting what it did.
+fn write_entry(disk: &disk::Store, stats: &Mutex<Stats>, key: &Key, bytes: &[u8]) {
+    match disk.write(key, bytes) {
+        Ok(evicted) => count(stats, |s| {
+            s.bytes_written += bytes.len() as u64;
+            s.evictions += evicted;
+        }),
+        Err(_) => count(stats, |s| s.io_errors += 1),
     }
 }
 
@@ -410,5 +476,7 @@ fn with_totals(dir: &Path, temp_dir: &Path, update: impl FnOnce(&mut Stats)) -> 
     lock.unlock()
 }
 
+#[cfg(test)]
+mod behind_tests;
 #[cfg(test)]
 mod tests;

@@ -421,7 +421,7 @@ impl<'p, 'a> State<'p, 'a> {
             .sum();
         let cost = Duration::from_nanos(upstream).saturating_add(took);
         let began = Instant::now();
-        let stored = cache.put(key, &Entry::Value(value.clone()), cost);
+        let stored = cache.put_behind(key, &Entry::Value(value.clone()), cost);
         self.time("cache store".into(), began.elapsed());
         if stored {
             self.stores.fetch_add(1, Ordering::Relaxed);

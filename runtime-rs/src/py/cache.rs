@@ -58,10 +58,11 @@ impl PyNodeCache {
             .map_err(errors::to_py)
     }
 
-    /// Adds this process's counters to the directory's totals.
-    fn flush(&self) -> PyResult<()> {
+    /// Waits until every entry stored so far is on disk (other processes see
+    /// it), then adds this process's counters to the directory's totals.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
         gil::guard("NodeCache.flush", || {
-            self.inner.flush_stats().map_err(errors::to_py)
+            py.detach(|| self.inner.flush()).map_err(errors::to_py)
         })
     }
 

@@ -6,8 +6,11 @@ import os
 import pickle
 import re
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import academy_ml as aml
@@ -177,3 +180,51 @@ def test_a_planted_entry_is_a_miss(tmp_path: Path) -> None:
     assert cache.get_blob("k") is None
     assert victim.read_bytes() == genuine
     assert not entry.is_symlink()
+
+
+def _ridge_plan() -> aml.Plan:
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    pipelines = [make_pipeline(StandardScaler(), Ridge(alpha=a)) for a in (0.1, 1.0, 10.0)]
+    return aml.compile(pipelines, cv=3, X=X, y=y)
+
+
+def test_a_runs_entries_written_behind_reach_other_processes_after_flush(tmp_path: Path) -> None:
+    plan = _ridge_plan()
+    first = aml.Cache(tmp_path, memory_bytes=0)
+    cold = aml.run(plan, cache=first)
+    # Read back in this process at once (memory tier off: pending or disk).
+    assert aml.run(plan, cache=first).executed == 0
+    first.flush()
+    assert summarize(tmp_path).entries == cold.cache_stores
+    warm = aml.run(plan, cache=aml.Cache(tmp_path, memory_bytes=0))
+    assert (warm.executed, warm.cache.corrupt) == (0, 0)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+CHILD = """
+import sys
+import academy_ml as aml
+sys.path.insert(0, {tests!r})
+from cache_test import _ridge_plan
+cache = aml.Cache({path!r})
+print(aml.run(_ridge_plan(), cache=cache).cache_stores)
+"""
+
+
+def test_entries_still_being_written_reach_the_disk_when_the_process_exits(
+    tmp_path: Path,
+) -> None:
+    code = CHILD.format(tests=str(Path(__file__).parent), path=str(tmp_path))
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert child.returncode == 0, child.stderr
+    assert summarize(tmp_path).entries == int(child.stdout) > 0
+    warm = aml.run(_ridge_plan(), cache=aml.Cache(tmp_path))
+    assert warm.executed == 0
