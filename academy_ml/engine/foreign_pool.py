@@ -5,10 +5,11 @@ GIL, but the Python between them (HistGradientBoosting's grower, the
 forests' per-tree loop, validation, scorers) holds it, so threads
 serialise there; and only a process can be killed mid-fit (Ctrl-C, an
 interrupt) or die alone (a segfault, ``os._exit`` in a step fails only its
-pipelines). Measured (benchmarks/foreign.py --quick, 2 cores at load
-average ~10): a 2-thread pool took 49.7 s and these workers 49.6 s against
-39.6 s sequential on one thread, so on a saturated machine neither wins
-and speed does not decide; isolation and killability do.
+pipelines). Measured with benchmarks/foreign.py on 2 shared, busy cores
+(load average 4-11, so indicative only): at 2,000 rows a 2-thread pool
+took 49.7 s and these workers 49.6 s (sequential: 39.6 s); at 20,000 rows
+the thread pool took 334 s and these workers 121-134 s (sequential on one
+thread: 481 s).
 
 How: workers are separate interpreters (``python -m
 academy_ml.engine.foreign_worker``, so a user's unguarded ``__main__`` is
