@@ -34,6 +34,7 @@ test: redis slurm dev
 	$(BIN)/python benchmarks/pipeline_search.py --quick
 	$(BIN)/python benchmarks/exchange.py --quick
 	$(BIN)/python benchmarks/placement.py --quick
+	$(BIN)/python benchmarks/agent_mix.py --quick
 
 ## make lint: ruff, mypy, rustfmt, clippy, stub check.
 lint: dev
@@ -52,6 +53,7 @@ bench: redis $(VENV)/.deps
 	$(BIN)/python benchmarks/pipeline_search.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/exchange.py
 	$(BIN)/python benchmarks/placement.py
+	$(BIN)/python benchmarks/agent_mix.py
 
 ## make demo: the MOFA-style loop on embedded defaults (in-process exchange, Parsl LocalProvider), retrain vs --no-retrain.
 demo: dev
