@@ -78,6 +78,7 @@ import pandas as pd
 from diamonds import CATEGORICAL, NUMERIC, diamonds_table
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
+from parity import Scores, difference
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
@@ -107,7 +108,6 @@ CV = 5
 SCORING = "r2"
 TARGET = "__target__"
 
-Scores = np.ndarray[Any, np.dtype[np.float64]]
 T = TypeVar("T")
 
 
@@ -329,15 +329,6 @@ def _in_fresh_process(variants: list[str], work: Workload) -> list[Measurement]:
         return pool.submit(run_variants, variants, work).result()
 
 
-def _difference(scores: Scores, reference: Scores) -> float:
-    """Largest absolute difference; a NaN on one side only counts as infinite."""
-    if scores.shape != reference.shape:
-        return float("inf")
-    diff = np.abs(scores - reference)
-    diff[np.isnan(scores) & np.isnan(reference)] = 0.0
-    return float(np.max(np.nan_to_num(diff, nan=np.inf), initial=0.0))
-
-
 def main() -> None:
     """Runs every variant, prints the tables and the goals, checks parity."""
     parser = argparse.ArgumentParser(
@@ -412,7 +403,7 @@ def _totals(measured: dict[str, Measurement], families: list[str], title: str) -
             f"{m.peak_mib:,.0f}",
             f"{b0.seconds / m.seconds:.2f}x",
             "-" if b2 is None else f"{b2.seconds / m.seconds:.2f}x",
-            f"{_difference(m.scores[keep], b0.scores[keep]):.1e}",
+            f"{difference(m.scores[keep], b0.scores[keep]):.1e}",
             _backend_counts(m.backends),
         )
     return table
@@ -482,9 +473,9 @@ def _report_parity(
     """Prints KNN's difference apart; returns the worst enforced difference."""
     b0 = measured["B0"]
     keep = _enforced(families)
-    worst = max(_difference(m.scores[keep], b0.scores[keep]) for m in measured.values())
+    worst = max(difference(m.scores[keep], b0.scores[keep]) for m in measured.values())
     for variant, m in measured.items():
-        knn = _difference(m.scores[~keep], b0.scores[~keep])
+        knn = difference(m.scores[~keep], b0.scores[~keep])
         console.print(f"{variant}: KNN max |Δscore| vs B0 {knn:.1e} (ties, not enforced)")
     console.print(f"enforced: max |Δscore| {worst:.1e}, tolerance {TOLERANCE:g}")
     return worst

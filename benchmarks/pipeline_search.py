@@ -74,6 +74,7 @@ import pandas as pd
 from flights import CATEGORICAL, NUMERIC, flights_table
 from joblib import Memory, Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
+from parity import Scores, difference
 from rich.console import Console
 from rich.table import Table
 from sklearn.compose import ColumnTransformer
@@ -91,7 +92,6 @@ CV = 5
 MAX_K = 12
 TARGET = "__target__"
 
-Scores = np.ndarray[Any, np.dtype[np.float64]]
 T = TypeVar("T")
 
 
@@ -272,15 +272,6 @@ def _in_fresh_process(variant: str, work: Workload) -> Measurement:
         return pool.submit(run_variant, variant, work).result()
 
 
-def _difference(scores: Scores, reference: Scores) -> float:
-    """Largest absolute difference; a NaN on one side only counts as infinite."""
-    if scores.shape != reference.shape:
-        return float("inf")
-    diff = np.abs(scores - reference)
-    diff[np.isnan(scores) & np.isnan(reference)] = 0.0
-    return float(np.max(np.nan_to_num(diff, nan=np.inf), initial=0.0))
-
-
 def main() -> None:
     """Runs every variant, prints the table and the goals, checks parity."""
     parser = argparse.ArgumentParser(
@@ -348,7 +339,7 @@ def _table(measured: dict[str, Measurement], title: str) -> Table:
             "-" if m.cache_hits is None else f"{m.cache_hits:,}",
             f"{b0 / m.seconds:.1f}x",
             f"{best / m.seconds:.1f}x",
-            f"{_difference(m.scores, _reference(variant, measured)):.1e}",
+            f"{difference(m.scores, _reference(variant, measured)):.1e}",
         )
     return table
 
@@ -357,13 +348,13 @@ def _report_parity(
     console: Console, measured: dict[str, Measurement], sklearn_batch2: Measurement | None
 ) -> float:
     """Prints how the references were chosen; returns the worst difference."""
-    diffs = [_difference(m.scores, _reference(v, measured)) for v, m in measured.items()]
+    diffs = [difference(m.scores, _reference(v, measured)) for v, m in measured.items()]
     console.print(
         f"max |Δscore| is against B0 on batch 1; for ours warm against academy_ml on "
         f"batch 2 without a cache. Tolerance {TOLERANCE:g}."
     )
     if sklearn_batch2 is not None:
-        diff = _difference(measured["ours warm"].scores, sklearn_batch2.scores)
+        diff = difference(measured["ours warm"].scores, sklearn_batch2.scores)
         diffs.append(diff)
         console.print(f"batch 2, ours warm against scikit-learn (B0): max |Δscore| {diff:.1e}")
     return max(diffs)
