@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -62,8 +63,8 @@ def main() -> None:
     print(f"{rows} rows x {x.shape[1]} features, 5 folds, best of {repeat}")
     print(f"{'case':24} {'sklearn s':>10} {'native s':>10} {'ratio':>7}  parity")
     for name, model, y in cases:
-        t_sk, want = best(lambda m=model, t=y: cross_val_score(m, x, t, cv=5), repeat)
-        t_ours, got = best(lambda m=model, t=y: aml.evaluate([m], x, t, cv=5, threads=1)[0], repeat)
+        t_sk, want = best(partial(cross_val_score, model, x, y, cv=5), repeat)
+        t_ours, [got] = best(partial(aml.evaluate, [model], x, y, cv=5, threads=1), repeat)
         assert set(got.backends.values()) == {"rust"}, got.backends
         same = bool(np.allclose(got.fold_scores, want, rtol=0, atol=1e-6))
         print(f"{name:24} {t_sk:10.3f} {t_ours:10.3f} {t_sk / t_ours:7.2f}  {same}")
