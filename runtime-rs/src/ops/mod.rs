@@ -68,7 +68,7 @@ pub enum Estimator {
         weights: Weights,
         classifier: bool,
     },
-    DecisionTree(tree::Params),
+    DecisionTree(Box<tree::Params>),
 }
 
 /// A count from the plan as a `usize`, saturating where `usize` is narrower:

@@ -57,6 +57,12 @@ pub struct Params {
     pub random_state: u32,
 }
 
+/// A plan count as `usize`, saturating where `usize` is narrower (every
+/// count bounds a comparison with a data size).
+fn count(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
 fn name(classifier: bool) -> &'static str {
     if classifier {
         "DecisionTreeClassifier"
@@ -72,12 +78,12 @@ impl Params {
         };
         let frac = |f: f64| (f * n_samples as f64).ceil() as usize;
         let min_samples_leaf = match self.min_samples_leaf {
-            Size::Count(c) if c >= 1 => super::count(c),
+            Size::Count(c) if c >= 1 => count(c),
             Size::Fraction(f) if f > 0.0 && f < 1.0 => frac(f),
             _ => return Err(bad("min_samples_leaf")),
         };
         let min_samples_split = match self.min_samples_split {
-            Size::Count(c) if c >= 2 => super::count(c),
+            Size::Count(c) if c >= 2 => count(c),
             Size::Fraction(f) if f > 0.0 && f <= 1.0 => frac(f).max(2),
             _ => return Err(bad("min_samples_split")),
         }
@@ -87,7 +93,7 @@ impl Params {
             MaxFeatures::All => n_features,
             MaxFeatures::Sqrt => (nf.sqrt() as usize).max(1),
             MaxFeatures::Log2 => (nf.log2() as usize).max(1),
-            MaxFeatures::Count(c) => super::count(c),
+            MaxFeatures::Count(c) => count(c),
             MaxFeatures::Fraction(f) if f > 0.0 && f <= 1.0 => ((f * nf) as usize).max(1),
             MaxFeatures::Fraction(_) => return Err(bad("max_features")),
         };
@@ -100,10 +106,10 @@ impl Params {
         }
         let max_leaf_nodes = match self.max_leaf_nodes {
             Some(n) if n < 2 => return Err(bad("max_leaf_nodes")),
-            n => n.map(super::count),
+            n => n.map(count),
         };
         Ok(Limits {
-            max_depth: self.max_depth.map_or(i32::MAX as usize, super::count),
+            max_depth: self.max_depth.map_or(i32::MAX as usize, count),
             min_samples_split,
             min_samples_leaf,
             min_weight_leaf: w * total_weight,

@@ -4,10 +4,22 @@
 //! equal improvements expand in scikit-learn's order).
 
 use super::splitter::{Split, Splitter};
-use super::Limits;
 use crate::data::tree::{Node, Tree, LEAF};
 
 const EPSILON: f64 = f64::EPSILON;
+
+/// Stopping rules, already resolved against the training size.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub min_samples_split: usize,
+    pub min_samples_leaf: usize,
+    pub min_weight_leaf: f64,
+    pub min_impurity_decrease: f64,
+    pub max_features: usize,
+    /// Best-first growth with this many leaves at most.
+    pub max_leaf_nodes: Option<usize>,
+}
 
 struct Grower<'s, 'a> {
     splitter: &'s mut Splitter<'a>,
@@ -187,7 +199,7 @@ fn push_heap<T: Copy>(heap: &mut Vec<(f64, T)>, item: (f64, T)) {
 fn sift_up<T: Copy>(heap: &mut [(f64, T)], mut hole: usize, top: usize, item: (f64, T)) {
     while hole > top {
         let parent = (hole - 1) / 2;
-        if !(heap[parent].0 < item.0) {
+        if heap[parent].0.partial_cmp(&item.0) != Some(std::cmp::Ordering::Less) {
             break;
         }
         heap[hole] = heap[parent];
@@ -221,7 +233,7 @@ fn adjust_heap<T: Copy>(heap: &mut [(f64, T)], item: (f64, T)) {
         heap[hole] = heap[child];
         hole = child;
     }
-    if len % 2 == 0 && child == (len.saturating_sub(2)) / 2 {
+    if len.is_multiple_of(2) && child == (len.saturating_sub(2)) / 2 {
         child = 2 * (child + 1);
         heap[hole] = heap[child - 1];
         hole = child - 1;

@@ -116,7 +116,7 @@ impl<'a> Criterion<'a> {
         self.weighted_n_left = self.weighted_n_node;
     }
 
-    /// Moves the split to `new_pos`.
+    /// Moves the split forward to `new_pos` (`>=` the current position).
     pub fn update(&mut self, samples: &[usize], new_pos: usize) {
         let forward = new_pos - self.pos <= self.end - new_pos;
         if !forward {
@@ -236,8 +236,12 @@ mod tests {
         assert!((l - 2.0 / 3.0).abs() < 1e-15 && r == 0.0);
         assert_eq!(c.proxy_improvement(&samples), 36.0 / 3.0 + 36.0);
         assert!((c.improvement(3.5, l, r) - (3.5 - 0.5)).abs() < 1e-15);
+        c.reset();
         c.update(&samples, 1);
         assert_eq!((c.weighted_n_left, c.weighted_n_right), (1.0, 3.0));
+        // Past the middle the sums are taken back from the node's end.
+        c.update(&samples, 3);
+        assert_eq!((c.sum_left[0], c.sum_right[0]), (6.0, 6.0));
     }
 
     #[test]

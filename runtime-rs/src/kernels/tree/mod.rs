@@ -12,6 +12,7 @@ mod tests;
 
 use faer::MatRef;
 
+pub use builder::Limits;
 pub use criterion::Kind;
 
 use crate::data::tree::Tree;
@@ -40,19 +41,6 @@ impl Columns {
             n_features,
         }
     }
-}
-
-/// Stopping rules, already resolved against the training size.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_depth: usize,
-    pub min_samples_split: usize,
-    pub min_samples_leaf: usize,
-    pub min_weight_leaf: f64,
-    pub min_impurity_decrease: f64,
-    pub max_features: usize,
-    /// Best-first growth with this many leaves at most.
-    pub max_leaf_nodes: Option<usize>,
 }
 
 /// What to fit: targets (class indices `0..n_classes` for a classifier) and
