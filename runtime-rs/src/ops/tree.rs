@@ -228,3 +228,80 @@ impl DecisionTree {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use faer::Mat;
+
+    use super::*;
+    use crate::data::Fitted;
+
+    fn params(classifier: bool, criterion: Kind) -> Params {
+        Params {
+            classifier,
+            criterion,
+            max_depth: Some(3),
+            min_samples_split: Size::Count(2),
+            min_samples_leaf: Size::Fraction(0.1),
+            min_weight_fraction_leaf: 0.0,
+            max_features: MaxFeatures::Sqrt,
+            max_leaf_nodes: None,
+            min_impurity_decrease: 0.0,
+            class_weight: ClassWeight::Balanced,
+            random_state: 7,
+        }
+    }
+
+    #[test]
+    fn a_fitted_tree_survives_the_cache_encoding() {
+        let x = Mat::from_fn(30, 4, |i, j| ((i * 7 + j * 3) % 11) as f64);
+        let y: Vec<f64> = (0..30).map(|i| [2.0, 5.0, 9.0][i % 3]).collect();
+        let fitted = Fitted::DecisionTree(fit(x.as_ref(), &y, &params(true, Kind::Gini)).unwrap());
+        let bytes = rmp_serde::to_vec(&fitted).unwrap();
+        let back: Fitted = rmp_serde::from_slice(&bytes).unwrap();
+        let (Fitted::DecisionTree(a), Fitted::DecisionTree(b)) = (&fitted, &back) else {
+            panic!("not a tree");
+        };
+        assert_eq!(a.tree, b.tree);
+        let (pa, pb) = (
+            a.predict(x.as_ref()).unwrap(),
+            b.predict(x.as_ref()).unwrap(),
+        );
+        assert_eq!(pa, pb);
+        assert_eq!(pa.classes, vec![2.0, 5.0, 9.0]);
+    }
+
+    #[test]
+    fn bad_inputs_are_typed_errors() {
+        let x = Mat::from_fn(6, 2, |i, j| (i + j) as f64);
+        let y = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut p = params(false, Kind::SquaredError);
+        p.class_weight = ClassWeight::None;
+        p.max_features = MaxFeatures::Count(3);
+        assert!(matches!(
+            fit(x.as_ref(), &y, &p),
+            Err(RuntimeError::Parameter(_))
+        ));
+        p.max_features = MaxFeatures::All;
+        let gini = params(false, Kind::Gini);
+        assert!(matches!(
+            fit(x.as_ref(), &y, &gini),
+            Err(RuntimeError::Parameter(_))
+        ));
+        let mut nan = x.clone();
+        nan[(0, 0)] = f64::NAN;
+        assert!(matches!(
+            fit(nan.as_ref(), &y, &p),
+            Err(RuntimeError::Data(_))
+        ));
+        let tree = fit(x.as_ref(), &y, &p).unwrap();
+        let wide = Mat::<f64>::zeros(2, 3);
+        assert!(tree.predict(wide.as_ref()).is_err());
+        let mut inf = x.clone();
+        inf[(1, 1)] = f64::INFINITY;
+        assert!(matches!(
+            tree.predict(inf.as_ref()),
+            Err(RuntimeError::Data(_))
+        ));
+    }
+}

@@ -170,3 +170,19 @@ def test_random_small_problems_match(
         min_samples_leaf=min_samples_leaf,
     )
     check(model, x, y, cv=3)
+
+
+def test_a_warm_repeat_reads_the_cache_and_a_new_seed_does_not(tmp_path: Any) -> None:
+    x, y = make_data(150, 6, 3)
+    batch = [DecisionTreeClassifier(random_state=0, max_features=2)]
+    cold = aml.run(aml.compile(batch, cv=3, X=x, y=y), cache=aml.Cache(tmp_path))
+    assert cold.executed > 0
+    assert cold.cache_stores > 0
+    # A fresh handle on the same directory reads the stored entries from disk.
+    warm = aml.run(aml.compile(batch, cv=3, X=x, y=y), cache=aml.Cache(tmp_path))
+    assert warm.executed == 0
+    assert warm.cache_hits > 0
+    np.testing.assert_array_equal(warm.results[0].fold_scores, cold.results[0].fold_scores)
+    reseeded = [DecisionTreeClassifier(random_state=1, max_features=2)]
+    other = aml.run(aml.compile(reseeded, cv=3, X=x, y=y), cache=aml.Cache(tmp_path))
+    assert other.executed > 0
