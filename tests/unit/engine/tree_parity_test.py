@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -137,6 +139,60 @@ def test_unsupported_parameters_stay_in_python(model: Any) -> None:
     [result] = aml.evaluate([model], x, y, cv=3, threads=1)
     assert result.error is None
     assert set(result.backends.values()) == {"python"}
+
+
+def with_missing(x: Any, columns: list[int], seed: int = 0) -> Any:
+    """``x`` with a tenth of the rows of ``columns`` set to NaN."""
+    x = x.copy()
+    rng = np.random.default_rng(seed)
+    for j in columns:
+        x[rng.random(len(x)) < 0.1, j] = np.nan
+    return x
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        DecisionTreeRegressor(random_state=0),
+        make_pipeline(StandardScaler(), DecisionTreeRegressor(max_depth=5, random_state=1)),
+        ColumnTransformer([("imp", SimpleImputer(), [0])], remainder="passthrough"),
+    ],
+    ids=["tree", "scaled-tree", "nan-passed-through"],
+)
+def test_missing_values_send_the_tree_to_python(model: Any) -> None:
+    """The native fit refuses NaN; scikit-learn's tree grows on it, so Python fits it."""
+    x, y = make_data(200, 6, None)
+    x = with_missing(x, [0, 2])
+    if isinstance(model, ColumnTransformer):
+        model = make_pipeline(model, DecisionTreeRegressor(random_state=2))
+    [result] = aml.evaluate([model], x, y, cv=5, threads=1)
+    assert result.error is None, result.error
+    assert set(result.backends.values()) == {"python"}, result.backends
+    np.testing.assert_array_equal(result.fold_scores, cross_val_score(model, x, y, cv=5))
+
+
+def test_missing_values_in_a_classifier_tree_go_to_python() -> None:
+    x, y = make_data(200, 7, 3)
+    x = with_missing(x, [1])
+    model = DecisionTreeClassifier(max_depth=4, random_state=0)
+    [result] = aml.evaluate([model], x, y, cv=5, threads=1)
+    assert result.error is None, result.error
+    assert set(result.backends.values()) == {"python"}, result.backends
+    np.testing.assert_array_equal(result.fold_scores, cross_val_score(model, x, y, cv=5))
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        [SimpleImputer()],
+        [SimpleImputer(strategy="median"), StandardScaler()],
+        [ColumnTransformer([("imp", SimpleImputer(), [0, 2])], remainder="passthrough")],
+    ],
+    ids=["imputer", "imputer-scaler", "imputed-columns"],
+)
+def test_an_imputer_keeps_the_tree_native(prefix: list[Any]) -> None:
+    x, y = make_data(200, 8, None)
+    check(make_pipeline(*prefix, DecisionTreeRegressor(random_state=4)), with_missing(x, [0, 2]), y)
 
 
 @settings(max_examples=25, deadline=None)
