@@ -110,4 +110,6 @@ class PipelineIR:
 
 
 #: Runtime names of the native final models.
-MODELS = frozenset({"linear_regression", "ridge", "logistic_regression", "k_neighbors"})
+MODELS = frozenset(
+    {"linear_regression", "ridge", "logistic_regression", "k_neighbors", "decision_tree"}
+)

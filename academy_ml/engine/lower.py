@@ -57,6 +57,7 @@ class Binding:
             (into symbolic names when unbound).
         fill_code: Turns a categorical fill value into its code.
         classes: Distinct labels of y (classification), or None when unknown.
+        missing: Column positions holding NaN (empty when unbound).
     """
 
     x_salt: str
@@ -67,6 +68,7 @@ class Binding:
     resolve: Any
     fill_code: Any
     classes: tuple[Any, ...] | None
+    missing: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class _Stage:
     ``naive_full`` says whether the naive lowering (nothing hoisted) would
     still hold it whole: it splits at the first fitted step, where hoisting
     may keep the data whole longer. Naive counts follow from that.
+    ``missing`` says whether the data may still hold NaN (until an imputer).
     """
 
     full: int | None
@@ -102,6 +105,7 @@ class _Stage:
     kind: ColumnKind
     columns: tuple[Any, ...] | None
     naive_full: bool
+    missing: bool
 
 
 def lower(ir: PipelineIR, graph: Graph, bind: Binding, scoring: str, options: Options) -> Lowered:
@@ -148,13 +152,17 @@ class _Lowerer:
         x = self.graph.add(ops.SourceX(kind="source_x"), salt=self.bind.x_salt)
         kinds = self.bind.kinds
         kind = _combine(kinds) if kinds is not None else "num"
-        stage = _Stage(x, None, kind, self.bind.columns, naive_full=True)
+        missing = bool(self.bind.missing)
+        stage = _Stage(x, None, kind, self.bind.columns, naive_full=True, missing=missing)
         for step in self.ir.prefix:
             if isinstance(step, ColumnStep):
                 stage = self.column_step(step, stage)
             else:
                 stage = self.native(step, stage)
         if stage.kind != "num":
+            raise ToPython
+        if stage.missing and self.ir.model and self.ir.model.estimator["name"] == "decision_tree":
+            # The native tree does not grow on NaN; scikit-learn's does.
             raise ToPython
         folds = self.split(stage, "column selection")
         if self.ir.model is None:
@@ -186,13 +194,14 @@ class _Lowerer:
     def native(self, step: NativeStep, stage: _Stage) -> _Stage:
         label = f"step '{step.path}' ({step.label})"
         spec, kind = self.check_kinds(step, stage.kind)
+        missing = stage.missing and spec["name"] != "simple_imputer"
         fit = ops.Fit(kind="fit", estimator=spec)
         if step.stateless and stage.full is not None and self.options.hoist:
             fitted = self.node(fit, [stage.full], label, None, naive=False)
             full = self.node(_APPLY, [fitted, stage.full], label, None, naive=False)
             # Unhoisted: split (unless already split), then fit + 2 applies per fold.
             self.naive += self.naive_split(stage) + 3 * len(self.bind.folds)
-            return _Stage(full, None, kind, None, naive_full=False)
+            return _Stage(full, None, kind, None, naive_full=False, missing=missing)
         folds = []
         for i, (tr, te) in enumerate(self.split(stage, label)):
             inputs = [tr]
@@ -208,7 +217,7 @@ class _Lowerer:
                     self.node(_APPLY, [fitted, te], label, i),
                 )
             )
-        return _Stage(None, folds, kind, None, naive_full=False)
+        return _Stage(None, folds, kind, None, naive_full=False, missing=missing)
 
     def check_kinds(self, step: NativeStep, kind: ColumnKind) -> tuple[ops.Estimator, ColumnKind]:
         """The final estimator spec and the column kind it outputs."""
@@ -260,6 +269,7 @@ class _Lowerer:
         if not parts:
             raise CompileError(f"step '{step.path}' (ColumnTransformer) selects no columns")
         kind = _combine(tuple(p.kind for p in parts))
+        missing = any(p.missing for p in parts)
         label = f"step '{step.path}' (ColumnTransformer)"
         if all(p.full is not None for p in parts):
             whole = all(p.naive_full for p in parts)
@@ -269,7 +279,7 @@ class _Lowerer:
                 # Unhoisted, some parts are split: split the rest, stack fold by fold.
                 n_folds = len(self.bind.folds)
                 self.naive += sum(self.naive_split(p) for p in parts) + 2 * n_folds
-            return _Stage(full, None, kind, None, naive_full=whole)
+            return _Stage(full, None, kind, None, naive_full=whole, missing=missing)
         split = [self.split(p, label) for p in parts]
         folds = [
             (
@@ -278,7 +288,7 @@ class _Lowerer:
             )
             for i in range(len(self.bind.folds))
         ]
-        return _Stage(None, folds, kind, None, naive_full=False)
+        return _Stage(None, folds, kind, None, naive_full=False, missing=missing)
 
     def branch(self, branch: Branch, stage: _Stage, cols: tuple[Any, ...]) -> _Stage:
         assert stage.full is not None
@@ -287,7 +297,8 @@ class _Lowerer:
         full = self.node(select, [stage.full], label, None)
         kinds = self.bind.kinds
         kind = "num" if kinds is None else _combine(tuple(kinds[c] for c in cols))
-        part = _Stage(full, None, kind, cols, naive_full=stage.naive_full)
+        missing = any(c in self.bind.missing for c in cols)
+        part = _Stage(full, None, kind, cols, naive_full=stage.naive_full, missing=missing)
         for inner in branch.steps:
             part = self.native(inner, part)
         return part

@@ -46,6 +46,14 @@ Strategy = Literal["mean", "median", "most_frequent", "constant"]
 ScoreFunc = Literal["f_classif", "f_regression"]
 #: ``knn::Weights``.
 Weights = Literal["uniform", "distance"]
+#: ``kernels::tree::Kind`` (``friedman_mse`` is ``squared_error``, ``log_loss`` is ``entropy``).
+TreeCriterion = Literal["squared_error", "gini", "entropy"]
+#: ``tree::ClassWeight``.
+TreeClassWeight = Literal["none", "balanced"]
+#: ``tree::Size``: ``{"count": n}`` or ``{"fraction": f}``.
+TreeSize = dict[Literal["count", "fraction"], int | float]
+#: ``tree::MaxFeatures``: ``"all"``, ``"sqrt"``, ``"log2"``, or a ``TreeSize``.
+TreeMaxFeatures = Literal["all", "sqrt", "log2"] | TreeSize
 #: ``metrics::Metric``.
 Metric = Literal[
     "r2",
@@ -159,6 +167,23 @@ class KNeighbors(TypedDict):
     classifier: bool
 
 
+class DecisionTree(TypedDict):
+    """A CART tree grown like scikit-learn's ``splitter="best"``."""
+
+    name: Literal["decision_tree"]
+    classifier: bool
+    criterion: TreeCriterion
+    max_depth: int | None
+    min_samples_split: TreeSize
+    min_samples_leaf: TreeSize
+    min_weight_fraction_leaf: float
+    max_features: TreeMaxFeatures
+    max_leaf_nodes: int | None
+    min_impurity_decrease: float
+    class_weight: TreeClassWeight
+    random_state: int
+
+
 Estimator = (
     SimpleImputer
     | StandardScaler
@@ -172,6 +197,7 @@ Estimator = (
     | Ridge
     | LogisticRegression
     | KNeighbors
+    | DecisionTree
 )
 
 

@@ -317,6 +317,7 @@ def _binding(
         resolve=resolve,
         fill_code=table.code_of,
         classes=tuple(target.classes.tolist()),
+        missing=frozenset(np.flatnonzero(np.isnan(table.matrix).any(axis=0)).tolist()),
     )
 
 

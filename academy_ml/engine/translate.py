@@ -28,6 +28,7 @@ from sklearn.preprocessing import (
     PolynomialFeatures,
     StandardScaler,
 )
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from academy_ml.engine.ir import Branch, ColumnStep, NativeStep, Params, PipelineIR, Step
 from academy_ml.exceptions import UnsupportedStepError
@@ -227,6 +228,8 @@ def _model(path: str, model: Any) -> NativeStep | None:
         spec = _logistic(model)
     elif type(model) in (KNeighborsClassifier, KNeighborsRegressor):
         spec = _knn(model)
+    elif type(model) in (DecisionTreeClassifier, DecisionTreeRegressor):
+        spec = _tree(model)
     return None if spec is None else NativeStep(path, label, spec)
 
 
@@ -261,6 +264,80 @@ def _knn(m: KNeighborsClassifier | KNeighborsRegressor) -> Params | None:
         "weights": m.weights,
         "classifier": isinstance(m, KNeighborsClassifier),
     }
+
+
+#: Tree criteria the runtime grows, by estimator, as the runtime names them.
+_TREE_CRITERIA = {
+    False: {"squared_error": "squared_error", "friedman_mse": "squared_error"},
+    True: {"gini": "gini", "entropy": "entropy", "log_loss": "entropy"},
+}
+
+
+def _tree(m: DecisionTreeClassifier | DecisionTreeRegressor) -> Params | None:
+    """A best-split tree with an integer seed; anything else stays foreign.
+
+    Values scikit-learn would refuse stay foreign too, so it names them itself.
+    """
+    classifier = isinstance(m, DecisionTreeClassifier)
+    criterion = (
+        _TREE_CRITERIA[classifier].get(m.criterion) if isinstance(m.criterion, str) else None
+    )
+    seed = m.random_state
+    plain = m.splitter == "best" and _float(m.ccp_alpha) == 0.0 and m.monotonic_cst is None
+    if criterion is None or not plain or not (_int(seed) and int(seed) < 2**32):
+        return None
+    class_weight = getattr(m, "class_weight", None)
+    if class_weight not in (None, "balanced"):
+        return None
+    split = _tree_size(m.min_samples_split, min_count=2)
+    leaf = _tree_size(m.min_samples_leaf, min_count=1, below_one=True)
+    features = _max_features(m.max_features)
+    weight, decrease = _float(m.min_weight_fraction_leaf), _float(m.min_impurity_decrease)
+    depth, leaves = m.max_depth, m.max_leaf_nodes
+    if split is None or leaf is None or features is None or weight is None or decrease is None:
+        return None
+    if not (0.0 <= weight <= 0.5 and decrease >= 0.0):
+        return None
+    if not (depth is None or (_count(depth) or 0) >= 1):
+        return None
+    if not (leaves is None or (_count(leaves) or 0) >= 2):
+        return None
+    return {
+        "name": "decision_tree",
+        "classifier": classifier,
+        "criterion": criterion,
+        "max_depth": None if depth is None else int(depth),
+        "min_samples_split": split,
+        "min_samples_leaf": leaf,
+        "min_weight_fraction_leaf": weight,
+        "max_features": features,
+        "max_leaf_nodes": None if leaves is None else int(leaves),
+        "min_impurity_decrease": decrease,
+        "class_weight": "none" if class_weight is None else "balanced",
+        "random_state": int(seed),
+    }
+
+
+def _tree_size(value: Any, *, min_count: int, below_one: bool = False) -> dict[str, Any] | None:
+    """A count (at least ``min_count``) or a fraction in (0, 1] ((0, 1) if ``below_one``)."""
+    count = _count(value)
+    if count is not None:
+        return {"count": count} if count >= min_count else None
+    fraction = _float(value)
+    if isinstance(value, Integral) or fraction is None or not 0.0 < fraction <= 1.0:
+        return None
+    if below_one and fraction == 1.0:
+        return None
+    return {"fraction": fraction}
+
+
+def _max_features(value: Any) -> Any:
+    """``max_features`` as the runtime reads it, else None."""
+    if value is None:
+        return "all"
+    if isinstance(value, str):
+        return value if value in ("sqrt", "log2") else None
+    return _tree_size(value, min_count=1)
 
 
 def _int(value: Any) -> bool:

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matrix::Matrix;
 use super::neighbors::{Train, Weights};
+use super::tree::DecisionTree;
 
 /// What a fitted step remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -20,6 +21,7 @@ pub enum Fitted {
     Linear(Linear),
     Logistic(Logistic),
     Knn(Knn),
+    DecisionTree(DecisionTree),
 }
 
 impl Fitted {
@@ -35,6 +37,7 @@ impl Fitted {
             Fitted::Linear(_) => "linear",
             Fitted::Logistic(_) => "logistic_regression",
             Fitted::Knn(_) => "k_neighbors",
+            Fitted::DecisionTree(_) => "decision_tree",
         }
     }
 
@@ -42,7 +45,7 @@ impl Fitted {
     pub fn is_model(&self) -> bool {
         matches!(
             self,
-            Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_)
+            Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_) | Fitted::DecisionTree(_)
         )
     }
 }

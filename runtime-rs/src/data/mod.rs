@@ -8,6 +8,7 @@ pub mod fitted;
 pub mod matrix;
 pub(crate) mod matrix_serde;
 pub mod neighbors;
+pub mod tree;
 pub mod value;
 
 pub use fitted::{Fitted, StepName};

@@ -6,3 +6,4 @@
 pub(crate) mod check;
 pub(crate) mod columns;
 pub(crate) mod linalg;
+pub mod tree;

@@ -10,6 +10,7 @@ pub mod pca;
 pub mod poly;
 pub mod scale;
 pub mod select;
+pub mod tree;
 
 use faer::MatRef;
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,7 @@ pub enum Estimator {
         weights: Weights,
         classifier: bool,
     },
+    DecisionTree(Box<tree::Params>),
 }
 
 /// A count from the plan as a `usize`, saturating where `usize` is narrower:
@@ -86,6 +88,7 @@ impl Estimator {
                 | Estimator::Ridge { .. }
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
+                | Estimator::DecisionTree(_)
         )
     }
 
@@ -104,6 +107,7 @@ impl Estimator {
             Estimator::Ridge { .. } => "ridge",
             Estimator::LogisticRegression { .. } => "logistic_regression",
             Estimator::KNeighbors { .. } => "k_neighbors",
+            Estimator::DecisionTree(_) => "decision_tree",
         }
     }
 
@@ -116,6 +120,7 @@ impl Estimator {
                 | Estimator::Ridge { .. }
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
+                | Estimator::DecisionTree(_)
         )
     }
 
@@ -183,6 +188,9 @@ impl Estimator {
                 *weights,
                 *classifier,
             )?),
+            Estimator::DecisionTree(params) => {
+                Fitted::DecisionTree(tree::fit(x, target()?, params)?)
+            }
         })
     }
 }
@@ -202,6 +210,7 @@ impl Fitted {
             Fitted::Linear(s) => prediction(s.predict(x)?),
             Fitted::Logistic(s) => prediction(s.predict(x)?),
             Fitted::Knn(s) => prediction(s.predict(x)?),
+            Fitted::DecisionTree(s) => prediction(s.predict(x)?),
         })
     }
 }

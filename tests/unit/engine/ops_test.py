@@ -27,6 +27,7 @@ from sklearn.preprocessing import (
     PolynomialFeatures,
     StandardScaler,
 )
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import academy_ml as aml
 from academy_ml import _runtime
@@ -100,6 +101,25 @@ def test_estimator_fields_match(name: str) -> None:
     assert found == fields(ops.ESTIMATORS[name], "name")
 
 
+def _tree_fit(**fields: Any) -> dict[str, Any]:
+    """A fit op of a decision tree, ``fields`` replacing its defaults."""
+    spec = {
+        "name": "decision_tree",
+        "classifier": False,
+        "criterion": "squared_error",
+        "max_depth": None,
+        "min_samples_split": {"count": 2},
+        "min_samples_leaf": {"fraction": 0.1},
+        "min_weight_fraction_leaf": 0.0,
+        "max_features": "all",
+        "max_leaf_nodes": None,
+        "min_impurity_decrease": 0.0,
+        "class_weight": "none",
+        "random_state": 0,
+    }
+    return {"kind": "fit", "estimator": {**spec, **fields}}
+
+
 @pytest.mark.parametrize(
     ("alias", "op"),
     [
@@ -119,8 +139,10 @@ def test_estimator_fields_match(name: str) -> None:
                 "estimator": {"name": "select_k_best", "score_func": v, "k": 1},
             },
         ),
+        (ops.TreeCriterion, lambda v: _tree_fit(criterion=v)),
+        (ops.TreeClassWeight, lambda v: _tree_fit(class_weight=v)),
     ],
-    ids=["metric", "weights", "strategy", "score_func"],
+    ids=["metric", "weights", "strategy", "score_func", "tree_criterion", "tree_class_weight"],
 )
 def test_enumerated_values_match(alias: Any, op: Any) -> None:
     assert expected(refusal(op("no_such_value"))) == literal_values(alias)
@@ -155,10 +177,15 @@ def test_the_lowering_writes_every_op_and_estimator_and_the_runtime_reads_them(
         make_pipeline(imputed, PolynomialFeatures(2), PCA(3), Ridge()),
         make_pipeline(imputed, SelectKBest(f_regression, k=3), LinearRegression()),
         make_pipeline(imputed, KNeighborsRegressor(3)),
+        make_pipeline(imputed, DecisionTreeRegressor(random_state=0, min_samples_leaf=0.1)),
     ]
     classification = [
         make_pipeline(imputed, LogisticRegression()),
         make_pipeline(imputed, KNeighborsClassifier(3)),
+        make_pipeline(
+            imputed,
+            DecisionTreeClassifier(random_state=0, max_features="sqrt", class_weight="balanced"),
+        ),
     ]
     kinds: set[str] = set()
     names: set[str] = set()
