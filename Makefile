@@ -55,6 +55,7 @@ bench: redis $(VENV)/.deps
 	$(BIN)/python benchmarks/placement.py
 	$(BIN)/python benchmarks/agent_mix.py
 	$(BIN)/python benchmarks/foreign.py
+	$(BIN)/python benchmarks/trees.py
 
 ## make demo: the MOFA-style loop on embedded defaults (in-process exchange, Parsl LocalProvider), retrain vs --no-retrain.
 demo: dev
