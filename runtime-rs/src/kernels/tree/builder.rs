@@ -38,7 +38,16 @@ struct Record {
     split: Option<Split>,
 }
 
-impl Grower<'_, '_> {
+impl<'s, 'a> Grower<'s, 'a> {
+    fn new(splitter: &'s mut Splitter<'a>, limits: &'s Limits) -> Self {
+        Grower {
+            splitter,
+            limits,
+            nodes: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
     /// Adds the node `samples[start..end]` under `parent`, split if allowed.
     fn add(
         &mut self,
@@ -97,12 +106,7 @@ impl Grower<'_, '_> {
 /// Grows a tree depth-first, left child first.
 pub fn depth_first(splitter: &mut Splitter<'_>, limits: &Limits, shape: (usize, usize)) -> Tree {
     let root_end = splitter.samples.len();
-    let mut g = Grower {
-        splitter,
-        limits,
-        nodes: Vec::new(),
-        values: Vec::new(),
-    };
+    let mut g = Grower::new(splitter, limits);
     // (start, end, depth, parent, impurity, n_constant_features)
     let mut stack = vec![(0, root_end, 0, None, f64::INFINITY, 0)];
     let mut first = true;
@@ -145,12 +149,7 @@ pub fn best_first(
     shape: (usize, usize),
 ) -> Tree {
     let root_end = splitter.samples.len();
-    let mut g = Grower {
-        splitter,
-        limits,
-        nodes: Vec::new(),
-        values: Vec::new(),
-    };
+    let mut g = Grower::new(splitter, limits);
     g.splitter.node_reset(0, root_end);
     let root_impurity = g.splitter.criterion.node_impurity();
     let mut frontier: Vec<(f64, Record)> = Vec::new();
