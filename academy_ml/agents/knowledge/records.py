@@ -18,8 +18,10 @@ exceed those bounds is refused when written rather than stored unreadable.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import Annotated, Any, Self
+from collections.abc import Iterable
+from typing import Annotated, Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +38,8 @@ __all__ = [
     "Record",
     "ResultRecord",
     "StrategyFiring",
+    "decode_stored",
+    "readable",
     "seal_state",
     "unseal_state",
 ]
@@ -158,3 +162,41 @@ def unseal_state(kind: str, data: bytes) -> dict[str, Any]:
     if not (isinstance(body, dict) and all(isinstance(key, str) for key in body)):
         raise WireError(f"{kind}: expected a map of names to values")
     return body
+
+
+R = TypeVar("R", bound=Record)
+
+logger = logging.getLogger(__name__)
+
+
+def decode_stored(cls: type[R], data: Any) -> R:
+    """A stored value (bytes from Redis, any SQLite value) as a record of ``cls``.
+
+    Raises:
+        WireError: It is not a record of ``cls`` (see :meth:`Record.from_bytes`).
+    """
+    if not isinstance(data, bytes):
+        raise WireError(f"not a msgpack {cls.__name__}: a stored {type(data).__name__}")
+    return cls.from_bytes(data)
+
+
+def readable(cls: type[R], rows: Iterable[tuple[Any, Any]], where: str, what: str) -> list[R]:
+    """The records of ``rows`` (key, stored value) that decode as ``cls``.
+
+    A listing shows what it can read: one record that does not decode is
+    logged with its key and left out, so a single damaged entry never hides
+    every other result from ``status`` or ``results``.
+
+    Args:
+        cls: The record class.
+        rows: Key (for the log line) and stored value of each record.
+        where: The store, for the log line (a path or a Redis key prefix).
+        what: What a record is, for the log line ("result", "firing").
+    """
+    found = []
+    for key, data in rows:
+        try:
+            found.append(decode_stored(cls, data))
+        except WireError as error:
+            logger.warning("%s: %s %r is unreadable; left out: %s", where, what, key, error)
+    return found

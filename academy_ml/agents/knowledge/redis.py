@@ -38,6 +38,7 @@ from academy_ml.agents.knowledge.records import (
     ModelVersion,
     ResultRecord,
     StrategyFiring,
+    readable,
 )
 from academy_ml.core.reconnect import with_reconnect
 from academy_ml.core.resp import Connection
@@ -195,11 +196,10 @@ class RedisKnowledgeBase:
 
     async def results(self) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.results`."""
-        found = await self._conn.call(b"HVALS", self._key("res"))
-        return sorted(
-            (ResultRecord.from_bytes(data) for data in found),
-            key=lambda r: (r.created, r.candidate_id),
-        )
+        flat = await self._conn.call(b"HGETALL", self._key("res"))
+        pairs = zip(flat[::2], flat[1::2], strict=True)
+        found = readable(ResultRecord, pairs, self._base, "result")
+        return sorted(found, key=lambda r: (r.created, r.candidate_id))
 
     async def top_k(self, metric: str, k: int, *, flag: str | None = None) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.top_k`."""
@@ -209,7 +209,7 @@ class RedisKnowledgeBase:
         if not ids:
             return []
         found = await self._conn.call(b"HMGET", self._key("res"), *ids)
-        return [ResultRecord.from_bytes(data) for data in found]
+        return readable(ResultRecord, zip(ids, found, strict=True), self._base, "result")
 
     async def count_since(self, model_version: int, *, flag: str | None = None) -> int:
         """See :meth:`KnowledgeBase.count_since`."""
@@ -278,10 +278,10 @@ class RedisKnowledgeBase:
         end = b"+"
         while len(found) < limit:
             entries = await self._conn.call(b"XREVRANGE", key, end, b"-", b"COUNT", batch)
-            for _, fields in entries:
-                firing = StrategyFiring.from_bytes(fields[1])
-                if strategy is None or firing.strategy == strategy:
-                    found.append(firing)
+            read = readable(
+                StrategyFiring, ((pos, fields[1]) for pos, fields in entries), self._base, "firing"
+            )
+            found.extend(f for f in read if strategy is None or f.strategy == strategy)
             if len(entries) < batch:
                 break
             end = b"(" + entries[-1][0]

@@ -32,7 +32,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,9 +41,10 @@ from academy_ml.agents.knowledge.base import FIRING_LOG_LENGTH
 from academy_ml.agents.knowledge.records import (
     CandidateRecord,
     ModelVersion,
-    Record,
     ResultRecord,
     StrategyFiring,
+    decode_stored,
+    readable,
 )
 from academy_ml.exceptions import KnowledgeError, KnowledgeStoreError, WireError
 
@@ -52,7 +53,6 @@ __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SqliteKnowledgeBase"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-R = TypeVar("R", bound=Record)
 
 #: ``PRAGMA application_id`` of a knowledge base ("AcML"): another program's database is refused.
 APPLICATION_ID = 0x41634D4C
@@ -189,16 +189,6 @@ class SqliteKnowledgeBase:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _decode_each(self, cls: type[R], rows: Iterable[tuple[Any, Any]], what: str) -> list[R]:
-        """The records of ``rows`` (key, bytes); one that does not decode is logged and left out."""
-        found = []
-        for key, data in rows:
-            try:
-                found.append(_decode(cls, data))
-            except WireError as error:
-                logger.warning("%s: %s %r is unreadable; left out: %s", self.path, what, key, error)
-        return found
-
     # --- candidates, results and the ledger -------------------------------------------
 
     async def add_candidate(self, candidate: CandidateRecord) -> bool:
@@ -304,7 +294,7 @@ class SqliteKnowledgeBase:
                 "SELECT record FROM candidates WHERE id = ?", (candidate_id,)
             ).fetchone()
         )
-        return None if row is None else _decode(CandidateRecord, row[0])
+        return None if row is None else decode_stored(CandidateRecord, row[0])
 
     async def results_for(self, candidate_id: str) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.results_for`."""
@@ -313,16 +303,17 @@ class SqliteKnowledgeBase:
                 "SELECT record FROM results WHERE candidate_id = ?", (candidate_id,)
             ).fetchone()
         )
-        return [] if row is None else [_decode(ResultRecord, row[0])]
+        return [] if row is None else [decode_stored(ResultRecord, row[0])]
 
     async def results(self) -> list[ResultRecord]:
         """See :meth:`KnowledgeBase.results`; unreadable records are logged and left out."""
         return await self._call(
-            lambda conn: self._decode_each(
+            lambda conn: readable(
                 ResultRecord,
                 conn.execute(
                     "SELECT candidate_id, record FROM results ORDER BY created, candidate_id"
                 ),
+                str(self.path),
                 "result",
             )
         )
@@ -331,7 +322,7 @@ class SqliteKnowledgeBase:
         """See :meth:`KnowledgeBase.top_k`; unreadable records are logged and left out."""
         scope = "" if flag is None else f"f:{flag}"
         return await self._call(
-            lambda conn: self._decode_each(
+            lambda conn: readable(
                 ResultRecord,
                 conn.execute(
                     "SELECT s.candidate_id, r.record FROM scores s "
@@ -340,6 +331,7 @@ class SqliteKnowledgeBase:
                     "ORDER BY s.score DESC, s.candidate_id DESC LIMIT ?",
                     (scope, metric, max(k, 0)),
                 ),
+                str(self.path),
                 "result",
             )
         )
@@ -384,7 +376,7 @@ class SqliteKnowledgeBase:
                 ).fetchone()
                 if row is None:
                     raise KnowledgeError(f"model {name!r} has no version {version}")
-                model = _decode(ModelVersion, row[0]).model_copy(update={"stage": stage})
+                model = decode_stored(ModelVersion, row[0]).model_copy(update={"stage": stage})
                 conn.execute(
                     "UPDATE models SET stage = ?, record = ? WHERE name = ? AND version = ?",
                     (stage, model.to_bytes(), name, version),
@@ -402,7 +394,7 @@ class SqliteKnowledgeBase:
         row = await self._call(
             lambda conn: conn.execute(query + " ORDER BY version DESC LIMIT 1", args).fetchone()
         )
-        return None if row is None else _decode(ModelVersion, row[0])
+        return None if row is None else decode_stored(ModelVersion, row[0])
 
     # --- the strategy log and checkpoints -----------------------------------------------
 
@@ -443,8 +435,11 @@ class SqliteKnowledgeBase:
             args = (f"s:{strategy}",)
         query += " ORDER BY pos DESC LIMIT ?"
         return await self._call(
-            lambda conn: self._decode_each(
-                StrategyFiring, conn.execute(query, (*args, max(limit, 0))), "firing"
+            lambda conn: readable(
+                StrategyFiring,
+                conn.execute(query, (*args, max(limit, 0))),
+                str(self.path),
+                "firing",
             )
         )
 
@@ -487,17 +482,6 @@ class SqliteKnowledgeBase:
             await asyncio.get_running_loop().run_in_executor(self._executor, work)
         finally:
             self._executor.shutdown(wait=False)
-
-
-def _decode(cls: type[R], data: Any) -> R:
-    """A stored record (any SQLite value) as ``cls``.
-
-    Raises:
-        WireError: It is not a record of ``cls`` (see :meth:`Record.from_bytes`).
-    """
-    if not isinstance(data, bytes):
-        raise WireError(f"not a msgpack {cls.__name__}: a stored {type(data).__name__}")
-    return cls.from_bytes(data)
 
 
 @contextlib.contextmanager

@@ -404,3 +404,35 @@ def test_every_key_is_under_the_prefix(redis_server: RedisServer) -> None:
         keys = client.keys("*")
     assert len(keys) >= 10
     assert all(key.startswith(b"mine:kb:") for key in keys)
+
+
+def test_an_unreadable_redis_record_is_reported_and_left_out_of_listings(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def fill() -> None:
+        kb = RedisKnowledgeBase(redis_server.url, prefix="hurt")
+        for cid, auc in (("a", 0.1), ("b", 0.9), ("c", 0.5)):
+            await kb.add_result(result(cid, auc=auc))
+        await kb.log_firing(firing("p", "s", 1))
+        await kb.close()
+
+    asyncio.run(asyncio.wait_for(fill(), 30))
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset("hurt:kb:res", "b", b"\xc1")
+        client.xadd("hurt:kb:log", {"r": b"text"})
+
+    async def read() -> None:
+        kb = RedisKnowledgeBase(redis_server.url, prefix="hurt")
+        try:
+            assert sorted(r.candidate_id for r in await kb.results()) == ["a", "c"]
+            assert [r.candidate_id for r in await kb.top_k("auc", 3)] == ["c", "a"]
+            assert [f.reason for f in await kb.firings()] == ["1"]
+            with pytest.raises(WireError):
+                await kb.results_for("b")
+        finally:
+            await kb.close()
+
+    with caplog.at_level("WARNING"):
+        asyncio.run(asyncio.wait_for(read(), 30))
+    assert "hurt:kb: result b'b' is unreadable; left out" in caplog.text
+    assert "hurt:kb: firing" in caplog.text
