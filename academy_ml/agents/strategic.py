@@ -205,6 +205,12 @@ class StrategicAgent(Agent):
             strategies, self, self.state, self._kb, self._log_firing, agent=self.name
         )
         self._runner.context.stop_requested = bool(self.state.get("strategies_stopped", False))
+        logger.info(
+            "%s started: strategies %s%s",
+            self.name,
+            ", ".join(strategy.name for strategy in strategies) or "none",
+            " (stopped before)" if self._runner.stop_requested else "",
+        )
 
     async def agent_on_shutdown(self) -> None:
         """Checkpoint the state; close the knowledge base."""

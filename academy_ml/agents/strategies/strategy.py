@@ -15,7 +15,11 @@ feeds it signals from its Academy actions and events, and time from one
             await self.runner.on_time(datetime.now(UTC))
 
 Every evaluation in which a strategy's trigger is satisfied is logged,
-whether its constraint let it fire or not.
+whether its constraint let it fire or not: to the knowledge base's strategy
+log (what ``academy-ml status`` shows) and, at INFO, to this module's logger
+(``academy_ml.agents.strategies.strategy``), one line per evaluation naming
+the agent, the strategy, the trigger leaves seen, the constraint's answer
+and, when it acted, the actions and their outcomes.
 """
 
 from __future__ import annotations
@@ -242,6 +246,7 @@ class StrategyRunner:
             record["actions"], record["outcome"] = await self._act(strategy, context)
         else:
             memory.pending |= pending
+        _log_evaluation(record)
         try:
             await self._log(record)
         except Exception:
@@ -280,3 +285,20 @@ class StrategyRunner:
                 outcomes.append(describe_error(action.name, err))
                 break
         return names, "; ".join(outcomes)
+
+
+def _log_evaluation(record: FiringRecord) -> None:
+    """One INFO line per evaluation: fired (with actions and outcomes) or held, and why."""
+    if record["fired"]:
+        logger.info(
+            "%s: strategy %r fired (%s) -> %s: %s",
+            record["agent"],
+            record["strategy"],
+            record["reason"],
+            ", ".join(record["actions"]),
+            record["outcome"] or "done",
+        )
+    else:
+        logger.info(
+            "%s: strategy %r held (%s)", record["agent"], record["strategy"], record["reason"]
+        )
