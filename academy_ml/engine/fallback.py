@@ -15,6 +15,8 @@ from sklearn.base import clone
 from sklearn.metrics import get_scorer
 from sklearn.pipeline import Pipeline
 
+from academy_ml.engine.scoring import Scorer, describe_scorer
+
 __all__ = ["StepFailure", "fit_and_score"]
 
 
@@ -28,7 +30,7 @@ def fit_and_score(
     y_train: Any,
     x_test: Any,
     y_test: Any,
-    scoring: str,
+    scoring: Scorer,
 ) -> float:
     """Fits clones of ``steps`` on the train rows and scores the test rows.
 
@@ -55,4 +57,5 @@ def fit_and_score(
     try:
         return float(get_scorer(scoring)(model, x_test, y_test))
     except Exception as exc:
-        raise StepFailure(f"scoring {scoring!r}: {type(exc).__name__}: {exc}") from exc
+        name = describe_scorer(scoring)
+        raise StepFailure(f"scoring {name!r}: {type(exc).__name__}: {exc}") from exc

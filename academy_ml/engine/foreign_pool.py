@@ -45,6 +45,7 @@ from sklearn.utils import _safe_indexing
 from academy_ml.engine.budgets import ForeignBudget, limited
 from academy_ml.engine.fallback import StepFailure, fit_and_score
 from academy_ml.engine.foreign_workers import Worker, WorkerDied, acquire, release
+from academy_ml.engine.scoring import Scorer
 from academy_ml.exceptions import RunInterrupted
 
 __all__ = ["Failure", "ForeignTask", "interrupt_foreign_runs", "run_foreign"]
@@ -69,7 +70,7 @@ class ForeignTask:
         y: Name of the whole target.
         train: Train row indices (into y, and into X when ``x_test`` is None).
         test: Test row indices.
-        scoring: A scikit-learn scoring name.
+        scoring: A scikit-learn scoring name or a callable scorer (ours to pickle).
     """
 
     steps: Sequence[tuple[str, Any]]
@@ -78,7 +79,7 @@ class ForeignTask:
     y: Hashable
     train: np.ndarray[Any, Any]
     test: np.ndarray[Any, Any]
-    scoring: str
+    scoring: Scorer
 
     @property
     def inputs(self) -> tuple[Hashable, ...]:

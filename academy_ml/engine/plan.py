@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
@@ -25,7 +25,13 @@ from academy_ml.engine.lower import (
     lower,
 )
 from academy_ml.engine.ops import Node
-from academy_ml.engine.scoring import CLASSIFICATION_METRICS, check_scoring, is_native
+from academy_ml.engine.scoring import (
+    CLASSIFICATION_METRICS,
+    Scorer,
+    check_scoring,
+    describe_scorer,
+    is_native,
+)
 from academy_ml.engine.splits import Folds, check_cv_argument, describe_cv, make_folds
 from academy_ml.engine.translate import steps_of, translate
 from academy_ml.exceptions import PlanError
@@ -76,7 +82,7 @@ class Entry:
 
     Attributes:
         ir: The translated pipeline.
-        scoring: The scoring name used for it.
+        scoring: The scoring name (or, from ``aml.evaluate``, callable) used for it.
         folds: Its folds (None when compiled without data).
         lowered: Its plan nodes, or None when it runs on Python from the start.
         error: Why it cannot run, or None.
@@ -85,7 +91,7 @@ class Entry:
     """
 
     ir: PipelineIR
-    scoring: str
+    scoring: Scorer
     folds: Folds | None
     lowered: Lowered | None = None
     error: str | None = None
@@ -159,6 +165,7 @@ def compile_batch(
     y: Any = None,
     scoring: str | None = None,
     options: Options | None = None,
+    scorings: Sequence[Scorer | None] | None = None,
 ) -> Plan:
     """Compiles a batch of scikit-learn pipelines into one plan.
 
@@ -171,6 +178,9 @@ def compile_batch(
         scoring: A scikit-learn scoring name; None scores each pipeline as its
             ``score`` method would (accuracy for classifiers, r2 otherwise).
         options: Compiler switches.
+        scorings: One scoring per pipeline, overriding ``scoring`` (names, or
+            callables run on the Python backend): how ``aml.evaluate`` scores
+            several metrics in one plan, their fits and predictions shared.
     """
     options = options or Options()
     cv = check_cv_argument(cv)
@@ -180,7 +190,14 @@ def compile_batch(
         raise ValueError("pass both X and y, or neither")
     table = prepare_features(X) if X is not None else None
     target = prepare_target(y, table.n_rows) if table is not None else None
-    irs = [_translate(p, scoring) for p in list(pipelines)]
+    batch = list(pipelines)
+    per_pipeline = [scoring] * len(batch) if scorings is None else list(scorings)
+    if len(per_pipeline) != len(batch):
+        raise ValueError(f"{len(per_pipeline)} scorings for {len(batch)} pipelines")
+    for each in per_pipeline:
+        if each is not None and not callable(each):
+            check_scoring(each)
+    irs = [_translate(p, s) for p, s in zip(batch, per_pipeline, strict=True)]
     folds = _folds(cv, target, {ir.classifier for ir, _ in irs})
     entries: list[Entry] = []
     graph = Graph(dedupe=options.cse)
@@ -241,7 +258,7 @@ def _size_neighbor_searches(graph: Graph) -> None:
             search["k"] = max(search["k"], op["k"])
 
 
-def _translate(pipeline: Any, scoring: str | None) -> tuple[PipelineIR, str]:
+def _translate(pipeline: Any, scoring: Scorer | None) -> tuple[PipelineIR, Scorer]:
     ir = translate(pipeline)
     name = scoring or ("accuracy" if ir.classifier else "r2")
     # A native classifier predicts class codes, which only the classification
@@ -324,7 +341,7 @@ def _binding(
 def _lower_entry(entry: Entry, graph: Graph, bind: Binding, options: Options) -> None:
     mark = graph.mark()
     try:
-        entry.lowered = lower(entry.ir, graph, bind, entry.scoring, options)
+        entry.lowered = lower(entry.ir, graph, bind, describe_scorer(entry.scoring), options)
     except ToPython:
         graph.rollback(mark)
         source = entry.ir.source

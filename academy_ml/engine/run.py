@@ -27,6 +27,7 @@ from academy_ml.engine.fallback import StepFailure
 from academy_ml.engine.foreign_pool import Failure, ForeignTask, run_foreign
 from academy_ml.engine.plan import Entry, Plan
 from academy_ml.engine.results import PipelineResult
+from academy_ml.engine.scoring import describe_scorer
 from academy_ml.exceptions import (
     CacheError,
     DataError,
@@ -164,7 +165,7 @@ class _PythonScores:
         return PipelineResult(
             index=index,
             pipeline=entry.ir.source,
-            scoring=entry.scoring,
+            scoring=describe_scorer(entry.scoring),
             fold_scores=scores,
             error=error,
             backends=entry.ir.backends(),
@@ -259,6 +260,8 @@ class _PythonScores:
         assert entry.folds is not None
         assert plan.table is not None
         assert plan.target is not None
+        if not isinstance(entry.scoring, str):
+            return None  # a callable's hash would not cover its code
         steps = entry.ir.tail if entry.matrix_outputs else [("", entry.ir.source)]
         if not all(_deterministic(step) for _, step in steps):
             return None

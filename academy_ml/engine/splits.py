@@ -1,4 +1,12 @@
-"""Cross-validation folds, chosen exactly as ``cross_val_score`` chooses them."""
+"""Cross-validation folds, chosen exactly as ``cross_validate`` chooses them.
+
+``cv`` is what ``cross_validate`` takes: a number of folds, any scikit-learn
+splitter (group splitters read ``groups``), or an iterable of (train, test)
+index arrays. Every split is checked before any work: integer (or boolean
+mask) indices, 1-D, in range and non-empty, so a bad split is a
+:class:`~academy_ml.exceptions.ParameterError` naming the fold and the
+problem, never a fault deep in the runtime.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +20,9 @@ from numpy.typing import NDArray
 from sklearn.model_selection import check_cv
 
 from academy_ml.engine.data import digest
+from academy_ml.exceptions import DataError, ParameterError
 
-__all__ = ["Folds", "check_cv_argument", "describe_cv", "make_folds"]
+__all__ = ["Folds", "check_cv_argument", "describe_cv", "make_folds", "split_with_groups"]
 
 IndexArray = NDArray[np.int64]
 
@@ -43,7 +52,7 @@ def check_cv_argument(cv: Any) -> Any:
     estimator kind.
 
     Raises:
-        TypeError: If ``cv`` is none of what ``cross_val_score`` accepts.
+        TypeError: If ``cv`` is none of what ``cross_validate`` accepts.
     """
     if isinstance(cv, (str, bytes)):
         pass
@@ -57,29 +66,93 @@ def check_cv_argument(cv: Any) -> Any:
     )
 
 
-def make_folds(cv: Any, y: NDArray[Any], *, classifier: bool) -> Folds:
-    """The folds ``cross_val_score(estimator, X, y, cv=cv)`` would use.
+def make_folds(cv: Any, y: NDArray[Any], *, classifier: bool, groups: Any = None) -> Folds:
+    """The folds ``cross_validate(estimator, X, y, groups=groups, cv=cv)`` would use.
 
     Args:
         cv: An int, a scikit-learn splitter, or an iterable of (train, test).
         y: The target (stratification reads it).
         classifier: Whether the estimator is a classifier.
+        groups: Group labels, one per row, for group splitters (others ignore them).
+
+    Raises:
+        ParameterError: If the splitter refuses (a group splitter without
+            ``groups``, more folds than rows...) or a split is malformed:
+            empty, out of range, not 1-D integers.
+        DataError: If ``groups`` has not one label per row.
     """
     splitter = check_cv(cv, y, classifier=classifier)
-    placeholder = np.zeros((len(y), 1))
+    n_rows = len(y)
+    placeholder = np.zeros((n_rows, 1))
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != n_rows:
+            raise DataError(
+                f"groups must hold one label per row ({n_rows}), got shape {groups.shape}"
+            )
     train: list[IndexArray] = []
     test: list[IndexArray] = []
-    for tr, te in splitter.split(placeholder, y):
-        train.append(np.ascontiguousarray(tr, dtype=np.int64))
-        test.append(np.ascontiguousarray(te, dtype=np.int64))
+    try:
+        for fold, (tr, te) in enumerate(splitter.split(placeholder, y, groups)):
+            train.append(_check_indices(tr, n_rows, fold, "train", cv))
+            test.append(_check_indices(te, n_rows, fold, "test", cv))
+    except ValueError as exc:
+        if isinstance(exc, ParameterError):
+            raise
+        raise ParameterError(f"cv={_short(cv)} cannot split these {n_rows} rows: {exc}") from exc
     if not train:
-        raise ValueError(f"cv={cv!r} produced no folds")
+        raise ParameterError(f"cv={_short(cv)} produced no folds")
     return Folds(
         tuple(train),
         tuple(test),
         tuple(f"rows:{digest(a.tobytes())}" for a in train),
         tuple(f"rows:{digest(a.tobytes())}" for a in test),
     )
+
+
+def split_with_groups(cv: Any, y: Any, groups: Any) -> Any:
+    """``cv`` with ``groups`` applied: a splitter's splits as explicit index pairs.
+
+    A splitter object splits the same way for every estimator kind, so its
+    splits can be made here, once, with the groups a plan does not carry. A
+    number of folds ignores ``groups``, as ``cross_validate``'s KFold and
+    StratifiedKFold do.
+
+    Raises:
+        ParameterError: As :func:`make_folds`.
+        DataError: If ``groups`` has not one label per row.
+    """
+    if groups is None or not hasattr(cv, "split"):
+        return cv
+    folds = make_folds(cv, np.asarray(y), classifier=False, groups=groups)
+    return list(zip(folds.train, folds.test, strict=True))
+
+
+def _check_indices(rows: Any, n_rows: int, fold: int, part: str, cv: Any) -> IndexArray:
+    """One side of a split as int64 row indices, or a ParameterError naming the problem."""
+    where = f"fold {fold} of cv={_short(cv)}: the {part} indices"
+    array = np.asarray(rows)
+    if array.dtype == np.bool_:
+        if array.shape != (n_rows,):
+            raise ParameterError(
+                f"{where} are a boolean mask of shape {array.shape}, not ({n_rows},)"
+            )
+        array = np.flatnonzero(array)
+    if array.ndim != 1:
+        raise ParameterError(f"{where} must be 1-D, got shape {array.shape}")
+    if array.size == 0:
+        raise ParameterError(f"{where} are empty")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ParameterError(f"{where} must be integers, got dtype {array.dtype}")
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= n_rows:
+        bad = low if low < 0 else high
+        raise ParameterError(f"{where} hold {bad}, outside the {n_rows} rows [0, {n_rows - 1}]")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _short(cv: Any) -> str:
+    return f"{cv!r:.60}" if not isinstance(cv, list) else f"<{len(cv)} explicit splits>"
 
 
 def describe_cv(cv: Any, *, classifier: bool) -> str:

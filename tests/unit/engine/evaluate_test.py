@@ -18,7 +18,6 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, Ridge
-from sklearn.metrics import make_scorer, r2_score
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
@@ -124,7 +123,8 @@ def test_empty_x_is_refused_before_work(X: Any, no_work: list[str]) -> None:
         ("r3", "unsupported scoring name 'r3'"),
         ("accuracy_score", "did you mean"),
         ("R2", "unsupported scoring name 'R2'"),
-        (make_scorer(r2_score), "must be a scikit-learn scoring name"),
+        (42, "must be None, a scikit-learn scoring name, a callable"),
+        (["r2", "r3"], "unsupported scoring name 'r3'"),
     ],
 )
 def test_unsupported_scoring_is_refused_before_work(
