@@ -11,20 +11,28 @@ Python backend, in this process or its own worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 from academy_ml.engine.cache import Cache
 from academy_ml.engine.data import Table, Target, prepare_features, prepare_target
 from academy_ml.engine.lower import Options
 from academy_ml.engine.plan import compile_batch
+from academy_ml.engine.predicted import proxy_scorings, rescore, restore_python
 from academy_ml.engine.progress import Progress, ProgressCallback, reporting
 from academy_ml.engine.results import PipelineResult
 from academy_ml.engine.run import check_run_arguments, run
-from academy_ml.engine.scoring import Scorer, Scorers, describe_scorer, parse_scoring
+from academy_ml.engine.scoring import (
+    PREDICTED_METRICS,
+    Scorer,
+    Scorers,
+    describe_scorer,
+    parse_scoring,
+)
 from academy_ml.engine.splits import check_cv_argument, split_with_groups
 
 __all__ = ["evaluate"]
@@ -94,6 +102,8 @@ def evaluate(
             ``cv`` is none of what ``cross_validate`` takes.
     """
     scorers = parse_scoring(scoring)
+    if scorers is None and scoring in PREDICTED_METRICS:
+        scorers = Scorers({scoring: scoring}, multi=False)
     check_run_arguments(threads, cache)
     cv = check_cv_argument(cv)
     with reporting(progress) as report:
@@ -104,12 +114,21 @@ def evaluate(
         target = prepare_target(y, table.n_rows)
         cv = split_with_groups(cv, target.original, groups)
         job = _Job(table, target, cv, scoring, scorers, threads, options)
-        if report is None:
-            return job.run(batch, cache, 0)
-        if cache is not None:
-            return _in_parts(job, batch, cache, report)
-        with tempfile.TemporaryDirectory(prefix="academy-ml-evaluate-") as private:
-            return _in_parts(job, batch, Cache(private, disk_bytes=0), report)
+        # Parts, and predictions read back, share work through a cache.
+        shares = report is not None or job.predicts
+        with (
+            _private_cache() if cache is None and shares else contextlib.nullcontext(cache) as used
+        ):
+            if report is None:
+                return job.run(batch, used, 0)
+            return _in_parts(job, batch, used, report)
+
+
+@contextlib.contextmanager
+def _private_cache() -> Iterator[Cache]:
+    """An in-memory cache for one evaluation, gone after it."""
+    with tempfile.TemporaryDirectory(prefix="academy-ml-evaluate-") as private:
+        yield Cache(private, disk_bytes=0)
 
 
 class _Job:
@@ -132,6 +151,9 @@ class _Job:
         self.scorers = scorers
         self.threads = threads
         self.options = options
+        named = scorers.named.values() if scorers is not None else ()
+        #: Whether some metric is scored from native predictions (read back).
+        self.predicts = any(isinstance(s, str) and s in PREDICTED_METRICS for s in named)
 
     def run(self, batch: Sequence[Any], cache: Cache | None, start: int) -> list[PipelineResult]:
         """Results of ``batch``, indexed from ``start`` (its position in the whole batch)."""
@@ -146,16 +168,17 @@ class _Job:
             )
             return [_moved(r, start) for r in run(plan, self.threads, cache).results]
         named = self.scorers.named
+        pipelines = [p for p in batch for _ in named]
         pairs: list[Scorer | None] = [s for _ in batch for s in named.values()]
+        compiled, real = proxy_scorings(pipelines, pairs)
         plan = compile_batch(
-            [p for p in batch for _ in named],
-            self.cv,
-            X=self.table,
-            y=self.target,
-            scorings=pairs,
-            options=self.options,
+            pipelines, self.cv, X=self.table, y=self.target, scorings=compiled, options=self.options
         )
+        native = restore_python(plan, real)
         flat = run(plan, self.threads, cache).results
+        if native:
+            assert cache is not None
+            rescore(plan, flat, native, self.threads, cache)
         k = len(named)
         return [
             _merged(start + i, flat[i * k : (i + 1) * k], self.scorers) for i in range(len(batch))
@@ -163,7 +186,7 @@ class _Job:
 
 
 def _in_parts(
-    job: _Job, batch: list[Any], cache: Cache, report: ProgressCallback
+    job: _Job, batch: list[Any], cache: Cache | None, report: ProgressCallback
 ) -> list[PipelineResult]:
     size = math.ceil(len(batch) / _PROGRESS_PARTS)
     results: list[PipelineResult] = []

@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn.metrics import get_scorer_names
+from sklearn.metrics import f1_score, get_scorer_names, jaccard_score, precision_score, recall_score
 
 from academy_ml.engine.ops import Metric
 from academy_ml.exceptions import ParameterError
 
 __all__ = [
     "NATIVE_METRICS",
+    "PREDICTED_METRICS",
     "Scorer",
     "Scorers",
     "check_scoring",
@@ -49,6 +50,32 @@ NATIVE_METRICS: dict[str, Metric] = {
 CLASSIFICATION_METRICS = frozenset(
     {"accuracy", "balanced_accuracy", "f1", "roc_auc", "neg_log_loss"}
 )
+
+
+#: Label metrics the runtime does not compute, but which read only a
+#: classifier's predicted labels: scored here from the runtime's predictions
+#: (the fit and predict stay native), with the function and arguments
+#: scikit-learn's scorer of that name uses.
+PREDICTED_METRICS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {
+    **{
+        name: (function, {"average": "binary"})
+        for name, function in (
+            ("precision", precision_score),
+            ("recall", recall_score),
+            ("jaccard", jaccard_score),
+        )
+    },
+    **{
+        f"{name}_{average}": (function, {"pos_label": None, "average": average})
+        for name, function in (
+            ("f1", f1_score),
+            ("precision", precision_score),
+            ("recall", recall_score),
+            ("jaccard", jaccard_score),
+        )
+        for average in ("macro", "micro", "weighted")
+    },
+}
 
 
 @dataclass(frozen=True)
