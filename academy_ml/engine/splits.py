@@ -10,6 +10,7 @@ problem, never a fault deep in the runtime.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Integral
@@ -84,12 +85,7 @@ def make_folds(cv: Any, y: NDArray[Any], *, classifier: bool, groups: Any = None
     splitter = check_cv(cv, y, classifier=classifier)
     n_rows = len(y)
     placeholder = np.zeros((n_rows, 1))
-    if groups is not None:
-        groups = np.asarray(groups)
-        if groups.ndim != 1 or len(groups) != n_rows:
-            raise DataError(
-                f"groups must hold one label per row ({n_rows}), got shape {groups.shape}"
-            )
+    groups = _check_groups(groups, n_rows)
     train: list[IndexArray] = []
     test: list[IndexArray] = []
     try:
@@ -115,17 +111,37 @@ def split_with_groups(cv: Any, y: Any, groups: Any) -> Any:
 
     A splitter object splits the same way for every estimator kind, so its
     splits can be made here, once, with the groups a plan does not carry. A
-    number of folds ignores ``groups``, as ``cross_validate``'s KFold and
-    StratifiedKFold do.
+    number of folds ignores ``groups`` with a UserWarning, as
+    ``cross_validate``'s KFold and StratifiedKFold do.
 
     Raises:
         ParameterError: As :func:`make_folds`.
         DataError: If ``groups`` has not one label per row.
     """
-    if groups is None or not hasattr(cv, "split"):
+    y = np.asarray(y)
+    groups = _check_groups(groups, len(y))
+    if groups is None:
         return cv
-    folds = make_folds(cv, np.asarray(y), classifier=False, groups=groups)
+    if not hasattr(cv, "split"):
+        if not isinstance(cv, list):
+            warnings.warn(
+                f"groups are ignored by cv={cv!r} (KFold or StratifiedKFold)",
+                UserWarning,
+                stacklevel=3,
+            )
+        return cv
+    folds = make_folds(cv, y, classifier=False, groups=groups)
     return list(zip(folds.train, folds.test, strict=True))
+
+
+def _check_groups(groups: Any, n_rows: int) -> NDArray[Any] | None:
+    """``groups`` as a 1-D array of one label per row (None stays None)."""
+    if groups is None:
+        return None
+    array = np.asarray(groups)
+    if array.ndim != 1 or len(array) != n_rows:
+        raise DataError(f"groups must hold one label per row ({n_rows}), got shape {array.shape}")
+    return array
 
 
 def _check_indices(rows: Any, n_rows: int, fold: int, part: str, cv: Any) -> IndexArray:
