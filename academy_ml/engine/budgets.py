@@ -8,6 +8,11 @@ OpenMP's spinning barriers then turn a 1.6 s fit into 6 s or, on a busy
 machine, into minutes. So the budget is split: ``workers`` tasks run at
 once and each caps its OpenMP and BLAS pools at ``threads_per_task``, with
 ``workers * threads_per_task <= threads``.
+
+The foreign tasks also run beside the runtime's own pool (a run's native
+plan and its foreign tails overlap): :func:`native_share` says how many of
+the ``threads`` the runtime's pool takes while both sides have work, and
+the foreign tasks in flight use at most the rest.
 """
 
 from __future__ import annotations
@@ -21,7 +26,14 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from academy_ml import _runtime
 
-__all__ = ["THREAD_VARIABLES", "ForeignBudget", "foreign_budget", "limited", "worker_environment"]
+__all__ = [
+    "THREAD_VARIABLES",
+    "ForeignBudget",
+    "foreign_budget",
+    "limited",
+    "native_share",
+    "worker_environment",
+]
 
 #: Environment variables that size a native library's pool when it loads: set
 #: in a worker before scikit-learn is imported, so no pool ever starts wider
@@ -74,6 +86,30 @@ def foreign_budget(threads: int | None, tasks: int) -> ForeignBudget:
         raise ValueError(f"tasks must not be negative, got {tasks}")
     workers = max(1, min(threads, tasks))
     return ForeignBudget(workers=workers, threads_per_task=max(1, threads // workers))
+
+
+def native_share(threads: int, native_work: int, foreign_work: int) -> int:
+    """Threads of ``threads`` the runtime's pool gets while foreign tasks run beside it.
+
+    Split by the amount of work on each side (the caller's units: pipeline
+    folds on each side), rounded, so that each side with work keeps at
+    least one thread; the foreign tasks get ``threads`` minus the result,
+    which is 0 with one thread (the native plan runs first, then them).
+
+    Raises:
+        ValueError: If ``threads`` is not a positive integer or a work amount
+            is negative.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    if native_work < 0 or foreign_work < 0:
+        raise ValueError(f"work must not be negative, got {native_work} and {foreign_work}")
+    if foreign_work == 0 or threads == 1:
+        return threads
+    if native_work == 0:
+        return 0
+    share = round(threads * native_work / (native_work + foreign_work))
+    return min(max(share, 1), threads - 1)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ for importing scikit-learn once); a forked child never uses its parent's.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import subprocess
@@ -105,6 +106,16 @@ class Worker:
             self.process.kill()
         self.process.wait()
         self._close_pipes()
+
+    def signal_kill(self) -> None:
+        """Sends SIGKILL only: safe while another thread reads or writes the pipes.
+
+        That thread then sees the worker's death on its pipe and cleans up
+        (:meth:`kill` reaps the process and closes the pipes).
+        """
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
         """Lets an idle worker exit (EOF on its task pipe); kills it if it lingers."""

@@ -1,13 +1,15 @@
-"""Running a compiled plan: the Rust runtime, then the Python backend.
+"""Running a compiled plan: the Rust runtime and, beside it, the Python backend.
 
-Native parts run as one plan on the runtime (looked up in and stored to the
-node cache when one is given); pipelines with foreign steps are then fitted
-and scored with scikit-learn on the matrices the plan produced. Their fold
-scores are cached too when the foreign steps are deterministic.
+Native parts run on the runtime (looked up in and stored to the node cache
+when one is given); pipelines with foreign steps are fitted and scored with
+scikit-learn on worker processes, on the user's X or on the fold matrices
+the plan produced, while the rest of the plan runs. Their fold scores are
+cached too when the foreign steps are deterministic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -20,11 +22,11 @@ import numpy as np
 import sklearn
 
 from academy_ml import _runtime
-from academy_ml.engine.budgets import foreign_budget
+from academy_ml.engine.budgets import native_share
 from academy_ml.engine.cache import Cache, CacheStats
 from academy_ml.engine.data import digest
 from academy_ml.engine.fallback import StepFailure
-from academy_ml.engine.foreign_pool import Failure, ForeignTask, run_foreign
+from academy_ml.engine.foreign_pool import Failure, ForeignPool, ForeignTask
 from academy_ml.engine.plan import Entry, Plan
 from academy_ml.engine.results import PipelineResult
 from academy_ml.engine.scoring import describe_scorer
@@ -104,51 +106,118 @@ def run(plan: Plan, threads: int | None = None, cache: Cache | None = None) -> R
             (a node's own failure fails only its pipelines).
     """
     check_run_arguments(threads, cache)
-    payload = plan.to_bytes()
-    assert plan.table is not None
+    plan.to_bytes()
     before = cache.stats() if cache is not None else CacheStats()
     start = time.perf_counter()
-    outputs: list[Any] = []
-    counters: dict[str, Any] = {"executed": 0, "cache_hits": 0, "cache_stores": 0, "profile": []}
-    if plan.outputs:
-        native = cache.native if cache is not None else None
-        outputs, counters = _runtime.run_plan(
-            payload, plan.table.matrix, plan.targets, plan.indices, threads, native
-        )
-    scorer = _PythonScores(plan, outputs, cache, threads)
-    results = [scorer.result(i, entry) for i, entry in enumerate(plan.entries)]
+    execution = _Execution(plan, cache, threads if threads is not None else _runtime.max_threads())
+    execution.execute()
+    results = [execution.result(i, entry) for i, entry in enumerate(plan.entries)]
+    counters = execution.counters
     return RunReport(
         results=results,
         executed=counters["executed"],
         cache_hits=counters["cache_hits"],
         cache_stores=counters["cache_stores"],
-        python_scores=scorer.computed,
-        python_hits=scorer.hits,
+        python_scores=execution.computed,
+        python_hits=execution.hits,
         seconds=time.perf_counter() - start,
         cache=(cache.stats() - before) if cache is not None else CacheStats(),
-        profile={step: (nodes, seconds) for step, nodes, seconds in counters["profile"]},
+        profile=dict(sorted(execution.profile.items(), key=lambda item: -item[1][1])),
     )
 
 
-class _PythonScores:
-    """Turns plan outputs into results, scoring foreign tails on worker processes.
+@dataclass
+class _Job:
+    """A foreign fold to score: one task, and the (pipeline, fold) pairs awaiting it."""
+
+    entry: Entry
+    fold: int
+    key: str | None
+    waiting: list[tuple[int, int]]
+
+
+class _Execution:
+    """Runs the native plan and the foreign tails beside it, then turns outputs into results.
 
     Every foreign fold of every pipeline is gathered first: cached scores are
     read, identical tails on identical inputs (same :meth:`score_key`) are
-    scored once, and the rest run concurrently within the run's ``threads``
-    (:mod:`academy_ml.engine.foreign_pool`).
+    scored once. The rest run on worker processes
+    (:mod:`academy_ml.engine.foreign_pool`) as soon as their inputs exist:
+    tails on the user's X at once, tails on fold matrices of a native prefix
+    once a first native stage made those matrices (only them); the native
+    plan's scores are a second stage, run beside the tails. ``threads`` is
+    split between the stage running and the tails by the pipeline folds on
+    each side (:func:`academy_ml.engine.budgets.native_share`).
     """
 
-    def __init__(
-        self, plan: Plan, outputs: list[Any], cache: Cache | None, threads: int | None
-    ) -> None:
+    def __init__(self, plan: Plan, cache: Cache | None, threads: int) -> None:
         self.plan = plan
-        self.outputs = outputs
         self.cache = cache
+        self.threads = threads
+        self.outputs: list[Any] = [None] * len(plan.outputs)
+        self.counters = {"executed": 0, "cache_hits": 0, "cache_stores": 0}
+        self.profile: dict[str, tuple[int, float]] = {}
         self.computed = 0
         self.hits = 0
         self.foreign: dict[tuple[int, int], float | str] = {}
-        self._score_foreign(threads)
+
+    def execute(self) -> None:
+        """Computes every output and every foreign fold score (or its failure)."""
+        jobs = self.jobs()
+        fed = {i: job for i, job in jobs.items() if job.entry.matrix_outputs}
+        feed = sorted({p for job in fed.values() for p in job.entry.matrix_outputs[job.fold]})
+        scores = sorted({p for entry in self.plan.entries for p in entry.score_outputs})
+        # Two stages only when the tails can use threads meanwhile; nodes the
+        # stages share are computed twice (or read from the cache).
+        if self.threads > 1 and feed and scores:
+            stages = [(feed, len(fed)), (scores, len(scores))]
+        else:
+            stages = [(sorted(feed + scores), len(fed) + len(scores))] if feed or scores else []
+        if not jobs:
+            for positions, _ in stages:
+                self.native(positions, self.threads)
+            return
+        values = self.shared_values()
+        with ForeignPool(values, self.threads, len(jobs)) as pool:
+            pool.submit(
+                {i: self.task(job.entry, job.fold) for i, job in jobs.items() if i not in fed}
+            )
+            for positions, work in stages:
+                self.native(
+                    positions, pool.reserve(native_share(self.threads, work, pool.outstanding()))
+                )
+                pool.check()
+                if fed and set(feed) <= set(positions):
+                    pool.submit(self.fed_tasks(fed))
+                    fed = {}
+            outcomes = pool.finish()
+        self.computed += len(outcomes)
+        for identity, outcome in outcomes.items():
+            job = jobs[identity]
+            if not isinstance(outcome, Failure) and job.key is not None and self.cache is not None:
+                self.cache.put_blob(job.key, msgpack.packb(outcome))
+            for index, fold in job.waiting:
+                self.foreign[index, fold] = (
+                    f"{outcome.message} (fold {fold})" if isinstance(outcome, Failure) else outcome
+                )
+
+    def native(self, positions: list[int], threads: int) -> None:
+        """Runs the plan for the outputs at ``positions`` on ``threads`` threads."""
+        plan = self.plan
+        if len(positions) < len(plan.outputs):
+            plan = dataclasses.replace(plan, outputs=tuple(plan.outputs[p] for p in positions))
+        assert plan.table is not None
+        native = self.cache.native if self.cache is not None else None
+        outputs, counters = _runtime.run_plan(
+            plan.to_bytes(), plan.table.matrix, plan.targets, plan.indices, threads, native
+        )
+        for position, value in zip(positions, outputs, strict=True):
+            self.outputs[position] = value
+        for name in self.counters:
+            self.counters[name] += counters[name]
+        for step, nodes, seconds in counters["profile"]:
+            had = self.profile.get(step, (0, 0.0))
+            self.profile[step] = (had[0] + nodes, had[1] + seconds)
 
     def result(self, index: int, entry: Entry) -> PipelineResult:
         n_folds = len(entry.folds) if entry.folds is not None else 0
@@ -173,26 +242,19 @@ class _PythonScores:
 
     def fold_score(self, index: int, entry: Entry, fold: int) -> float:
         if entry.score_outputs:
-            return float(self.native(entry, self.outputs[entry.score_outputs[fold]], fold))
+            return float(self.native_value(entry, self.outputs[entry.score_outputs[fold]], fold))
         outcome = self.foreign[index, fold]
         if isinstance(outcome, str):
             raise StepFailure(outcome)
         return outcome
 
-    def _score_foreign(self, threads: int | None) -> None:
-        """Fills ``self.foreign``: every foreign fold's score, or its failure message."""
-        tasks: dict[Any, ForeignTask] = {}
-        keys: dict[Any, str | None] = {}
-        waiting: dict[Any, list[tuple[int, int]]] = {}
+    def jobs(self) -> dict[Any, _Job]:
+        """Every foreign fold still to score, by identity (cached ones are read now)."""
+        jobs: dict[Any, _Job] = {}
         for index, entry in enumerate(self.plan.entries):
             if entry.error is not None or entry.score_outputs or entry.folds is None:
                 continue
             for fold in range(len(entry.folds)):
-                try:
-                    task = self.task(entry, fold)
-                except StepFailure as exc:
-                    self.foreign[index, fold] = str(exc)
-                    continue
                 key = self.score_key(entry, fold)
                 if key is not None and self.cache is not None:
                     stored = self.cache.get_blob(key)
@@ -202,22 +264,19 @@ class _PythonScores:
                         continue
                 # Unpinned randomness is never shared: each fold draws its own.
                 identity = key if key is not None else (index, fold)
-                tasks.setdefault(identity, task)
-                keys[identity] = key
-                waiting.setdefault(identity, []).append((index, fold))
-        if not tasks:
-            return
-        budget = foreign_budget(threads, len(tasks))
-        outcomes = run_foreign(list(tasks.values()), self.shared_values(), budget)
-        self.computed += len(tasks)
-        for identity, outcome in zip(tasks, outcomes, strict=True):
-            key = keys[identity]
-            if not isinstance(outcome, Failure) and key is not None and self.cache is not None:
-                self.cache.put_blob(key, msgpack.packb(outcome))
-            for index, fold in waiting[identity]:
-                self.foreign[index, fold] = (
-                    f"{outcome.message} (fold {fold})" if isinstance(outcome, Failure) else outcome
-                )
+                jobs.setdefault(identity, _Job(entry, fold, key, [])).waiting.append((index, fold))
+        return jobs
+
+    def fed_tasks(self, fed: dict[Any, _Job]) -> dict[Any, ForeignTask]:
+        """Tasks on native fold matrices, now computed; a failed prefix fails its folds."""
+        tasks = {}
+        for identity, job in fed.items():
+            try:
+                tasks[identity] = self.task(job.entry, job.fold)
+            except StepFailure as exc:
+                for index, fold in job.waiting:
+                    self.foreign[index, fold] = str(exc)
+        return tasks
 
     def task(self, entry: Entry, fold: int) -> ForeignTask:
         """The foreign tail of ``entry`` on ``fold``, reading shared inputs by name.
@@ -231,7 +290,7 @@ class _PythonScores:
             return ForeignTask(entry.ir.tail, _FRAME, None, _TARGET, train, test, entry.scoring)
         names = []
         for output in entry.matrix_outputs[fold]:
-            self.native(entry, self.outputs[output], fold)
+            self.native_value(entry, self.outputs[output], fold)
             names.append(("output", output))
         return ForeignTask(entry.ir.tail, names[0], names[1], _TARGET, train, test, entry.scoring)
 
@@ -285,7 +344,7 @@ class _PythonScores:
             *inputs,
         )
 
-    def native(self, entry: Entry, value: Any, fold: int) -> Any:
+    def native_value(self, entry: Entry, value: Any, fold: int) -> Any:
         """An output value, or the failure it carries turned into a message."""
         if not isinstance(value, tuple):
             return value
