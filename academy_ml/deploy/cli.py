@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from academy_ml import __version__
-from academy_ml.deploy import demo
 from academy_ml.deploy.kits import ENTRY, KITS, KitError, kit_variables, render_kit
+from academy_ml.deploy.launch.logs import LOG_LEVELS
 from academy_ml.engine.cache import clear, default_cache_dir, summarize
 from academy_ml.exceptions import AcademyMLError
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     _add_launch(sub)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
+        from academy_ml.deploy import demo  # scikit-learn: seconds that other verbs need not wait
+
         demo.main(rest)
         return
     if rest:
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         except AcademyMLError as error:
             print(f"academy-ml: error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
-        except KeyboardInterrupt:  # before `up` handles signals itself, or in `status`
+        except KeyboardInterrupt:  # before `up` handles signals itself (a watch ends with 0)
             print(f"academy-ml {args.command}: interrupted", file=sys.stderr)
             raise SystemExit(128 + signal.SIGINT) from None
     if args.command == "endpoint":
@@ -81,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         _cache_clear(args.dir)
 
+
+#: Seconds between collections of ``status --watch`` without a value.
+WATCH_S = 2.0
 
 #: The verbs on a deployment config, and their help.
 _LAUNCH = {
@@ -104,17 +109,43 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help="override an agent's init argument or a deployment setting "
             "(planner.budget=64, deployment.exchange=redis://...)",
         )
+        if command in ("up", "status", "down"):
+            cmd.add_argument(
+                "--log-level",
+                choices=LOG_LEVELS,
+                default=None,
+                help="DEBUG, INFO, WARNING or ERROR. up: of its logs (LOGS/up.log, the hosts'; "
+                "default: the config's log_level, INFO), the terminal shows warnings and errors; "
+                "status --watch, down: of the terminal's (default WARNING)",
+            )
         if command == "up":
             cmd.add_argument(
                 "--timeout", type=float, default=None, help="end the run after SECONDS"
             )
             cmd.add_argument(
-                "--logs", type=Path, default=None, help="host process logs (default runinfo/NAME)"
+                "--logs",
+                type=Path,
+                default=None,
+                help="directory of up's, the hosts' and Parsl's logs "
+                "(default: the config's logs, else runinfo/NAME beside the config)",
             )
             cmd.add_argument(
                 "--resume",
                 action="store_true",
                 help="start a finished deployment again (its planner stopped, nothing pending)",
+            )
+        elif command == "status":
+            cmd.add_argument(
+                "--json", action="store_true", help="one JSON document (a line) instead of tables"
+            )
+            cmd.add_argument(
+                "--watch",
+                type=float,
+                nargs="?",
+                const=WATCH_S,
+                default=None,
+                metavar="SECONDS",
+                help=f"collect again every SECONDS (default {WATCH_S:g}) until Ctrl-C",
             )
         elif command == "down":
             cmd.add_argument(
@@ -209,8 +240,11 @@ def _cache_refused(error: AcademyMLError) -> SystemExit:
 
 
 def _cache_stats(directory: Path | None) -> None:
+    from academy_ml.deploy.launch.notices import human_size, large_cache_notice, notice_bytes
+
     try:
         summary = summarize(directory)
+        notice_bytes()  # a bad $ACADEMY_ML_CACHE_NOTICE_BYTES before the table
     except AcademyMLError as error:
         raise _cache_refused(error) from None
     table = Table(title="academy_ml node cache", show_header=False)
@@ -220,12 +254,12 @@ def _cache_stats(directory: Path | None) -> None:
     rows = [
         ("directory", str(summary.path)),
         ("entries", f"{summary.entries:,}"),
-        ("size", _size(summary.bytes)),
+        ("size", human_size(summary.bytes)),
         ("hits", f"{totals.hits:,} ({totals.memory_hits:,} from memory)"),
         ("misses", f"{totals.misses:,}"),
         ("hit rate", f"{totals.hit_rate:.1%}"),
-        ("read", _size(totals.bytes_read)),
-        ("written", _size(totals.bytes_written)),
+        ("read", human_size(totals.bytes_read)),
+        ("written", human_size(totals.bytes_written)),
         ("stores", f"{totals.stores:,}"),
         ("evictions", f"{totals.evictions:,}"),
         ("corrupt entries", f"{totals.corrupt:,}"),
@@ -234,7 +268,11 @@ def _cache_stats(directory: Path | None) -> None:
     ]
     for name, value in rows:
         table.add_row(name, value)
-    Console(width=max(100, len(str(summary.path)) + 30)).print(table)
+    console = Console(width=max(100, len(str(summary.path)) + 30))
+    console.print(table)
+    notice = large_cache_notice(directory, summary.bytes, notice_bytes())
+    if notice is not None:
+        console.print(f"[yellow]{escape(notice)}[/yellow]")
 
 
 def _cache_clear(directory: Path | None) -> None:
@@ -244,14 +282,3 @@ def _cache_clear(directory: Path | None) -> None:
     except AcademyMLError as error:
         raise _cache_refused(error) from None
     print(f"{where}: removed {removed:,} entries")
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n:,} B"
-    value = n / 1024
-    for unit in ("KiB", "MiB"):
-        if value < 1024:
-            return f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{value:,.1f} GiB"

@@ -26,7 +26,14 @@ from academy_ml.agents.knowledge import (
     RedisKnowledge,
     SqliteKnowledge,
 )
-from academy_ml.compute.placement import Endpoint, GlobusComputeSpec, load_registry, resolve_task
+from academy_ml.compute.placement import (
+    Endpoint,
+    GlobusComputeSpec,
+    ParslEndpoint,
+    ParslSpec,
+    load_registry,
+    resolve_task,
+)
 from academy_ml.deploy.launch.config import AgentSpec, Deployment
 from academy_ml.exceptions import ConfigError
 
@@ -100,7 +107,23 @@ def build_endpoint(deployment: Deployment, name: str, where: str) -> Endpoint:
     if name not in specs:
         raise _no_endpoint(deployment, name, where, specs)
     spec = specs[name]
+    if isinstance(spec, ParslSpec):
+        return _parsl_endpoint(deployment, name, spec)
     return spec.build(name) if not isinstance(spec, GlobusComputeSpec) else spec.build(name, None)
+
+
+def _parsl_endpoint(deployment: Deployment, name: str, spec: ParslSpec) -> Endpoint:
+    """A Parsl endpoint whose run directory (and Parsl's log) is in the deployment's logs.
+
+    Unless the registry sets ``run_dir``: ``<logs>/parsl/NNN/``, where Parsl
+    writes ``parsl.log`` (its kernel's log, at DEBUG as Parsl does) beside
+    the interchange's and the workers' logs.
+    """
+    if spec.run_dir is None:
+        spec = spec.model_copy(update={"run_dir": str(deployment.log_dir / "parsl")})
+    config = spec.parsl_config(name)
+    config.initialize_logging = True  # Parsl's own log file, which the spec leaves off
+    return ParslEndpoint(name, config)
 
 
 def check_agents(deployment: Deployment) -> None:

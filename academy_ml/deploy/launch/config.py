@@ -12,6 +12,8 @@ launch (paths relative to the config file)::
     agents = ["../agents/planner.toml", "../agents/analysis.toml", "../agents/generation.toml"]
     python_path = ["../examples"]       # importable by the agents and their endpoints
     stop_with = "planner"               # ends when its strategies stop and the ledger drains
+    log_level = "INFO"                  # DEBUG, INFO, WARNING or ERROR (`up --log-level`)
+    logs = "runinfo/mofa"               # up's, the hosts' and Parsl's logs (this default)
 
 An agent spec names the class, its init arguments (a table with a ``class``
 key is built as an object), handles to other agents, its strategies and where
@@ -40,7 +42,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -101,6 +103,10 @@ class DeploymentSection(_Strict):
     #: Agents in host processes of their own (default: with a Redis exchange).
     processes: bool | None = None
     checkpoint_interval_s: float = Field(5.0, gt=0)
+    #: Level of the deployment's logs (``up``'s, its hosts' and Parsl's files).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Where those logs go (relative to the config file; default: :attr:`Deployment.run_dir`).
+    logs: Path | None = None
 
     @field_validator("exchange", "knowledge")
     @classmethod
@@ -173,12 +179,22 @@ class Deployment(BaseModel):
         """
         knowledge = self.settings.knowledge
         if knowledge == "sqlite":
-            return (
-                self.file.parent / "runinfo" / self.settings.name / "knowledge.sqlite"
-            ).absolute()
+            return self.run_dir / "knowledge.sqlite"
         if knowledge.startswith("sqlite:"):
             return (self.file.parent / Path(knowledge[7:]).expanduser()).absolute()
         return None
+
+    @property
+    def run_dir(self) -> Path:
+        """The deployment's directory, ``runinfo/<name>/`` beside the config file (absolute)."""
+        return (self.file.parent / "runinfo" / self.settings.name).absolute()
+
+    @property
+    def log_dir(self) -> Path:
+        """Where ``up``, its hosts and Parsl write logs (``logs``, else :attr:`run_dir`)."""
+        if self.settings.logs is None:
+            return self.run_dir
+        return (self.file.parent / self.settings.logs.expanduser()).absolute()
 
     @property
     def registry(self) -> Path:

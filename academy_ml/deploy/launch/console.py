@@ -14,24 +14,24 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import time
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from academy_ml.core.reconnect import connection_error
 from academy_ml.core.resp import AuthError, Connection, ConnectionLost
 from academy_ml.deploy.launch.build import check_agents, use_python_path
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.lifecycle import FinishedDeployment, finished_counts
+from academy_ml.deploy.launch.logs import console_logging, deployment_logging, log_overrides
+from academy_ml.deploy.launch.notices import cache_notice, deployment_caches
 from academy_ml.deploy.launch.run import Progress as RunProgress
 from academy_ml.deploy.launch.run import RunOutcome, up
-from academy_ml.deploy.launch.status import DeploymentStatus, collect_status
+from academy_ml.deploy.launch.status import collect_status
+from academy_ml.deploy.launch.status_view import render_status, status_json, watch_status
+from academy_ml.exceptions import ConfigError
 
 __all__ = ["TIMEOUT_STATUS", "exit_status", "progress_bar", "run_status", "run_up"]
 
@@ -69,6 +69,8 @@ def progress_bar(
                 f"results {counts['results']} · pending {counts['pending']} · "
                 f"model v{state.get('model_version', '?')} · queue {state.get('queue_depth', '?')}"
             )
+            if progress.starting:
+                detail = "starting agents · " + detail
             restarts = sum(progress.restarts.values())
             if restarts:
                 detail += f" · restarts {restarts}"
@@ -92,7 +94,9 @@ def run_up(args: argparse.Namespace) -> int:
     Raises:
         FinishedDeployment: The deployment is finished and ``--resume`` was not given.
     """
-    deployment = load_deployment(args.config, args.set)
+    # As overrides, so that host processes and Parsl endpoints see them too.
+    overrides = [*args.set, *log_overrides(args.log_level, args.logs)]
+    deployment = load_deployment(args.config, overrides)
     use_python_path(deployment)  # agent classes may live there (examples/, a test's modules)
     check_agents(deployment)  # before the progress bar: an error is then its only line
     _run(deployment, _reachable(deployment))
@@ -104,11 +108,15 @@ def run_up(args: argparse.Namespace) -> int:
             f"`academy-ml reset {deployment.file}` forgets it"
         )
     console = Console(stderr=True)
-    with progress_bar(deployment, console) as show:
-        outcome = _run(
-            deployment,
-            up(deployment, on_progress=show, timeout_s=args.timeout, log_dir=args.logs),
-        )
+    log_file = deployment.log_dir / "up.log"
+    try:
+        logs_to = deployment_logging(deployment.settings.log_level, log_file, console)
+    except OSError as error:
+        raise ConfigError(f"{deployment.file}: cannot write the log {log_file}: {error}") from None
+    notice = cache_notice(console, deployment_caches(deployment))
+    with logs_to, progress_bar(deployment, console) as show:
+        outcome = _run(deployment, up(deployment, on_progress=show, timeout_s=args.timeout))
+    notice.join()
     counts = outcome.counts
     how = outcome.reason
     if outcome.signal is not None:
@@ -122,11 +130,23 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    """``academy-ml status CONFIG``."""
+    """``academy-ml status CONFIG [--json] [--watch [SECONDS]]``; Ctrl-C ends a watch with 0."""
     deployment = load_deployment(args.config, args.set)
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigError(f"--watch {args.watch:g}: expected a positive number of seconds")
     _run(deployment, _reachable(deployment))
     status = _run(deployment, collect_status(deployment))
-    _print_status(Console(), status)
+    console = Console()
+    if args.watch is None:
+        if args.json:
+            print(status_json(status))
+        else:
+            console.print(render_status(status))
+        return 0
+    logs = Console(stderr=True) if args.json else console  # JSON Lines alone on stdout
+    # Ctrl-C is how a watch ends.
+    with console_logging(args.log_level or "WARNING", logs), contextlib.suppress(KeyboardInterrupt):
+        _run(deployment, watch_status(deployment, status, args.watch, args.json, console))
     return 0
 
 
@@ -162,52 +182,3 @@ def _run(deployment: Deployment, main: Coroutine[Any, Any, T]) -> T:
     except (ConnectionLost, AuthError) as error:
         urls = _redis_urls(deployment)
         raise connection_error(urls[0] if urls else "redis://", error) from None
-
-
-def _print_status(console: Console, status: DeploymentStatus) -> None:
-    counts = status.counts
-    console.print(
-        f"[bold]{escape(status.name)}[/bold]: {counts['candidates']} candidates, "
-        f"{counts['results']} results, {counts['pending']} pending"
-        + ("" if status.registered else " (never launched)")
-    )
-    agents = Table("agent", "answering", "heartbeat", "queued", "stopped", "state", title="agents")
-    for agent in status.agents:
-        heartbeat = "-" if agent.heartbeat_age_s is None else f"{agent.heartbeat_age_s:.1f} s ago"
-        state = ", ".join(f"{k}={v}" for k, v in sorted(agent.state.items()))
-        agents.add_row(
-            agent.name,
-            "yes" if agent.answering else "no (last checkpoint)",
-            heartbeat,
-            "-" if agent.queued is None else str(agent.queued),
-            "-" if agent.stopped is None else str(agent.stopped).lower(),
-            escape(state),
-        )
-    console.print(agents)
-    endpoints = Table("endpoint", "kind", "used by", "queue", "cache", title="endpoints")
-    for endpoint in status.endpoints:
-        cache = "-"
-        if endpoint.cache is not None:
-            totals = endpoint.cache.totals
-            cache = f"{endpoint.cache.entries} entries, {totals.hits} hits, {totals.misses} misses"
-        endpoints.add_row(
-            endpoint.name,
-            endpoint.kind,
-            ", ".join(endpoint.used_by) or "-",
-            "-" if endpoint.queue_depth is None else str(endpoint.queue_depth),
-            cache,
-        )
-    console.print(endpoints)
-    firings = Table("when", "agent", "strategy", "fired", "why", "outcome", title="recent firings")
-    now = time.time()
-    for firing in status.firings:
-        when = datetime.fromtimestamp(firing.created, UTC).strftime("%H:%M:%S")
-        firings.add_row(
-            f"{when} ({now - firing.created:.0f} s ago)",
-            firing.agent,
-            firing.strategy,
-            "yes" if firing.fired else "no",
-            escape(firing.reason),
-            escape(firing.outcome or "-"),
-        )
-    console.print(firings)

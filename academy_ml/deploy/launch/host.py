@@ -26,6 +26,7 @@ from academy_ml.deploy.launch.build import build_agent, knowledge_factory, use_p
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.identities import load_identities
 from academy_ml.deploy.launch.interrupt import Interrupter, interrupt_native_runs
+from academy_ml.deploy.launch.logs import host_logging
 from academy_ml.exceptions import AcademyMLError, ConfigError
 from academy_ml.messaging import RedisExchangeFactory
 from academy_ml.messaging.transport import RedisAgentRegistration
@@ -93,11 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--agent", required=True)
     parser.add_argument("--set", action="append", default=[], metavar="NAME.KEY=VALUE")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format=f"%(asctime)s {args.agent} %(levelname)s %(name)s: %(message)s"
-    )
     try:
         deployment = load_deployment(args.config, args.set)
+        host_logging(deployment.settings.log_level, args.agent)
         use_python_path(deployment)
         with Interrupter() as interrupter:
             asyncio.run(host(deployment, args.agent, interrupter))

@@ -68,6 +68,9 @@ logger = logging.getLogger(__name__)
 #: Seconds between looks at the run.
 POLL_S = 0.5
 
+#: Seconds the ``stop_with`` agent has to answer a look's status request.
+ANSWER_TIMEOUT_S = 5.0
+
 #: Seconds a host process has to shut its agent down after SIGTERM.
 STOP_GRACE_S = 6.0
 
@@ -83,6 +86,8 @@ class Progress:
     stop_agent: dict[str, Any] | None
     restarts: dict[str, int]
     elapsed_s: float
+    #: The ``stop_with`` agent has not answered yet (its host is still starting).
+    starting: bool = False
 
 
 @dataclass
@@ -118,8 +123,9 @@ async def up(
             it after the run (a Redis deployment ignores it).
         on_progress: Called on every look at the run.
         timeout_s: End the run after this many seconds.
-        log_dir: Where host processes write their logs (Redis deployments;
-            default ``runinfo/<name>``).
+        log_dir: Where host processes write their logs (default: the
+            deployment's ``log_dir``, ``runinfo/<name>`` beside the config,
+            where Parsl endpoints keep their run directories).
         max_restarts: Restarts per host process that died.
     """
     use_python_path(deployment)
@@ -134,6 +140,7 @@ async def up(
                 )
             else:
                 outcome = await _up_embedded(deployment, stop, on_progress, timeout_s, knowledge)
+                outcome.log_dir = log_dir or deployment.log_dir
         finally:  # still under the handlers: a second signal meanwhile forces
             reaped = await asyncio.to_thread(reap, tag, REAP_GRACE_S, sessions)
     if reaped:
@@ -245,7 +252,7 @@ async def _up_processes(
 ) -> RunOutcome:
     kb = knowledge_factory(deployment).open()
     factory = RedisExchangeFactory(deployment.settings.exchange)
-    logs = log_dir or Path("runinfo") / deployment.settings.name
+    logs = log_dir or deployment.log_dir
     logs.mkdir(parents=True, exist_ok=True)
     hosts: dict[str, _Host] = {}
     try:
@@ -403,11 +410,14 @@ async def _watch(
     """
     start = time.monotonic()
     drained_before = False
+    answered = False  # by the stop_with agent: until then it is starting, not unresponsive
     counts = dict.fromkeys(("candidates", "results", "pending"), 0)
     while True:
         elapsed = time.monotonic() - start
         restarts = {name: h.restarts for name, h in (hosts or {}).items()}
-        look = asyncio.ensure_future(_look(kb, handles, deployment.settings.stop_with))
+        look = asyncio.ensure_future(
+            _look(kb, handles, deployment.settings.stop_with, starting=not answered)
+        )
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({look, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
@@ -417,10 +427,12 @@ async def _watch(
                 await look
             return RunOutcome("interrupted", counts, elapsed, restarts)
         counts, status = look.result()
+        answered = answered or status is not None
         if hosts is not None and await down_requested(kb):
             return RunOutcome("down", counts, elapsed, restarts)
         if on_progress is not None:
-            on_progress(Progress(counts, status, dict(restarts), elapsed))
+            starting = deployment.settings.stop_with is not None and not answered
+            on_progress(Progress(counts, status, dict(restarts), elapsed, starting))
         drained = counts["pending"] == 0 and status is not None and bool(status["stopped"])
         if drained and drained_before:  # twice in a row: no batch was on its way
             return RunOutcome("done", counts, elapsed, restarts)
@@ -434,14 +446,22 @@ async def _watch(
 
 
 async def _look(
-    kb: KnowledgeBase, handles: dict[str, Handle[Any]], stop_with: str | None
+    kb: KnowledgeBase, handles: dict[str, Handle[Any]], stop_with: str | None, *, starting: bool
 ) -> tuple[dict[str, int], dict[str, Any] | None]:
-    """The ledger's counts and the ``stop_with`` agent's status (None: it did not answer)."""
+    """The ledger's counts and the ``stop_with`` agent's status (None: it did not answer).
+
+    An agent in a host process answers only once the host has imported its
+    modules and started it (seconds, on a loaded machine): until it first
+    answers (``starting``), not answering is expected, not worth a warning.
+    """
     counts = await kb.counts()
     if stop_with is None:
         return counts, None
     try:
-        return counts, await asyncio.wait_for(handles[stop_with].status(), 5.0)
+        return counts, await asyncio.wait_for(handles[stop_with].status(), ANSWER_TIMEOUT_S)
     except Exception as error:
-        logger.warning("%s did not answer status: %r", stop_with, error)
+        if starting:
+            logger.debug("%s has not answered status yet (starting): %r", stop_with, error)
+        else:
+            logger.warning("%s did not answer status: %r", stop_with, error)
         return counts, None

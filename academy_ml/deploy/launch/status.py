@@ -1,5 +1,9 @@
 """``academy-ml status``: the agents, endpoints, caches and recent strategy firings of a deployment.
 
+Strategies are evaluated far more often than they act (a constraint not
+met), so the firings shown are the latest that acted, read from each agent's
+recent evaluations, with the latest evaluations apart.
+
 Agents are asked for their status (a short timeout: one that does not answer
 shows its last checkpoint instead); the exchange adds each mailbox's
 heartbeat and queue. Endpoints come from the registry, with the analysis
@@ -31,6 +35,9 @@ __all__ = ["AgentStatus", "DeploymentStatus", "EndpointStatus", "collect_status"
 
 #: How long an agent may take to answer ``status``.
 ANSWER_TIMEOUT_S = 2.0
+
+#: Evaluations read per agent when looking for the latest firings that acted.
+FIRINGS_WINDOW = 1000
 
 
 class AgentStatus(BaseModel):
@@ -64,11 +71,18 @@ class DeploymentStatus(BaseModel):
     counts: dict[str, int]
     agents: list[AgentStatus]
     endpoints: list[EndpointStatus]
+    #: The latest firings that acted (their actions ran), newest first.
     firings: list[StrategyFiring]
+    #: The latest evaluations, acted or not, newest first.
+    evaluations: list[StrategyFiring]
 
 
 async def collect_status(deployment: Deployment, *, firings: int = 10) -> DeploymentStatus:
     """Collect the status of a deployment whose knowledge base is in Redis or SQLite.
+
+    Args:
+        deployment: The deployment.
+        firings: How many firings that acted, and how many evaluations, to show.
 
     Raises:
         ConfigError: the deployment keeps its knowledge in memory (only its
@@ -80,7 +94,7 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
     try:
         ids = await load_identities(kb) or {}
         counts = await kb.counts()
-        recent = await kb.firings(limit=firings)
+        acted, recent = await _firings(kb, deployment, firings)
         if deployment.processes and ids:
             factory = RedisExchangeFactory(deployment.settings.exchange)
             # Entered, so the handles below call through this client.
@@ -98,8 +112,24 @@ async def collect_status(deployment: Deployment, *, firings: int = 10) -> Deploy
         counts=counts,
         agents=agents,
         endpoints=_endpoints(deployment, agents),
-        firings=recent,
+        firings=acted,
+        evaluations=recent,
     )
+
+
+async def _firings(
+    kb: KnowledgeBase, deployment: Deployment, n: int
+) -> tuple[list[StrategyFiring], list[StrategyFiring]]:
+    """The latest ``n`` firings that acted and the latest ``n`` evaluations, newest first.
+
+    Read per agent, so that one agent's frequent evaluations do not push
+    another's firings out of the window.
+    """
+    seen: list[StrategyFiring] = []
+    for name in deployment.agents:
+        seen.extend(await kb.firings(agent=name, limit=FIRINGS_WINDOW))
+    seen.sort(key=lambda firing: firing.created, reverse=True)
+    return [firing for firing in seen if firing.fired][:n], seen[:n]
 
 
 async def _agent(

@@ -12,9 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.console import Console
+
 from academy_ml.deploy.launch.config import Deployment, load_deployment
 from academy_ml.deploy.launch.console import _reachable, _run
 from academy_ml.deploy.launch.lifecycle import check_stoppable, reset_deployment, stop_agents
+from academy_ml.deploy.launch.logs import console_logging
 from academy_ml.deploy.launch.results import check_format, read_results, render_results
 from academy_ml.exceptions import ConfigError
 
@@ -26,7 +29,8 @@ def run_down(args: argparse.Namespace) -> int:
     deployment = load_deployment(args.config, args.set)
     check_stoppable(deployment)  # before any connection
     _run(deployment, _reachable(deployment))
-    _run(deployment, stop_agents(deployment, args.wait))
+    with console_logging(args.log_level or "WARNING", Console(stderr=True)):
+        _run(deployment, stop_agents(deployment, args.wait))
     print(f"{deployment.settings.name}: stopped; its agents checkpointed")
     return 0
 
