@@ -26,13 +26,7 @@ from academy_ml.engine.predicted import proxy_scorings, rescore, restore_python
 from academy_ml.engine.progress import Progress, ProgressCallback, reporting
 from academy_ml.engine.results import PipelineResult
 from academy_ml.engine.run import check_run_arguments, run
-from academy_ml.engine.scoring import (
-    PREDICTED_METRICS,
-    Scorer,
-    Scorers,
-    describe_scorer,
-    parse_scoring,
-)
+from academy_ml.engine.scoring import PREDICTED_METRICS, Scorers, parse_scoring
 from academy_ml.engine.splits import check_cv_argument, split_with_groups
 
 __all__ = ["evaluate"]
@@ -102,8 +96,6 @@ def evaluate(
             ``cv`` is none of what ``cross_validate`` takes.
     """
     scorers = parse_scoring(scoring)
-    if scorers is None and scoring in PREDICTED_METRICS:
-        scorers = Scorers({scoring: scoring}, multi=False)
     check_run_arguments(threads, cache)
     cv = check_cv_argument(cv)
     with reporting(progress) as report:
@@ -113,7 +105,7 @@ def evaluate(
         table = prepare_features(X)
         target = prepare_target(y, table.n_rows)
         cv = split_with_groups(cv, target.original, groups)
-        job = _Job(table, target, cv, scoring, scorers, threads, options)
+        job = _Job(table, target, cv, scorers, threads, options)
         # Parts, and predictions read back, share work through a cache.
         shares = report is not None or job.predicts
         with (
@@ -139,37 +131,29 @@ class _Job:
         table: Table,
         target: Target,
         cv: Any,
-        scoring: str | None,
-        scorers: Scorers | None,
+        scorers: Scorers,
         threads: int | None,
         options: Options | None,
     ) -> None:
         self.table = table
         self.target = target
         self.cv = cv
-        self.scoring = scoring
         self.scorers = scorers
         self.threads = threads
         self.options = options
-        named = scorers.named.values() if scorers is not None else ()
         #: Whether some metric is scored from native predictions (read back).
-        self.predicts = any(isinstance(s, str) and s in PREDICTED_METRICS for s in named)
+        self.predicts = any(
+            isinstance(s, str) and s in PREDICTED_METRICS for s in scorers.named.values()
+        )
 
     def run(self, batch: Sequence[Any], cache: Cache | None, start: int) -> list[PipelineResult]:
-        """Results of ``batch``, indexed from ``start`` (its position in the whole batch)."""
-        if self.scorers is None:
-            plan = compile_batch(
-                batch,
-                self.cv,
-                X=self.table,
-                y=self.target,
-                scoring=self.scoring,
-                options=self.options,
-            )
-            return [_moved(r, start) for r in run(plan, self.threads, cache).results]
+        """Results of ``batch``, indexed from ``start`` (its position in the whole batch).
+
+        Each (pipeline, metric) pair is an entry of one plan, pipeline-major.
+        """
         named = self.scorers.named
         pipelines = [p for p in batch for _ in named]
-        pairs: list[Scorer | None] = [s for _ in batch for s in named.values()]
+        pairs = [s for _ in batch for s in named.values()]
         compiled, real = proxy_scorings(pipelines, pairs)
         plan = compile_batch(
             pipelines, self.cv, X=self.table, y=self.target, scorings=compiled, options=self.options
@@ -198,19 +182,11 @@ def _in_parts(
     return results
 
 
-def _moved(result: PipelineResult, start: int) -> PipelineResult:
-    if start == 0:
-        return result
-    return _replace(result, index=result.index + start)
-
-
-def _replace(result: PipelineResult, **changes: Any) -> PipelineResult:
-    return dataclasses.replace(result, **changes)
-
-
 def _merged(index: int, per_metric: list[PipelineResult], scorers: Scorers) -> PipelineResult:
     """One pipeline's result from its (pipeline, metric) entries, in metric order."""
     first = per_metric[0]
+    if not scorers.multi:
+        return dataclasses.replace(first, index=index)
     names = list(scorers.named)
     backends: dict[str, Literal["rust", "python"]] = {}
     for result in per_metric:
@@ -219,8 +195,6 @@ def _merged(index: int, per_metric: list[PipelineResult], scorers: Scorers) -> P
             if backends.get(step) != "python":
                 backends[step] = backend
     error = next((r.error for r in per_metric if r.error is not None), None)
-    if not scorers.multi:
-        return _replace(first, index=index, scoring=describe_scorer(scorers.named[names[0]]))
     return PipelineResult(
         index=index,
         pipeline=first.pipeline,

@@ -84,13 +84,14 @@ class Scorers:
 
     Attributes:
         named: Metric name -> scorer, in the order given (for a dict, its
-            keys; for a list, the names; for one callable, ``"score"``).
+            keys; for a list, the names; for one callable or None,
+            ``"score"``; None stands for each estimator's default).
         multi: Whether several metrics were asked for (a list, tuple or
             dict, even of one), so results are keyed ``test_<name>`` as
             ``cross_validate`` keys them.
     """
 
-    named: dict[str, Scorer]
+    named: dict[str, Scorer | None]
     multi: bool
 
 
@@ -122,8 +123,8 @@ def check_scoring(scoring: object) -> str:
     return scoring
 
 
-def parse_scoring(scoring: object) -> Scorers | None:
-    """Reads ``scoring`` as ``cross_validate`` does; None for None or one name.
+def parse_scoring(scoring: object) -> Scorers:
+    """Reads ``scoring`` as ``cross_validate`` does.
 
     Args:
         scoring: None, a name, a callable, a list or tuple of distinct names,
@@ -133,10 +134,10 @@ def parse_scoring(scoring: object) -> Scorers | None:
         ParameterError: For an unknown name, a repeated name, an empty list
             or dict, a non-string key, or a value that is none of these.
     """
-    if scoring is None or isinstance(scoring, str):
-        if scoring is not None:
-            check_scoring(scoring)
-        return None
+    if scoring is None:
+        return Scorers({"score": None}, multi=False)
+    if isinstance(scoring, str):
+        return Scorers({check_scoring(scoring): scoring}, multi=False)
     if callable(scoring):
         return Scorers({"score": scoring}, multi=False)
     if isinstance(scoring, (list, tuple)):
@@ -150,7 +151,7 @@ def parse_scoring(scoring: object) -> Scorers | None:
     if isinstance(scoring, Mapping):
         if not scoring:
             raise ParameterError("scoring is an empty dict: give at least one name -> scorer")
-        named: dict[str, Scorer] = {}
+        named: dict[str, Scorer | None] = {}
         for key, value in scoring.items():
             if not isinstance(key, str):
                 raise ParameterError(f"scoring dict keys must be strings, got {key!r:.80}")
