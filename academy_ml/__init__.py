@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from academy_ml.engine import compile_batch as compile
     from academy_ml.engine.cache import Cache, CacheStats
+    from academy_ml.engine.progress import Progress
     from academy_ml.engine.run import run
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanStats",
+    "Progress",
     "RunReport",
     "UnsupportedStepError",
     "__version__",
@@ -79,6 +81,7 @@ __getattr__, __dir__ = lazy_exports(
         "PipelineResult": "academy_ml.engine",
         "Plan": "academy_ml.engine",
         "PlanStats": "academy_ml.engine",
+        "Progress": "academy_ml.engine.progress",
         "RunReport": "academy_ml.engine",
         "evaluate": "academy_ml.engine",
         "compile": "academy_ml.engine:compile_batch",
