@@ -61,7 +61,7 @@ __all__ = ["Failure", "ForeignPool", "ForeignTask", "interrupt_foreign_runs"]
 #: Seconds between checks for an interrupt while waiting on workers.
 _POLL_S = 0.05
 
-#: Bumped by :func:`interrupt_foreign_runs`; a foreign phase that began under
+#: Bumped by :func:`interrupt_foreign_runs`; a pool that began under
 #: an older value stops (a counter, so later runs are unaffected).
 _epoch = 0
 _in_flight = 0
@@ -105,10 +105,13 @@ class Failure:
 
 
 def interrupt_foreign_runs() -> int:
-    """Stops every foreign phase in flight in this process; returns how many there were.
+    """Stops every :class:`ForeignPool` in flight in this process; returns how many there were.
 
-    Each kills its workers and raises ``RunInterrupted`` within ``_POLL_S``.
-    Safe in a signal handler (no lock, no import).
+    Each kills its workers within ``_POLL_S``; its run raises
+    ``RunInterrupted`` once its native stage (if one is running) returns,
+    which :func:`academy_ml.deploy.launch.interrupt.interrupt_native_runs`
+    (it calls this too) makes prompt. Safe in a signal handler (no lock,
+    no import).
     """
     global _epoch
     _epoch += 1
@@ -270,6 +273,10 @@ class ForeignPool:
                 pass
         except BaseException as exc:
             self._error = exc
+            # Interrupted or broken: no fit of this run goes on (the run's
+            # thread reaps the workers when it leaves the pool).
+            for worker in self.workers:
+                worker.signal_kill()
         finally:
             self._done.set()
 

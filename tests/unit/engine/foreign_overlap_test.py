@@ -34,6 +34,7 @@ from academy_ml import _runtime
 from academy_ml.deploy.launch.interrupt import interrupt_native_runs
 from academy_ml.engine import foreign_workers
 from academy_ml.engine.budgets import native_share
+from academy_ml.engine.foreign_pool import interrupt_foreign_runs
 from academy_ml.exceptions import RunInterrupted
 
 CV = 3
@@ -175,44 +176,75 @@ def _long_data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     return X, X[:, 0] + rng.normal(size=30_000)
 
 
-def test_an_interrupt_during_the_overlap_stops_both_sides(spy: NativeSpy, tmp_path: Path) -> None:
-    sleeps = tmp_path / "sleeps"
-    sleeps.mkdir()
-    spy.hold, spy.directory, spy.marker = 0, sleeps, "[0-9]*-*"
-    X, y = _long_data()
-    plan = aml.compile(_long_native_batch(sleeps), cv=5, X=X, y=y)
-    errors: list[BaseException] = []
+class _Overlapping:
+    """A long run on a thread, caught while a tail and the native plan both run."""
 
-    def body() -> None:
+    def __init__(self, spy: NativeSpy, tmp_path: Path) -> None:
+        sleeps = tmp_path / "sleeps"
+        sleeps.mkdir()
+        spy.hold, spy.directory, spy.marker = 0, sleeps, "[0-9]*-*"
+        X, y = _long_data()
+        plan = aml.compile(_long_native_batch(sleeps), cv=5, X=X, y=y)
+        self.errors: list[BaseException] = []
+        self.runner = threading.Thread(target=self._body, args=(plan,), daemon=True)
+        self.runner.start()
+        events = Path(spy.log)
+        while not events.exists() and self.runner.is_alive():
+            self.runner.join(0.05)
+        self.pids = {int(f.name.split("-")[0]) for f in sleeps.glob("[0-9]*-*")}
+        assert self.pids, "a tail was running when the native plan started"
+
+    def _body(self, plan: aml.Plan) -> None:
         try:
             aml.run(plan, threads=2)
         except BaseException as exc:  # the test inspects it
-            errors.append(exc)
+            self.errors.append(exc)
 
-    runner = threading.Thread(target=body, daemon=True)
-    runner.start()
-    events = Path(spy.log)
-    while not events.exists() and runner.is_alive():
-        runner.join(0.05)
-    pids = {int(f.name.split("-")[0]) for f in sleeps.glob("[0-9]*-*")}
-    assert pids, "a tail was running when the native plan started"
-    deadline = time.monotonic() + STOP_BOUND_S
-    while runner.is_alive():
-        interrupt_native_runs()
-        runner.join(0.05)
-        assert time.monotonic() < deadline, "the run outlived its interrupt"
+    def interrupt_until_done(self) -> None:
+        deadline = time.monotonic() + STOP_BOUND_S
+        while self.runner.is_alive():
+            interrupt_native_runs()
+            self.runner.join(0.05)
+            assert time.monotonic() < deadline, "the run outlived its interrupt"
+        assert len(self.errors) == 1, self.errors
+        assert isinstance(self.errors[0], RunInterrupted), self.errors
 
-    assert len(errors) == 1, errors
-    assert isinstance(errors[0], RunInterrupted), errors
+
+def test_an_interrupt_during_the_overlap_stops_both_sides(spy: NativeSpy, tmp_path: Path) -> None:
+    run = _Overlapping(spy, tmp_path)
+
+    run.interrupt_until_done()
+
     assert [type(e) for e in spy.raised] == [RunInterrupted], "the native plan itself stopped"
-    _assert_gone(pids)
+    _assert_gone(run.pids)
+
+
+def test_interrupting_the_tails_alone_kills_their_workers_at_once(
+    spy: NativeSpy, tmp_path: Path
+) -> None:
+    run = _Overlapping(spy, tmp_path)
+
+    assert interrupt_foreign_runs() == 1
+    _assert_gone(run.pids)
+
+    assert run.runner.is_alive(), "the native plan (many seconds) was still running"
+    assert spy.raised == []
+    run.interrupt_until_done()
 
 
 def _assert_gone(pids: set[int]) -> None:
+    """Waits until none of ``pids`` runs (a killed worker not yet reaped counts as gone)."""
     deadline = time.monotonic() + STOP_BOUND_S
-    while alive := [pid for pid in pids if psutil.pid_exists(pid)]:
+    while alive := [pid for pid in pids if _running(pid)]:
         assert time.monotonic() < deadline, f"workers {alive} outlived the run"
         time.sleep(0.05)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 CHILD = textwrap.dedent(
