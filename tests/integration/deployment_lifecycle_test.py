@@ -1,12 +1,18 @@
-"""Scenario: a finished embedded deployment is not silently resumed; results; reset; afresh.
+"""Scenario: an embedded deployment keeps its results in SQLite; refuses, resumes, resets.
 
-``academy-ml up`` runs the toy loop to its budget with the default SQLite
-knowledge base. A second ``up`` refuses in one line (exit status 2) naming
-``--resume`` and ``reset``; ``up --resume`` starts it and reports the same
-finished run; ``results --format json`` lists every result the evaluator
-produced; ``reset --yes`` forgets the file, and the next ``up`` runs the
-loop again from nothing. With host processes (the Redis exchange),
-``down`` has the supervising ``up`` stop the run; every agent checkpoints.
+``academy-ml up`` runs the toy loop to its budget with Academy's in-process
+exchange and the default knowledge base, a SQLite file in the deployment's
+directory (``runinfo/<name>/knowledge.sqlite`` beside the config). Once the
+process has exited, ``academy-ml status`` shows the results and the agents'
+last checkpoints, and the file holds every result. A second ``up`` refuses
+in one line (exit status 2) naming ``--resume`` and ``reset``; ``up
+--resume`` starts it and reports the same finished run; ``results --format
+json`` lists every result the evaluator produced; ``reset --yes`` forgets the
+file, and the next ``up`` runs the loop again from nothing. With host
+processes (the Redis exchange), every agent process opens the same file, and
+``down`` has the supervising ``up`` stop the run; every agent checkpoints;
+the next ``up`` continues it. One ``up`` of each kind proves all of it (each
+start costs seconds of imports per process).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from loop_toys import write_deployment
+import pytest
+from loop_toys import stored, write_deployment
 from redis_server import RedisServer
 
 #: Results the run is asked for.
@@ -34,16 +41,39 @@ def cli(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )  # fmt: skip
 
 
-def test_a_finished_deployment_refuses_up_lists_its_results_and_resets(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)  # four `up`s and five other CLI processes, one after the other
+def test_a_finished_deployment_keeps_refuses_lists_its_results_and_resets(
+    tmp_path: Path,
+) -> None:
     config = write_deployment(tmp_path, 'name = "cycle"', planner=f"budget = {BUDGET}")
     log = tmp_path / "evaluated.txt"
     env = {**os.environ, "LOOP_TOYS_LOG": str(log)}
     path = tmp_path / "runinfo" / "cycle" / "knowledge.sqlite"
 
+    before = cli("status", config, env=env)
+    assert before.returncode == 2
+    assert f"no knowledge base at {path} yet" in before.stderr
+
     first = cli("up", config, "--timeout", "240", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "cycle: done" in first.stderr
     evaluated = sorted(float(x) for x in log.read_text().split())
     assert len(evaluated) >= BUDGET
+
+    counts, scores = stored(path)  # the process is gone; the file holds the run
+    assert counts["results"] == counts["candidates"] >= BUDGET
+    assert counts["pending"] == 0
+    assert sorted(scores) == evaluated
+
+    shown = cli("status", config, env={**env, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        f"cycle: {counts['candidates']} candidates, {counts['results']} results, 0 pending"
+        in shown.stdout
+    )
+    assert "never launched" not in shown.stdout
+    for name in ("planner", "analysis", "generation", "no (last checkpoint)", "budget"):
+        assert name in shown.stdout
 
     again = cli("up", config, env=env)
     assert again.returncode == 2, again.stderr[-3000:]
@@ -75,18 +105,24 @@ def test_a_finished_deployment_refuses_up_lists_its_results_and_resets(tmp_path:
     assert len(final) == len(log.read_text().split())
 
 
-def test_down_stops_a_run_of_host_processes(tmp_path: Path, redis_server: RedisServer) -> None:
-    """``down`` asks the supervising ``up``; it stops its hosts in order and exits 0."""
+def test_host_processes_share_the_sqlite_file_and_down_stops_them(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """With the Redis exchange each agent is a process of its own; all of them open the file.
+
+    ``down`` asks the supervising ``up``; it stops its hosts in order and exits 0.
+    """
     settings = f'name = "downed"\nexchange = "{redis_server.url}"'  # knowledge: SQLite
     config = write_deployment(tmp_path, settings, planner="budget = 100000")
     log = tmp_path / "evaluated.txt"
     env = {**os.environ, "LOOP_TOYS_LOG": str(log), "LOOP_TOYS_DELAY_S": "0.05"}
+    path = tmp_path / "runinfo" / "downed" / "knowledge.sqlite"
 
     alone = cli("down", config, "--wait", "1", env=env)  # never launched
     assert alone.returncode == 2
     assert alone.stderr.splitlines() == [
         f"academy-ml: error: {config}: no knowledge base at "
-        f"{tmp_path / 'runinfo' / 'downed' / 'knowledge.sqlite'} yet "
+        f"{path} yet "
         f"(`academy-ml up {config}` creates it)"
     ]
 
@@ -121,5 +157,20 @@ def test_down_stops_a_run_of_host_processes(tmp_path: Path, redis_server: RedisS
         f"academy-ml: error: {config}: no `academy-ml up` stopped the run within 1 s "
         "(none is running; hosts started by hand stop with SIGTERM)"
     ]
-    resumed = cli("up", config, "--timeout", "1", env=env)  # not finished: no refusal
-    assert resumed.returncode == 124, resumed.stderr[-3000:]
+    # Not finished: no refusal; the next `up` continues to a budget a few results on.
+    interrupted, _ = stored(path)
+    budget = interrupted["results"] + 4
+    resumed = cli(
+        "up", config, "--timeout", "240", f"--set=planner.budget={budget}",
+        "--logs", str(tmp_path / "logs"), env=env,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    counts, scores = stored(path)  # every host wrote its part into the one file
+    assert counts["results"] == counts["candidates"] >= budget
+    assert counts["pending"] == 0
+    assert len(set(scores)) == len(scores)
+    # A candidate in flight at `down` may be evaluated again after it, never lost.
+    assert sorted(scores) == sorted({float(x) for x in log.read_text().split()})
+    shown = cli("status", config, env={**env, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert f"downed: {counts['candidates']} candidates, {counts['results']} results" in shown.stdout

@@ -8,6 +8,7 @@ was evaluated twice.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,20 @@ def write_deployment(directory: Path, deployment: str, planner: str = "") -> Pat
         f'python_path = ["{here}"]\nstop_with = "planner"\ncheckpoint_interval_s = 0.5\n'
     )
     return config
+
+
+def stored(path: Path) -> tuple[dict[str, int], list[float]]:
+    """A SQLite knowledge base's counts and every result's score, read after the run."""
+    from academy_ml.agents.knowledge import SqliteKnowledgeBase
+
+    async def read() -> tuple[dict[str, int], list[float]]:
+        kb = SqliteKnowledgeBase(path)
+        try:
+            return await kb.counts(), [r.metrics["score"] for r in await kb.results()]
+        finally:
+            await kb.close()
+
+    return asyncio.run(read())
 
 
 def search_table() -> tuple[Any, Any]:
