@@ -131,7 +131,7 @@ def test_an_agent_not_answering_while_starting_is_no_warning(
     monkeypatch.setattr(run, "ANSWER_TIMEOUT_S", 0.01)
     handles: dict[str, Any] = {"planner": _Silent()}
     with caplog.at_level(logging.DEBUG, logger=run.__name__):
-        counts, status = asyncio.run(
+        _, status = asyncio.run(
             run._look(_Counts(), handles, "planner", starting=starting)  # type: ignore[arg-type]
         )
     assert status is None
