@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> None:
 #: Seconds between collections of ``status --watch`` without a value.
 WATCH_S = 2.0
 
+#: What ``--log-level`` sets, by verb.
+_LOG_LEVEL_HELP = {
+    "up": "level of the run's logs, LOGS/up.log and the hosts' (default: the config's log_level, "
+    "INFO); the terminal shows warnings and errors",
+    "status": "level of what a --watch logs to the terminal (default WARNING)",
+    "down": "level of what it logs to the terminal while it waits (default WARNING)",
+}
+
 #: The verbs on a deployment config, and their help.
 _LAUNCH = {
     "up": "launch a deployment's agents and watch the run until the planner stops",
@@ -114,9 +122,7 @@ def _add_launch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                 "--log-level",
                 choices=LOG_LEVELS,
                 default=None,
-                help="DEBUG, INFO, WARNING or ERROR. up: of its logs (LOGS/up.log, the hosts'; "
-                "default: the config's log_level, INFO), the terminal shows warnings and errors; "
-                "status --watch, down: of the terminal's (default WARNING)",
+                help=_LOG_LEVEL_HELP[command],
             )
         if command == "up":
             cmd.add_argument(
