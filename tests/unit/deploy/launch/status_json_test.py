@@ -7,12 +7,15 @@ this process (``main``), as a user's command would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from academy.identifier import AgentId
+from rich.console import Console
 
 from academy_ml.agents.knowledge import (
     CandidateRecord,
@@ -22,7 +25,9 @@ from academy_ml.agents.knowledge import (
     seal_state,
 )
 from academy_ml.agents.strategic import CHECKPOINT_KIND
+from academy_ml.core.resp import ConnectionLost
 from academy_ml.deploy.cli import main
+from academy_ml.deploy.launch import status_view
 from academy_ml.deploy.launch.config import load_deployment
 from academy_ml.deploy.launch.identities import save_identities
 from academy_ml.deploy.launch.status import collect_status
@@ -182,3 +187,78 @@ def test_a_deployment_never_launched_is_one_line(
         f"academy-ml: error: {config}: no knowledge base at {path} yet "
         f"(`academy-ml up {config}` creates it)"
     ]
+
+
+def test_a_watch_redraws_and_shows_a_failed_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Collections after the first go on past a failure, which the table notes."""
+    config = _config(tmp_path)
+    _fill(tmp_path / "runinfo" / "dep" / "knowledge.sqlite")
+    deployment = load_deployment(config)
+    calls: list[int] = []
+
+    async def flaky(deployment: Any) -> Any:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise ConnectionLost("redis://127.0.0.1:1: connection refused")
+        return await collect_status(deployment)
+
+    monkeypatch.setattr(status_view, "collect_status", flaky)
+    out = io.StringIO()
+
+    async def watch() -> None:
+        first = await collect_status(deployment)
+        task = asyncio.ensure_future(
+            status_view.watch_status(deployment, first, 0.01, False, Console(file=out, width=200))
+        )
+        while len(calls) < 3:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(watch())
+    assert "dep: 2 candidates, 2 results, 0 pending" in out.getvalue()
+    assert len(calls) >= 3  # the failure did not end the watch
+
+
+def test_a_json_watch_prints_a_line_per_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    _fill(tmp_path / "runinfo" / "dep" / "knowledge.sqlite")
+    deployment = load_deployment(config)
+    calls: list[int] = []
+    collected: list[int] = []  # shown as soon as returned: no await between the two
+
+    async def failing_once(deployment: Any) -> Any:
+        calls.append(len(calls))
+        if len(calls) == 2:
+            raise ConnectionLost("redis://127.0.0.1:1: connection refused")
+        status = await collect_status(deployment)
+        collected.append(len(collected))
+        return status
+
+    monkeypatch.setattr(status_view, "collect_status", failing_once)
+
+    async def watch() -> None:
+        first = await collect_status(deployment)
+        task = asyncio.ensure_future(
+            status_view.watch_status(deployment, first, 0.01, True, Console(file=io.StringIO()))
+        )
+        while len(collected) < 2:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(watch())
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 + len(collected)  # the first status, then each collected one
+    assert all(json.loads(line)["name"] == "dep" for line in lines)
+    assert "academy-ml status: refresh at " in captured.err
+    assert "failed: redis://127.0.0.1:1: connection refused; showing the last status" in (
+        captured.err
+    )
