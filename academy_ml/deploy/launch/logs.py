@@ -7,7 +7,8 @@ the config); each host process writes ``<agent>.log`` there. The level is
 the config's ``log_level`` (INFO by default), which ``--log-level``
 overrides: at INFO every strategy evaluation is a line (which strategy, the
 trigger seen, what the constraint said, the actions and their outcomes). The
-terminal shows warnings and errors only, above the progress bar.
+terminal shows warnings and errors only, above the progress bar, one line
+each (their tracebacks are in the file).
 
 Parsl endpoints built for the deployment keep Parsl's own log in their run
 directory (``<logs>/parsl/NNN/parsl.log``, with the interchange's and the
@@ -72,7 +73,23 @@ def deployment_logging(
     to_file.setFormatter(logging.Formatter(FORMAT))
     to_file.setLevel(level)
     to_console = _console_handler(console, max(logging.WARNING, logging.getLevelName(level)))
+    to_console.setFormatter(_OneLine(file))
     return _installed(level, [to_file, to_console])
+
+
+class _OneLine(logging.Formatter):
+    """A record's message and its exception in one line; the traceback is in ``file``."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self.file = file
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            message += f": {type(error).__name__}: {error} (traceback in {self.file})"
+        return message
 
 
 def console_logging(level: str, console: Console) -> contextlib.AbstractContextManager[None]:

@@ -84,6 +84,23 @@ def test_the_file_gets_the_level_the_terminal_warnings_parsl_its_own(tmp_path: P
     assert "an evaluation" not in shown
 
 
+def test_the_terminal_gets_one_line_the_file_the_traceback(tmp_path: Path) -> None:
+    file = tmp_path / "up.log"
+    out = io.StringIO()
+    with deployment_logging("INFO", file, Console(file=out, width=400)):
+        try:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        except RuntimeError:
+            logging.getLogger("academy_ml.test").warning("writing its log failed", exc_info=True)
+    shown = out.getvalue()
+    assert (
+        "writing its log failed: RuntimeError: cannot schedule new futures after shutdown "
+        f"(traceback in {file})" in shown
+    )
+    assert "Traceback" not in shown
+    assert "Traceback (most recent call last)" in file.read_text()
+
+
 def test_debug_reaches_the_file(tmp_path: Path) -> None:
     file = tmp_path / "up.log"
     with deployment_logging("DEBUG", file, Console(file=io.StringIO())):
