@@ -1,7 +1,7 @@
 """``academy-ml status --json``: one JSON document; firings that acted come before evaluations.
 
-The knowledge base is a real SQLite file written directly; the CLI runs in
-this process (``main``), as a user's command would.
+The knowledge base is a real SQLite file (or a real redis-server) written
+directly; the CLI runs in this process (``main``), as a user's command would.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from academy.identifier import AgentId
+from redis_server import RedisServer
 from rich.console import Console
 
 from academy_ml.agents.knowledge import (
     CandidateRecord,
+    RedisKnowledgeBase,
     ResultRecord,
     SqliteKnowledgeBase,
     StrategyFiring,
@@ -262,3 +264,23 @@ def test_a_json_watch_prints_a_line_per_collection(
     assert "failed: redis://127.0.0.1:1: connection refused; showing the last status" in (
         captured.err
     )
+
+
+def test_status_json_reads_a_redis_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], redis_server: RedisServer
+) -> None:
+    config = _config(tmp_path, f'exchange = "{redis_server.url}"\nknowledge = "exchange"\n')
+
+    async def fill() -> None:
+        kb = RedisKnowledgeBase(redis_server.url, "dep")
+        try:
+            await kb.log_firing(_firing("planner", "retrain", True, 1000.0))
+            await kb.log_firing(_firing("planner", "budget", False, 1001.0))
+        finally:
+            await kb.close()
+
+    asyncio.run(fill())
+    document = _status_json(config, capsys)
+    assert document["registered"] is False
+    assert [f["strategy"] for f in document["firings"]] == ["retrain"]
+    assert [f["strategy"] for f in document["evaluations"]] == ["budget", "retrain"]
