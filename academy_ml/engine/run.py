@@ -145,9 +145,10 @@ class _Execution:
     (:mod:`academy_ml.engine.foreign_pool`) as soon as their inputs exist:
     tails on the user's X at once, tails on fold matrices of a native prefix
     once a first native stage made those matrices (only them); the native
-    plan's scores are a second stage, run beside the tails. ``threads`` is
-    split between the stage running and the tails by the pipeline folds on
-    each side (:func:`academy_ml.engine.budgets.native_share`).
+    plan's scores follow fold by fold, beside the tails (:meth:`stages`).
+    Before each stage ``threads`` is split between it and the tails by the
+    pipeline folds left on each side
+    (:func:`academy_ml.engine.budgets.native_share`).
     """
 
     def __init__(self, plan: Plan, cache: Cache | None, threads: int) -> None:
@@ -166,13 +167,7 @@ class _Execution:
         jobs = self.jobs()
         fed = {i: job for i, job in jobs.items() if job.entry.matrix_outputs}
         feed = sorted({p for job in fed.values() for p in job.entry.matrix_outputs[job.fold]})
-        scores = sorted({p for entry in self.plan.entries for p in entry.score_outputs})
-        # Two stages only when the tails can use threads meanwhile; nodes the
-        # stages share are computed twice (or read from the cache).
-        if self.threads > 1 and feed and scores:
-            stages = [(feed, len(fed)), (scores, len(scores))]
-        else:
-            stages = [(sorted(feed + scores), len(fed) + len(scores))] if feed or scores else []
+        stages = self.stages(feed, len(fed), overlap=self.threads > 1 and bool(jobs))
         if not jobs:
             for positions, _ in stages:
                 self.native(positions, self.threads)
@@ -182,7 +177,8 @@ class _Execution:
             pool.submit(
                 {i: self.task(job.entry, job.fold) for i, job in jobs.items() if i not in fed}
             )
-            for positions, work in stages:
+            for n, (positions, _) in enumerate(stages):
+                work = sum(w for _, w in stages[n:])
                 self.native(
                     positions, pool.reserve(native_share(self.threads, work, pool.outstanding()))
                 )
@@ -200,6 +196,26 @@ class _Execution:
                 self.foreign[index, fold] = (
                     f"{outcome.message} (fold {fold})" if isinstance(outcome, Failure) else outcome
                 )
+
+    def stages(self, feed: list[int], fed: int, overlap: bool) -> list[tuple[list[int], int]]:
+        """Native stages in run order: output positions, and pipeline folds each serves.
+
+        Without tails running beside it the plan is one stage. With them,
+        the fold matrices the tails read come first (only they), then the
+        plan's scores fold by fold, so each fold's stage takes the threads
+        the tails leave then (all of them once the tails are done). Nodes
+        two stages share are computed twice (or read from the cache);
+        folds share no nodes but the data's sources.
+        """
+        entries = [e for e in self.plan.entries if e.score_outputs]
+        if not overlap:
+            positions = sorted({p for e in entries for p in e.score_outputs}.union(feed))
+            return [(positions, fed + len(positions))] if positions else []
+        stages = [(feed, fed)] if feed else []
+        for fold in range(max((len(e.score_outputs) for e in entries), default=0)):
+            chunk = sorted({e.score_outputs[fold] for e in entries if fold < len(e.score_outputs)})
+            stages.append((chunk, len(chunk)))
+        return stages
 
     def native(self, positions: list[int], threads: int) -> None:
         """Runs the plan for the outputs at ``positions`` on ``threads`` threads."""

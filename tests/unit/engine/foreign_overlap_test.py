@@ -81,7 +81,7 @@ def test_tails_on_the_users_x_run_while_the_native_plan_runs(
     report = aml.run(aml.compile(batch, cv=CV, X=X, y=y), threads=2)
 
     assert spy.saw_foreign == [True], "no foreign step started while the native plan ran"
-    assert len(spy.calls) == 1
+    assert len(spy.calls) == CV, "beside tails, the plan's scores run fold by fold"
     np.testing.assert_allclose(_scores(report), _expected(batch, X, y), rtol=0, atol=1e-9)
 
 
@@ -89,7 +89,7 @@ def test_tails_on_a_native_prefix_start_once_its_matrices_exist(
     diabetes: Any, spy: NativeSpy, tmp_path: Path
 ) -> None:
     X, y = diabetes
-    spy.hold = 1  # the second native stage: the plan's own scores
+    spy.hold = 1  # the second native stage: the plan's own scores on fold 0
     batch = [
         make_pipeline(StandardScaler(), Handshake(str(tmp_path)), Ridge()),
         make_pipeline(MinMaxScaler(), KNeighborsRegressor(4)),
@@ -97,7 +97,7 @@ def test_tails_on_a_native_prefix_start_once_its_matrices_exist(
 
     report = aml.run(aml.compile(batch, cv=CV, X=X, y=y), threads=2)
 
-    assert len(spy.calls) == 2, "matrices for the tails first, then the native scores"
+    assert len(spy.calls) == 1 + CV, "matrices for the tails first, then the scores by fold"
     assert spy.saw_foreign == [True], "no tail started while the native scores were computed"
     np.testing.assert_allclose(_scores(report), _expected(batch, X, y), rtol=0, atol=1e-9)
 
