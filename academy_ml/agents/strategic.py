@@ -57,6 +57,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 S = TypeVar("S", bound="StrategicAgent")
 
+#: How long shutdown waits for a strategy evaluation in progress before it checkpoints
+#: (``up`` must stop within 10 s, so an action stuck on a gone peer cannot hold it).
+SHUTDOWN_EVALUATION_WAIT_S = 2.0
+
 #: Longest sleep of the strategy loop when no time trigger is due sooner.
 MAX_SLEEP_S = 60.0
 
@@ -161,6 +165,7 @@ class StrategicAgent(Agent):
         self._kb: KnowledgeBase | None = None
         self._runner: StrategyRunner | None = None
         self._lock: asyncio.Lock | None = None
+        self._closing = False
         self._strategy_specs = None if strategies is None else parse_strategies(strategies)
 
     def strategies(self) -> Sequence[Strategy]:
@@ -213,9 +218,23 @@ class StrategicAgent(Agent):
         )
 
     async def agent_on_shutdown(self) -> None:
-        """Checkpoint the state; close the knowledge base."""
+        """Let a running evaluation finish, stop evaluating, checkpoint, close the knowledge base.
+
+        Actions still being served during shutdown would otherwise evaluate
+        strategies against a closed knowledge base; their signals are dropped.
+        """
         if self._kb is None:
             return
+        assert self._lock is not None
+        try:
+            await asyncio.wait_for(self._lock.acquire(), SHUTDOWN_EVALUATION_WAIT_S)
+        except TimeoutError:
+            logger.warning(
+                "%s: a strategy evaluation outlived shutdown; checkpointing anyway", self.name
+            )
+        else:
+            self._lock.release()
+        self._closing = True
         try:
             await self.checkpoint()
         finally:
@@ -250,6 +269,9 @@ class StrategicAgent(Agent):
         """Run one runner step under the lock, marking the task as evaluating."""
         assert self._lock is not None
         async with self._lock:
+            if self._closing:
+                logger.debug("%s is shutting down: %s dropped", self.name, argument)
+                return []
             token = _EVALUATING.set(True)
             try:
                 records: list[FiringRecord] = await step(argument)

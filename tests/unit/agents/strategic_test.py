@@ -141,6 +141,33 @@ def test_concurrent_calls_are_evaluated_one_at_a_time() -> None:
     run(main)
 
 
+def test_shutdown_waits_for_a_running_evaluation_then_drops_later_signals() -> None:
+    async def main() -> None:
+        kb = InMemoryKnowledgeBase()
+        agent = Counting(kb, name="closing")
+        await agent.agent_on_startup()
+        agent.state["calls"] = 5
+        agent.gate = asyncio.Event()
+        running = asyncio.create_task(agent.hit())
+        await poll(lambda: _true(agent.state["calls"] == 6))
+        shutdown = asyncio.create_task(agent.agent_on_shutdown())
+        await asyncio.sleep(0.05)
+        assert not shutdown.done()  # waits for the gated evaluation
+        agent.gate.set()
+        await asyncio.gather(running, shutdown)
+        saved = await kb.load_checkpoint("closing") or b""
+        assert unseal_state(CHECKPOINT_KIND, saved)["bumps"] == 1  # taken after the evaluation
+        logged = len(await kb.firings(agent="closing"))
+        assert await agent.hit() == 8  # the action is served; its signal is dropped
+        assert len(await kb.firings(agent="closing")) == logged
+
+    run(main)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 def test_time_triggers_run_in_the_strategy_loop_until_stop() -> None:
     async def main() -> None:
         kb = InMemoryKnowledgeBase()
