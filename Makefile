@@ -30,7 +30,7 @@ build: | $(BIN)/python
 ## make test: everything CI runs.
 test: redis slurm dev
 	cargo test --locked
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 	$(BIN)/python benchmarks/pipeline_search.py --quick
 	$(BIN)/python benchmarks/exchange.py --quick
 	$(BIN)/python benchmarks/placement.py --quick

@@ -37,6 +37,7 @@ def up(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "academy_ml", "up", str(config), "--timeout", "240", *options],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        env={**os.environ, "COLUMNS": "1000"},  # rich folds a long path at the terminal's width
     )  # fmt: skip
 
 
