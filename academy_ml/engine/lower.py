@@ -255,29 +255,40 @@ class _Lowerer:
         and for values outside explicit categories (training rows included)
         when ``unknown_value`` is NaN.
         """
-        if stage.missing and stage.kind != "num":
+        kinds, cols = self.bind.kinds, stage.columns
+        cat_missing = stage.missing and stage.kind != "num"
+        if cat_missing and kinds is not None and cols is not None:
+            cat_missing = any(kinds[c] == "cat" and c in self.bind.missing for c in cols)
+        if cat_missing:
             # scikit-learn encodes None as a category of its own and NaN as
             # missing; the table holds both as NaN.
             raise ToPython
         spec = dict(step.estimator)
         given = spec["categories"]
         explicit = given != "auto"
-        spec["categories"] = self.ordinal_categories(given, stage.kind) if explicit else None
+        spec["categories"] = self.ordinal_categories(given, stage) if explicit else None
         unknown, missing = spec["unknown_value"], spec["encoded_missing_value"]
         nan_unknown = unknown is not None and math.isnan(unknown)
         nan_out = (stage.missing and math.isnan(missing)) or (explicit and nan_unknown)
         return _estimator(spec), "num", nan_out
 
-    def ordinal_categories(self, given: list[list[Any]], kind: ColumnKind) -> list[list[float]]:
+    def ordinal_categories(self, given: list[list[Any]], stage: _Stage) -> list[list[float]]:
         """Explicit categories as codes of the table; what scikit-learn refuses stays foreign.
 
         Numeric categories must be integers (a float category is cast to an
         integer column's dtype) in ascending order; string categories become
         the table's order-preserving codes and keep their order.
         """
+        kinds: tuple[ColumnKind, ...] = (stage.kind,) * len(given)
+        if stage.kind == "mixed":
+            if stage.columns is None or self.bind.kinds is None:
+                raise ToPython
+            kinds = tuple(self.bind.kinds[c] for c in stage.columns)
+        if len(kinds) != len(given):
+            raise ToPython
         out: list[list[float]] = []
-        for column in given:
-            if not column or kind == "mixed":
+        for column, kind in zip(given, kinds, strict=True):
+            if not column:
                 raise ToPython
             if kind == "num":
                 if not all(_integral(v) for v in column):

@@ -26,7 +26,7 @@ import academy_ml as aml
 
 TOL = 1e-6
 CATS = ["c1", "c2", "n1"]
-EXPLICIT = [["d", "b", "a", "c", "zz", "e"], ["y", "x", "z"], [0, 1, 2, 3, 4, 5, 6]]
+EXPLICIT = [["d", "b", "a", "g", "c", "zz", "e", "f"], ["y", "w", "x", "z"], [0, 1, 2, 3, 4, 5, 6]]
 
 
 def make_data(n: int = 200, seed: int = 0, missing: bool = False) -> tuple[pd.DataFrame, Any]:
@@ -41,6 +41,9 @@ def make_data(n: int = 200, seed: int = 0, missing: bool = False) -> tuple[pd.Da
     codes = pd.Series(c1).map({"a": 0.0, "b": 2.0, "c": -1.0, "d": 3.0, "e": 5.0})
     y = codes.to_numpy() + (c2 == "y") * 1.5 + 0.3 * n1 + rng.normal(scale=0.3, size=n)
     x = pd.DataFrame({"c1": c1, "c2": c2, "n1": n1, "f1": f1})
+    # Values seen once: unknown in their test fold, and shifting the codes
+    # sorted after them in the other folds.
+    x.loc[10, "c1"], x.loc[95, "c1"], x.loc[150, "c2"] = "f", "g", "w"
     return x, y
 
 
@@ -174,13 +177,12 @@ def _fit_all_folds(pipeline: Any, x: Any, y: Any) -> None:
     cross_val_score(pipeline, x, y, cv=5, error_score="raise")
 
 
+UNKNOWN: dict[str, Any] = {"handle_unknown": "use_encoded_value", "unknown_value": -1}
 FOREIGN = {
-    "float32": OrdinalEncoder(dtype=np.float32),
-    "min_frequency": OrdinalEncoder(min_frequency=5),
-    "max_categories": OrdinalEncoder(max_categories=3),
-    "unsorted_numeric": OrdinalEncoder(
-        categories=[EXPLICIT[0], EXPLICIT[1], [6, 5, 4, 3, 2, 1, 0]]
-    ),
+    "float32": OrdinalEncoder(dtype=np.float32, **UNKNOWN),
+    "min_frequency": OrdinalEncoder(min_frequency=5, **UNKNOWN),
+    "max_categories": OrdinalEncoder(max_categories=3, **UNKNOWN),
+    "unsorted_numeric": OrdinalEncoder(categories=[*EXPLICIT[:2], [6, 5, 4, 3, 2, 1, 0]]),
 }
 
 
