@@ -74,7 +74,12 @@ pub fn fit(x: MatRef<'_, f64>, params: &Params) -> Result<Ordinal> {
 
 /// Sorted distinct non-NaN values with their codes, and whether NaN occurs.
 fn learn(col: &[f64]) -> (Vec<(f64, f64)>, bool) {
-    let mut values: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).map(key).collect();
+    let mut values: Vec<f64> = col
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .map(key)
+        .collect();
     let has_nan = values.len() < col.len();
     values.sort_unstable_by(f64::total_cmp);
     values.dedup_by(|a, b| a.total_cmp(b).is_eq());
@@ -233,10 +238,7 @@ mod tests {
         // OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         // .fit(O).transform(OT), column-major
         let p = params(None, Some(-1.0), NAN);
-        assert_close(
-            &encode(&p),
-            &[1.0, -1.0, 0.0, -1.0, NAN, 0.0, -1.0, 0.0],
-        );
+        assert_close(&encode(&p), &[1.0, -1.0, 0.0, -1.0, NAN, 0.0, -1.0, 0.0]);
         // unknown_value=np.nan, encoded_missing_value=-2
         let p = params(None, Some(NAN), -2.0);
         assert_close(&encode(&p), &[1.0, NAN, 0.0, NAN, -2.0, 0.0, NAN, 0.0]);
@@ -245,13 +247,24 @@ mod tests {
     #[test]
     fn explicit_categories_keep_their_order() {
         // categories=[[1, 3], [0, 1, nan]], unknown_value=9
-        let p = params(Some(vec![vec![1.0, 3.0], vec![0.0, 1.0, NAN]]), Some(9.0), NAN);
+        let p = params(
+            Some(vec![vec![1.0, 3.0], vec![0.0, 1.0, NAN]]),
+            Some(9.0),
+            NAN,
+        );
         assert_close(&encode(&p), &[9.0, 9.0, 0.0, 9.0, NAN, 0.0, 9.0, 0.0]);
         // Unsorted (string codes): the code is the position in the list.
-        let p = params(Some(vec![vec![3.0, 1.0, 2.0], vec![1.0, 0.0, NAN]]), None, NAN);
+        let p = params(
+            Some(vec![vec![3.0, 1.0, 2.0], vec![1.0, 0.0, NAN]]),
+            None,
+            NAN,
+        );
         let enc = fit(train().as_ref(), &p).unwrap();
         let out = enc.transform(train().as_ref()).unwrap();
-        assert_close(&flat(&out), &[0.0, 1.0, 2.0, 0.0, 1.0, 0.0, NAN, 0.0, 1.0, 1.0]);
+        assert_close(
+            &flat(&out),
+            &[0.0, 1.0, 2.0, 0.0, 1.0, 0.0, NAN, 0.0, 1.0, 1.0],
+        );
     }
 
     #[test]
