@@ -9,6 +9,8 @@ pipeline with the same design matrix reuses one factorisation.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any, Literal, cast
@@ -193,8 +195,11 @@ class _Lowerer:
 
     def native(self, step: NativeStep, stage: _Stage) -> _Stage:
         label = f"step '{step.path}' ({step.label})"
-        spec, kind = self.check_kinds(step, stage.kind)
-        missing = stage.missing and spec["name"] != "simple_imputer"
+        if step.estimator["name"] == "ordinal_encoder":
+            spec, kind, missing = self.ordinal(step, stage)
+        else:
+            spec, kind = self.check_kinds(step, stage.kind)
+            missing = stage.missing and spec["name"] != "simple_imputer"
         fit = ops.Fit(kind="fit", estimator=spec)
         if step.stateless and stage.full is not None and self.options.hoist:
             fitted = self.node(fit, [stage.full], label, None, naive=False)
@@ -242,6 +247,65 @@ class _Lowerer:
             raise ToPython
         spec["fill_value"] = self.bind.fill_code("missing_value" if fill is None else fill)
         return _estimator(spec), kind
+
+    def ordinal(self, step: NativeStep, stage: _Stage) -> tuple[ops.Estimator, ColumnKind, bool]:
+        """An OrdinalEncoder's spec, with explicit categories as codes, and whether NaN leaves it.
+
+        NaN leaves it for missing values when ``encoded_missing_value`` is NaN,
+        and for values outside explicit categories (training rows included)
+        when ``unknown_value`` is NaN.
+        """
+        kinds, cols = self.bind.kinds, stage.columns
+        cat_missing = stage.missing and stage.kind != "num"
+        if cat_missing and kinds is not None and cols is not None:
+            cat_missing = any(kinds[c] == "cat" and c in self.bind.missing for c in cols)
+        if cat_missing:
+            # scikit-learn encodes None as a category of its own and NaN as
+            # missing; the table holds both as NaN.
+            raise ToPython
+        spec = dict(step.estimator)
+        given = spec["categories"]
+        explicit = given != "auto"
+        spec["categories"] = self.ordinal_categories(given, stage) if explicit else None
+        unknown, missing = spec["unknown_value"], spec["encoded_missing_value"]
+        nan_unknown = unknown is not None and math.isnan(unknown)
+        nan_out = (stage.missing and math.isnan(missing)) or (explicit and nan_unknown)
+        return _estimator(spec), "num", nan_out
+
+    def ordinal_categories(self, given: list[list[Any]], stage: _Stage) -> list[list[float]]:
+        """Explicit categories as codes of the table; what scikit-learn refuses stays foreign.
+
+        Numeric categories must be integers (a float category is cast to an
+        integer column's dtype) in ascending order; string categories become
+        the table's order-preserving codes and keep their order.
+        """
+        kinds: tuple[ColumnKind, ...] = (stage.kind,) * len(given)
+        if stage.kind == "mixed":
+            if stage.columns is None or self.bind.kinds is None:
+                raise ToPython
+            kinds = tuple(self.bind.kinds[c] for c in stage.columns)
+        if len(kinds) != len(given):
+            raise ToPython
+        out: list[list[float]] = []
+        for column, kind in zip(given, kinds, strict=True):
+            if not column:
+                raise ToPython
+            if kind == "num":
+                if not all(_integral(v) for v in column):
+                    raise ToPython
+                codes = [float(v) for v in column]
+                if any(a >= b for a, b in itertools.pairwise(codes)):
+                    raise ToPython
+            else:
+                try:
+                    codes = [float(self.bind.fill_code(v)) for v in column]
+                except (TypeError, ValueError) as exc:
+                    raise ToPython from exc
+                # Two unseen categories may share a code: only scikit-learn tells them apart.
+                if len(set(codes)) < len(codes):
+                    raise ToPython
+            out.append(codes)
+        return out
 
     def column_step(self, step: ColumnStep, stage: _Stage) -> _Stage:
         if stage.columns is None:
@@ -385,6 +449,14 @@ def _estimator(params: dict[str, Any]) -> ops.Estimator:
     """
     assert params["name"] in ops.ESTIMATORS, params["name"]
     return cast(ops.Estimator, params)
+
+
+def _integral(value: Any) -> bool:
+    """An integer (or integer-valued float) a float64 carries exactly."""
+    if isinstance(value, bool) or not isinstance(value, (Integral, float)):
+        return False
+    number = float(value)
+    return math.isfinite(number) and number.is_integer() and abs(number) <= 2**53
 
 
 def _combine(kinds: tuple[ColumnKind, ...]) -> ColumnKind:

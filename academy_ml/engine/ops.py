@@ -108,6 +108,19 @@ class OneHotEncoder(TypedDict):
     name: Literal["one_hot_encoder"]
 
 
+class OrdinalEncoder(TypedDict):
+    """One integer code per category (categories in code order; codes on categorical columns).
+
+    ``categories`` None learns them; ``unknown_value`` None refuses values
+    that are not categories.
+    """
+
+    name: Literal["ordinal_encoder"]
+    categories: list[list[float]] | None
+    unknown_value: float | None
+    encoded_missing_value: float
+
+
 class PolynomialFeatures(TypedDict):
     """Products of columns up to ``degree`` (stateless: may be hoisted)."""
 
@@ -190,6 +203,7 @@ Estimator = (
     | MinMaxScaler
     | MaxAbsScaler
     | OneHotEncoder
+    | OrdinalEncoder
     | PolynomialFeatures
     | Pca
     | SelectKBest

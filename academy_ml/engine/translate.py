@@ -13,6 +13,7 @@ from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
@@ -25,6 +26,7 @@ from sklearn.preprocessing import (
     MaxAbsScaler,
     MinMaxScaler,
     OneHotEncoder,
+    OrdinalEncoder,
     PolynomialFeatures,
     StandardScaler,
 )
@@ -147,6 +149,63 @@ def _one_hot(s: OneHotEncoder) -> Params | None:
     return {"name": "one_hot_encoder"} if plain else None
 
 
+def _ordinal(s: OrdinalEncoder) -> Params | None:
+    """Float64 codes without infrequent grouping; the lowering reads explicit categories.
+
+    Values scikit-learn would refuse (an ``unknown_value`` that is neither an
+    integer nor NaN, or set with ``handle_unknown="error"``) stay foreign, so
+    it names them itself.
+    """
+    try:
+        float64 = np.dtype(s.dtype) == np.float64
+    except TypeError:
+        return None
+    if not float64 or s.min_frequency is not None or s.max_categories is not None:
+        return None
+    unknown: float | None = None
+    if s.handle_unknown == "use_encoded_value":
+        unknown = _code(s.unknown_value)
+        if unknown is None:
+            return None
+    elif s.handle_unknown != "error" or s.unknown_value is not None:
+        return None
+    missing = s.encoded_missing_value
+    missing_code = float(missing) if isinstance(missing, float) else _code(missing)
+    if missing_code is None:
+        return None
+    categories: Any = s.categories
+    if isinstance(categories, str):
+        if categories != "auto":
+            return None
+    elif isinstance(categories, list) and not any(isinstance(c, str) for c in categories):
+        try:
+            categories = [[_plain(v) for v in column] for column in categories]
+        except TypeError:
+            return None
+    else:
+        return None
+    return {
+        "name": "ordinal_encoder",
+        "categories": categories,
+        "unknown_value": unknown,
+        "encoded_missing_value": missing_code,
+    }
+
+
+def _code(value: Any) -> float | None:
+    """An integer code a float carries exactly, or NaN, else None."""
+    if isinstance(value, float) and math.isnan(value):
+        return math.nan
+    if not isinstance(value, Integral) or isinstance(value, bool) or abs(int(value)) > 2**53:
+        return None
+    return float(value)
+
+
+def _plain(value: Any) -> Any:
+    """A category as a plain Python value (numpy scalars unwrapped)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _poly(s: PolynomialFeatures) -> Params | None:
     if not (isinstance(s.degree, Integral) and s.degree == 2) or s.order != "C":
         return None
@@ -180,6 +239,7 @@ _TRANSFORMERS: list[tuple[type, Callable[[Any], Params | None]]] = [
     (MinMaxScaler, _min_max),
     (MaxAbsScaler, _max_abs),
     (OneHotEncoder, _one_hot),
+    (OrdinalEncoder, _ordinal),
     (PolynomialFeatures, _poly),
     (PCA, _pca),
     (SelectKBest, _select),

@@ -15,6 +15,7 @@ pub enum Fitted {
     Imputer(Imputer),
     Scaler(Scaler),
     OneHot(OneHot),
+    Ordinal(Ordinal),
     Poly(Poly),
     Pca(Pca),
     Select(Select),
@@ -31,6 +32,7 @@ impl Fitted {
             Fitted::Imputer(_) => "imputer",
             Fitted::Scaler(_) => "scaler",
             Fitted::OneHot(_) => "one_hot_encoder",
+            Fitted::Ordinal(_) => "ordinal_encoder",
             Fitted::Poly(_) => "polynomial_features",
             Fitted::Pca(_) => "pca",
             Fitted::Select(_) => "select_k_best",
@@ -127,6 +129,21 @@ pub struct OneHot {
     pub(crate) categories: Vec<Vec<f64>>,
     /// Per input column, whether NaN was seen (its indicator comes last).
     pub(crate) has_nan: Vec<bool>,
+}
+
+/// A fitted ordinal encoder: every input column's categories and codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ordinal {
+    /// Per input column, (category, code) for the non-NaN categories,
+    /// ascending by category, with `-0.0` folded into `0.0`.
+    pub(crate) categories: Vec<Vec<(f64, f64)>>,
+    /// Per input column, whether NaN is a category (it encodes as
+    /// `encoded_missing_value`).
+    pub(crate) has_nan: Vec<bool>,
+    /// Code of values that are not categories; None refuses them.
+    pub(crate) unknown_value: Option<f64>,
+    /// Code of NaN where NaN is a category.
+    pub(crate) encoded_missing_value: f64,
 }
 
 /// A fitted expansion: the list of output columns.

@@ -6,6 +6,7 @@ mod lbfgsb;
 pub mod linear;
 pub mod logistic;
 pub mod onehot;
+pub mod ordinal;
 pub mod pca;
 pub mod poly;
 pub mod scale;
@@ -37,6 +38,7 @@ pub enum Estimator {
     },
     MaxAbsScaler,
     OneHotEncoder,
+    OrdinalEncoder(Box<ordinal::Params>),
     PolynomialFeatures {
         degree: u32,
         interaction_only: bool,
@@ -100,6 +102,7 @@ impl Estimator {
             Estimator::MinMaxScaler { .. } => "min_max_scaler",
             Estimator::MaxAbsScaler => "max_abs_scaler",
             Estimator::OneHotEncoder => "one_hot_encoder",
+            Estimator::OrdinalEncoder(_) => "ordinal_encoder",
             Estimator::PolynomialFeatures { .. } => "polynomial_features",
             Estimator::Pca { .. } => "pca",
             Estimator::SelectKBest { .. } => "select_k_best",
@@ -141,6 +144,7 @@ impl Estimator {
             }
             Estimator::MaxAbsScaler => Fitted::Scaler(scale::fit_max_abs(x)?),
             Estimator::OneHotEncoder => Fitted::OneHot(onehot::fit(x)?),
+            Estimator::OrdinalEncoder(params) => Fitted::Ordinal(ordinal::fit(x, params)?),
             Estimator::PolynomialFeatures {
                 degree,
                 interaction_only,
@@ -204,6 +208,7 @@ impl Fitted {
             Fitted::Imputer(s) => matrix(s.transform(x)?),
             Fitted::Scaler(s) => matrix(s.transform(x)?),
             Fitted::OneHot(s) => matrix(s.transform(x)?),
+            Fitted::Ordinal(s) => matrix(s.transform(x)?),
             Fitted::Poly(s) => matrix(s.transform(x)?),
             Fitted::Pca(s) => matrix(s.transform(x)?),
             Fitted::Select(s) => matrix(s.transform(x)?),

@@ -24,6 +24,7 @@ from sklearn.preprocessing import (
     MaxAbsScaler,
     MinMaxScaler,
     OneHotEncoder,
+    OrdinalEncoder,
     PolynomialFeatures,
     StandardScaler,
 )
@@ -178,6 +179,21 @@ def test_the_lowering_writes_every_op_and_estimator_and_the_runtime_reads_them(
         make_pipeline(imputed, SelectKBest(f_regression, k=3), LinearRegression()),
         make_pipeline(imputed, KNeighborsRegressor(3)),
         make_pipeline(imputed, DecisionTreeRegressor(random_state=0, min_samples_leaf=0.1)),
+        make_pipeline(
+            ColumnTransformer(
+                [
+                    (
+                        "cat",
+                        make_pipeline(
+                            SimpleImputer(strategy="most_frequent"),
+                            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                        ),
+                        categorical,
+                    )
+                ]
+            ),
+            DecisionTreeRegressor(random_state=0),
+        ),
     ]
     classification = [
         make_pipeline(imputed, LogisticRegression()),
