@@ -90,6 +90,7 @@ def test_records_round_trip_through_bytes(record: Record) -> None:
         (msgpack.packb({"id": "c1"}), r"expected \[version, kind, body\], got dict"),
         (msgpack.packb([RECORD_VERSION, "CandidateRecord", {"id": "c1"}]), "model_version"),
     ],
+    ids=["empty", "reserved-byte", "truncated", "not-an-envelope", "invalid-fields"],
 )
 def test_bad_bytes_raise_wire_error(data: bytes, match: str) -> None:
     with pytest.raises(WireError, match=match) as raised:
