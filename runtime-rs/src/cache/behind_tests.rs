@@ -154,7 +154,10 @@ fn many_threads_store_behind_and_read_back_without_a_miss() {
 fn behind_disk(dir: &Path, gate: &Arc<std::sync::atomic::AtomicBool>, cost: Duration) -> NodeCache {
     use std::sync::atomic::Ordering;
     let mut cache = open(dir, 1 << 20);
-    let (store, stats) = (Arc::clone(&cache.disk.as_ref().unwrap().0), Arc::clone(&cache.stats));
+    let (store, stats) = (
+        Arc::clone(&cache.disk.as_ref().unwrap().0),
+        Arc::clone(&cache.stats),
+    );
     let gate = Arc::clone(gate);
     cache.writer = Writer::with_limits(
         Box::new(move |key, bytes| {
@@ -188,7 +191,10 @@ fn with_the_disk_behind_cheap_entries_stay_in_memory_and_dear_ones_go_inline() {
     }
     let written = cache.stats().bytes_written;
     let one = codec::encoded_len(&matrix(0.0)).unwrap() as u64;
-    assert_eq!(written, one, "nothing written inline while the writer is stuck");
+    assert_eq!(
+        written, one,
+        "nothing written inline while the writer is stuck"
+    );
     assert!(cache.stats().disk_skipped >= 100 - 5);
     // Every entry still reads back in this process.
     assert!((1..=100).all(|i| first_cell(cache.get(&key(i), |_| true)) == Some(i as f64)));

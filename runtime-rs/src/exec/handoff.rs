@@ -44,7 +44,11 @@ pub fn run_watched<T: Send>(
             }
         }
     });
-    outcome.unwrap_or_else(|| Err(RuntimeError::internal("the runtime's worker left no outcome")))
+    outcome.unwrap_or_else(|| {
+        Err(RuntimeError::internal(
+            "the runtime's worker left no outcome",
+        ))
+    })
 }
 
 #[cfg(test)]
