@@ -87,6 +87,8 @@ class CacheStats:
         evictions: Entries evicted from either tier.
         corrupt: Damaged entries found (removed and recomputed).
         io_errors: Disk reads or writes that failed (the run went on).
+        disk_skipped: Entries kept in memory only: the disk writer was behind
+            and they were cheaper to recompute than to write.
     """
 
     hits: int = 0
@@ -98,23 +100,26 @@ class CacheStats:
     evictions: int = 0
     corrupt: int = 0
     io_errors: int = 0
+    disk_skipped: int = 0
 
     @classmethod
     def from_counts(cls, counts: dict[str, int]) -> CacheStats:
         """Builds stats from the runtime's counters."""
-        return cls(**{f.name: int(counts.get(f.name, 0)) for f in fields(cls)})
+        return cls(*[int(counts.get(name, 0)) for name in _STATS_FIELDS])
 
     def __sub__(self, earlier: CacheStats) -> CacheStats:
         """Counts between two snapshots."""
-        return CacheStats(
-            **{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)}
-        )
+        return CacheStats(*[getattr(self, name) - getattr(earlier, name) for name in _STATS_FIELDS])
 
     @property
     def hit_rate(self) -> float:
         """Hits / (hits + misses), 0 when nothing was looked up."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+# Every run reads the counters twice: their names are looked up once.
+_STATS_FIELDS = tuple(f.name for f in fields(CacheStats))
 
 
 @dataclass(frozen=True)

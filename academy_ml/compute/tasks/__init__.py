@@ -17,8 +17,8 @@ import os
 import socket
 import time
 
-from academy_ml.compute.tasks import specs
 from academy_ml.compute.tasks.datasets import DatasetStore
+from academy_ml.compute.tasks.plans import PlanCache
 from academy_ml.compute.tasks.request import (
     BatchRequest,
     BatchResult,
@@ -26,7 +26,6 @@ from academy_ml.compute.tasks.request import (
     compile_request,
     make_request,
 )
-from academy_ml.engine import compile_batch
 from academy_ml.engine.cache import ENV_VAR as CACHE_ENV
 from academy_ml.engine.cache import Cache
 from academy_ml.engine.data import Table, Target, prepare_features, prepare_target
@@ -67,24 +66,18 @@ def run_batch(request: bytes) -> bytes:
     table, y = _dataset(str(DatasetStore().root), task.dataset)
     if task.cv > table.n_rows:
         raise WireError(f"a request asks for {task.cv} folds of a dataset of {table.n_rows} rows")
-    decoded = specs.decode_each(task.pipelines)
-    runnable = [i for i, p in enumerate(decoded) if not isinstance(p, WireError)]
+    compiled = _PLANS.compiled(task, table, y)
     scores = {
-        i: PipelineScores(index=i, fold_scores=[], error=f"WireError: {p}")
-        for i, p in enumerate(decoded)
-        if isinstance(p, WireError)
+        i: PipelineScores(index=i, fold_scores=[], error=error)
+        for i, error in compiled.refused.items()
     }
     executed = cache_hits = 0
-    if runnable:
-        # The endpoint compiles its own plan from the specs it decoded under
-        # its allow-lists, once: a plan handed to it is never run.
-        plan = compile_batch(
-            [decoded[i] for i in runnable], cv=task.cv, X=table, y=y, scoring=task.scoring
-        )
-        _check_plan(plan, task, complete=len(runnable) == len(decoded))
-        report = run(plan, threads=task.threads, cache=_node_cache(os.environ.get(CACHE_ENV)))
+    if compiled.plan is not None:
+        _check_plan(compiled.plan, task, complete=compiled.complete)
+        cache = _node_cache(os.environ.get(CACHE_ENV))
+        report = run(compiled.plan, threads=task.threads, cache=cache)
         for r in report.results:
-            index = runnable[r.index]
+            index = compiled.runnable[r.index]
             scores[index] = PipelineScores(
                 index=index,
                 fold_scores=[float(s) for s in r.fold_scores],
@@ -121,8 +114,11 @@ def _check_plan(plan: Plan, task: BatchRequest, *, complete: bool) -> None:
 
 
 # A worker process serves many batches on few datasets: it keeps the last
-# datasets it read prepared (a fingerprint names immutable content) and one
-# handle on the node cache per directory.
+# datasets it read prepared (a fingerprint names immutable content), the
+# last plans it compiled, and one handle on the node cache per directory.
+_PLANS = PlanCache()
+
+
 @functools.lru_cache(maxsize=2)
 def _dataset(root: str, fingerprint: str) -> tuple[Table, Target]:
     X, y = DatasetStore(root).get(fingerprint)

@@ -148,3 +148,81 @@ fn many_threads_store_behind_and_read_back_without_a_miss() {
         assert_eq!(files(dir.path()), 75 + 8 * 75);
     }
 }
+
+/// A cache whose writer waits for `gate` (the disk falls behind) and whose
+/// writes are known to cost at least `cost`.
+fn behind_disk(dir: &Path, gate: &Arc<std::sync::atomic::AtomicBool>, cost: Duration) -> NodeCache {
+    use std::sync::atomic::Ordering;
+    let mut cache = open(dir, 1 << 20);
+    let (store, stats) = (
+        Arc::clone(&cache.disk.as_ref().unwrap().0),
+        Arc::clone(&cache.stats),
+    );
+    let gate = Arc::clone(gate);
+    cache.writer = Writer::with_limits(
+        Box::new(move |key, bytes| {
+            std::thread::sleep(cost);
+            while !gate.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            write_entry(&store, &stats, key, bytes);
+        }),
+        4,
+        1 << 20,
+    );
+    cache
+}
+
+#[test]
+fn with_the_disk_behind_cheap_entries_stay_in_memory_and_dear_ones_go_inline() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(AtomicBool::new(true));
+    let cache = behind_disk(dir.path(), &gate, Duration::from_millis(20));
+    // One write teaches the writer what a write costs (at least 20 ms).
+    assert!(cache.put_behind(&key(0), &matrix(0.0), SLOW));
+    cache.flush().unwrap();
+    assert!(cache.writer.as_ref().unwrap().write_cost() >= Duration::from_millis(20));
+    gate.store(false, Ordering::SeqCst);
+    let cheap = Duration::from_micros(1);
+    // The thread holds one entry and the queue takes 4: the rest find it full.
+    for i in 1..=100 {
+        assert!(cache.put_behind(&key(i), &matrix(i as f64), cheap));
+    }
+    let written = cache.stats().bytes_written;
+    let one = codec::encoded_len(&matrix(0.0)).unwrap() as u64;
+    assert_eq!(
+        written, one,
+        "nothing written inline while the writer is stuck"
+    );
+    assert!(cache.stats().disk_skipped >= 100 - 5);
+    // Every entry still reads back in this process.
+    assert!((1..=100).all(|i| first_cell(cache.get(&key(i), |_| true)) == Some(i as f64)));
+    // An entry dearer to recompute than to write is written before returning.
+    assert!(cache.put_behind(&key(1000), &matrix(1000.0), SLOW));
+    assert_eq!(cache.stats().bytes_written, 2 * one);
+    gate.store(true, Ordering::SeqCst);
+    cache.flush().unwrap();
+    let on_disk = files(dir.path()) as u64;
+    assert_eq!(on_disk + cache.stats().disk_skipped, 102);
+}
+
+#[test]
+fn without_a_memory_tier_a_full_queue_still_writes_inline() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(AtomicBool::new(true));
+    let mut cache = behind_disk(dir.path(), &gate, Duration::from_millis(20));
+    cache.memory = None;
+    assert!(cache.put_behind(&key(0), &matrix(0.0), SLOW));
+    cache.flush().unwrap();
+    gate.store(false, Ordering::SeqCst);
+    for i in 1..=20 {
+        assert!(cache.put_behind(&key(i), &matrix(i as f64), Duration::from_micros(1)));
+    }
+    assert_eq!(cache.stats().disk_skipped, 0);
+    assert!((1..=20).all(|i| first_cell(cache.get(&key(i), |_| true)) == Some(i as f64)));
+    gate.store(true, Ordering::SeqCst);
+    cache.flush().unwrap();
+    assert_eq!(files(dir.path()), 21);
+}

@@ -81,6 +81,11 @@ pub struct Stats {
     pub corrupt: u64,
     /// Disk reads or writes that failed (the run went on without them).
     pub io_errors: u64,
+    /// Entries kept in memory only: the disk writer was behind, and they
+    /// were cheaper to recompute than to write. (Totals written before this
+    /// counter existed read as zero.)
+    #[serde(default)]
+    pub disk_skipped: u64,
 }
 
 impl Stats {
@@ -94,6 +99,7 @@ impl Stats {
         self.evictions += other.evictions;
         self.corrupt += other.corrupt;
         self.io_errors += other.io_errors;
+        self.disk_skipped += other.disk_skipped;
     }
 
     fn minus(&self, earlier: &Stats) -> Stats {
@@ -107,6 +113,7 @@ impl Stats {
             evictions: self.evictions - earlier.evictions,
             corrupt: self.corrupt - earlier.corrupt,
             io_errors: self.io_errors - earlier.io_errors,
+            disk_skipped: self.disk_skipped - earlier.disk_skipped,
         }
     }
 }
@@ -286,7 +293,17 @@ impl NodeCache {
         if let Some((disk, secret)) = &self.disk {
             let bytes = encoded.unwrap_or_else(|| codec::encode(secret, key, entry));
             let inline = match &self.writer {
-                Some(writer) if behind && size <= SMALL_ENTRY => writer.push(*key, bytes).err(),
+                Some(writer) if behind && size <= SMALL_ENTRY => match writer.push(*key, bytes) {
+                    Ok(()) => None,
+                    // The queue is full: runs store faster than the disk
+                    // writes. Cheaper to recompute than to write, the entry
+                    // stays in memory only (elsewhere a later miss, here no wait).
+                    Err(_) if self.memory.is_some() && recompute < writer.write_cost() => {
+                        self.count(|s| s.disk_skipped += 1);
+                        None
+                    }
+                    Err(bytes) => Some(bytes),
+                },
                 _ => Some(bytes),
             };
             if let Some(bytes) = inline {

@@ -7,20 +7,25 @@
 //! until they are on disk, and writes them from one background thread.
 //!
 //! Bounded: past [`MAX_PENDING`] entries or [`MAX_PENDING_BYTES`] bytes,
-//! [`Writer::push`] refuses and the caller writes inline (backpressure, no
-//! unbounded queue). [`Writer::flush`] waits until everything pushed is on
+//! [`Writer::push`] refuses (no unbounded queue). The disk is then slower
+//! than the runs, so the caller weighs [`Writer::write_cost`], what a write
+//! has been taking, against recomputing the entry: it writes inline only
+//! what is dearer to recompute, and keeps the rest in memory. [`Writer::flush`] waits until everything pushed is on
 //! disk; dropping the writer flushes and joins the thread. Entries lost when
 //! the process is killed are only misses later, never wrong results.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::key::Key;
 
-/// Entries waiting to be written, at most.
-pub(super) const MAX_PENDING: usize = 256;
+/// Entries waiting to be written, at most (the bytes bound memory; this
+/// bounds the index).
+pub(super) const MAX_PENDING: usize = 1024;
 /// Bytes waiting to be written, at most.
 pub(super) const MAX_PENDING_BYTES: usize = 32 << 20;
 
@@ -40,6 +45,8 @@ struct Shared {
     work: Condvar,
     /// Signalled when entries reach the disk.
     written: Condvar,
+    /// Moving average of one write's duration, in nanoseconds.
+    cost: AtomicU64,
 }
 
 #[derive(Default)]
@@ -80,6 +87,7 @@ impl Writer {
             state: Mutex::default(),
             work: Condvar::new(),
             written: Condvar::new(),
+            cost: AtomicU64::new(0),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -114,6 +122,12 @@ impl Writer {
         state.queued += 1;
         self.shared.work.notify_one();
         Ok(())
+    }
+
+    /// What writing one entry has been taking lately (zero before the first
+    /// write).
+    pub(super) fn write_cost(&self) -> Duration {
+        Duration::from_nanos(self.shared.cost.load(Ordering::Relaxed))
     }
 
     /// The bytes of `key` if they are waiting to be written.
@@ -185,7 +199,9 @@ fn run(shared: &Shared, write: &WriteFn) {
         };
         // A panic while writing loses this entry (a later miss), not the
         // thread: flushes would otherwise wait forever.
+        let began = Instant::now();
         let _ = catch_unwind(AssertUnwindSafe(|| write(&key, &bytes)));
+        record_cost(&shared.cost, began.elapsed());
         let mut state = lock(shared);
         if state.pending.remove(&key).is_some() {
             state.bytes -= bytes.len();
@@ -194,6 +210,19 @@ fn run(shared: &Shared, write: &WriteFn) {
         drop(state);
         shared.written.notify_all();
     }
+}
+
+/// Folds one write's duration into the moving average (weight 1/8: a few
+/// slow writes raise it, one fast write does not reset it).
+fn record_cost(cost: &AtomicU64, took: Duration) {
+    let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+    let _ = cost.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+        Some(if old == 0 {
+            took
+        } else {
+            old - old / 8 + took / 8
+        })
+    });
 }
 
 #[cfg(test)]

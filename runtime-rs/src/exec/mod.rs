@@ -6,10 +6,12 @@
 
 mod dispatch;
 mod gather;
+mod handoff;
 mod pool;
 mod reuse;
 mod scheduler;
 
 pub use gather::{hstack, select_cols, take_rows};
+pub use handoff::run_watched;
 pub use pool::{max_threads, pool, KEPT_POOLS};
 pub use scheduler::{run, run_cached, Dataset, Failure, Outcome, Report};

@@ -117,6 +117,7 @@ fn stats_dict<'py>(py: Python<'py>, stats: &Stats) -> PyResult<Bound<'py, PyDict
         ("evictions", stats.evictions),
         ("corrupt", stats.corrupt),
         ("io_errors", stats.io_errors),
+        ("disk_skipped", stats.disk_skipped),
     ] {
         dict.set_item(name, value)?;
     }

@@ -1,7 +1,7 @@
 //! The helpers every binding goes through: [`guard`] turns a Rust panic into
 //! `academy_ml.exceptions.InternalError` (never pyo3's `PanicException`), and
 //! [`detach_interruptible`] releases the GIL around long work, runs it on a
-//! worker thread, and keeps checking for Ctrl-C and for [`interrupt_runs`] so
+//! thread of the run's pool, and keeps checking for Ctrl-C and for [`interrupt_runs`] so
 //! a user (or a shutting-down process) can interrupt a long batch.
 //!
 //! Ctrl-C alone cannot stop a run on a worker thread: Python runs signal
@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::{pyfunction, PyErr, PyResult, Python};
+use rayon::ThreadPool;
 
 use super::errors;
-use crate::error::{catch_panic, Result, RuntimeError};
+use crate::error::{catch_panic, Result};
+use crate::exec::run_watched;
 
 pyo3::import_exception!(academy_ml.exceptions, RunInterrupted);
 
@@ -63,11 +65,18 @@ pub fn guard<T>(what: &str, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     catch_panic(what, body).map_err(errors::to_py)?
 }
 
-/// Runs `work` without the GIL. If a signal handler raises (Ctrl-C on the
-/// main thread) or [`interrupt_runs`] is called, sets `cancel` so the work
-/// stops early, waits for it, and returns that error; otherwise returns what
-/// `work` did, its error (or panic) as the matching Python exception.
-pub fn detach_interruptible<T, F>(py: Python<'_>, cancel: &AtomicBool, work: F) -> PyResult<T>
+/// Runs `work` without the GIL on one of `pool`'s threads (kept by the
+/// process: no thread is started per call). If a signal handler raises
+/// (Ctrl-C on the main thread) or [`interrupt_runs`] is called, sets `cancel`
+/// so the work stops early, waits for it, and returns that error; otherwise
+/// returns what `work` did, its error (or panic) as the matching Python
+/// exception.
+pub fn detach_interruptible<T, F>(
+    py: Python<'_>,
+    pool: &ThreadPool,
+    cancel: &AtomicBool,
+    work: F,
+) -> PyResult<T>
 where
     T: Send,
     F: FnOnce() -> Result<T> + Send,
@@ -76,33 +85,18 @@ where
     let epoch = EPOCH.load(Ordering::SeqCst);
     let mut interrupt: Option<PyErr> = None;
     let outcome = py.detach(|| {
-        std::thread::scope(|scope| {
-            let waiter = std::thread::current();
-            let handle = scope.spawn(move || {
-                let out = catch_panic("the runtime", work).and_then(|out| out);
-                waiter.unpark();
-                out
-            });
-            while !handle.is_finished() {
-                std::thread::park_timeout(SIGNAL_POLL);
-                if interrupt.is_none() && !handle.is_finished() {
-                    interrupt = pending_interrupt(epoch);
-                    if interrupt.is_some() {
-                        cancel.store(true, Ordering::Relaxed);
-                    }
+        run_watched(pool, SIGNAL_POLL, work, || {
+            if interrupt.is_none() {
+                interrupt = pending_interrupt(epoch);
+                if interrupt.is_some() {
+                    cancel.store(true, Ordering::Relaxed);
                 }
             }
-            handle.join()
         })
     });
-    match (interrupt, outcome) {
-        (Some(err), _) => Err(err),
-        (None, Ok(out)) => out.map_err(errors::to_py),
-        // The worker catches its own panics; only waking the waiter is left.
-        (None, Err(payload)) => Err(errors::to_py(RuntimeError::from_panic(
-            "the runtime's worker thread",
-            &*payload,
-        ))),
+    match interrupt {
+        Some(err) => Err(err),
+        None => outcome.map_err(errors::to_py),
     }
 }
 

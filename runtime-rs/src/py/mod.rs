@@ -88,7 +88,7 @@ fn run_plan_body<'py>(
     let pool = exec::pool(threads).map_err(errors::to_py)?;
     let cancel = AtomicBool::new(false);
     let cache = cache.map(|c| &c.get().inner);
-    let report = gil::detach_interruptible(py, &cancel, || {
+    let report = gil::detach_interruptible(py, &pool, &cancel, || {
         exec::run_cached(&plan, &data, &pool, &cancel, cache)
     })?;
     let outputs = report

@@ -16,9 +16,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import academy_ml as aml
+import academy_ml.compute.tasks as tasks
 from academy_ml.agents.search_space import explored_batch
 from academy_ml.compute.tasks import BatchRequest, BatchResult, make_request, put_dataset, run_batch
 from academy_ml.compute.tasks.datasets import ENV_VAR, to_arrow, to_bytes
+from academy_ml.compute.tasks.plans import PlanCache
 from academy_ml.compute.tasks.request import MAX_FOLDS, MAX_NODE_KEYS, MESSAGE_VERSION
 from academy_ml.compute.tasks.specs import MAX_SPEC_BYTES, TRUSTED_NAMES_ENV, encode_pipelines
 from academy_ml.engine import lower as lower_module
@@ -28,7 +30,8 @@ from academy_ml.exceptions import DataError, ParameterError, PlanError, WireErro
 
 @pytest.fixture
 def endpoint_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """This process plays an endpoint with its own cache and dataset store."""
+    """This process plays an endpoint with its own cache, dataset store and plans."""
+    monkeypatch.setattr(tasks, "_PLANS", PlanCache())
     monkeypatch.setenv("ACADEMY_ML_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "datasets"))
     return tmp_path / "cache", tmp_path / "datasets"
