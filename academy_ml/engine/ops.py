@@ -50,6 +50,8 @@ Weights = Literal["uniform", "distance"]
 TreeCriterion = Literal["squared_error", "gini", "entropy"]
 #: ``tree::ClassWeight``.
 TreeClassWeight = Literal["none", "balanced"]
+#: ``forest::ForestClassWeight``.
+ForestClassWeight = Literal["none", "balanced", "balanced_subsample"]
 #: ``tree::Size``: ``{"count": n}`` or ``{"fraction": f}``.
 TreeSize = dict[Literal["count", "fraction"], int | float]
 #: ``tree::MaxFeatures``: ``"all"``, ``"sqrt"``, ``"log2"``, or a ``TreeSize``.
@@ -167,10 +169,9 @@ class KNeighbors(TypedDict):
     classifier: bool
 
 
-class DecisionTree(TypedDict):
-    """A CART tree grown like scikit-learn's ``splitter="best"``."""
+class TreeParams(TypedDict):
+    """A CART tree grown like scikit-learn's ``splitter="best"`` (``tree::Params``)."""
 
-    name: Literal["decision_tree"]
     classifier: bool
     criterion: TreeCriterion
     max_depth: int | None
@@ -182,6 +183,23 @@ class DecisionTree(TypedDict):
     min_impurity_decrease: float
     class_weight: TreeClassWeight
     random_state: int
+
+
+class DecisionTree(TreeParams):
+    """A decision tree."""
+
+    name: Literal["decision_tree"]
+
+
+class RandomForest(TypedDict):
+    """A random forest: ``tree`` is what every tree is given (``class_weight`` ``"none"``)."""
+
+    name: Literal["random_forest"]
+    tree: TreeParams
+    n_estimators: int
+    bootstrap: bool
+    max_samples: TreeSize | None
+    class_weight: ForestClassWeight
 
 
 Estimator = (
@@ -198,6 +216,7 @@ Estimator = (
     | LogisticRegression
     | KNeighbors
     | DecisionTree
+    | RandomForest
 )
 
 

@@ -1,5 +1,6 @@
 //! Native steps: what each estimator learns (`fit`) and how it is applied.
 
+pub mod forest;
 pub mod impute;
 pub mod knn;
 mod lbfgsb;
@@ -69,6 +70,7 @@ pub enum Estimator {
         classifier: bool,
     },
     DecisionTree(Box<tree::Params>),
+    RandomForest(Box<forest::Params>),
 }
 
 /// A count from the plan as a `usize`, saturating where `usize` is narrower:
@@ -89,6 +91,7 @@ impl Estimator {
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
                 | Estimator::DecisionTree(_)
+                | Estimator::RandomForest(_)
         )
     }
 
@@ -108,6 +111,7 @@ impl Estimator {
             Estimator::LogisticRegression { .. } => "logistic_regression",
             Estimator::KNeighbors { .. } => "k_neighbors",
             Estimator::DecisionTree(_) => "decision_tree",
+            Estimator::RandomForest(_) => "random_forest",
         }
     }
 
@@ -121,6 +125,7 @@ impl Estimator {
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
                 | Estimator::DecisionTree(_)
+                | Estimator::RandomForest(_)
         )
     }
 
@@ -191,6 +196,7 @@ impl Estimator {
             Estimator::DecisionTree(params) => {
                 Fitted::DecisionTree(tree::fit(x, target()?, params)?)
             }
+            Estimator::RandomForest(params) => Fitted::Forest(forest::fit(x, target()?, params)?),
         })
     }
 }
@@ -211,6 +217,7 @@ impl Fitted {
             Fitted::Logistic(s) => prediction(s.predict(x)?),
             Fitted::Knn(s) => prediction(s.predict(x)?),
             Fitted::DecisionTree(s) => prediction(s.predict(x)?),
+            Fitted::Forest(s) => prediction(s.predict(x)?),
         })
     }
 }
