@@ -110,7 +110,7 @@ mod tests {
         counts
             .iter()
             .enumerate()
-            .flat_map(|(i, &c)| std::iter::repeat(i).take(c as usize))
+            .flat_map(|(i, &c)| std::iter::repeat_n(i, c as usize))
             .collect()
     }
 

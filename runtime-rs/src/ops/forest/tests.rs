@@ -83,7 +83,7 @@ fn one_tree_without_bootstrap_is_the_decision_tree_of_its_seed() {
         let mut single = tree_params(classifier);
         single.random_state = tree_seeds(p.tree.random_state, 1)[0];
         let tree = tree::fit(x.as_ref(), &y, &single).unwrap();
-        assert_eq!(forest.trees, [tree.tree.clone()]);
+        assert_eq!(forest.trees, std::slice::from_ref(&tree.tree));
         assert_eq!(
             forest.predict(x.as_ref()).unwrap(),
             tree.predict(x.as_ref()).unwrap()
