@@ -38,7 +38,7 @@ fn data() -> (Mat<f64>, Vec<f64>) {
     let x = Mat::from_fn(60, 5, |i, j| {
         ((i * 7 + j * 13) % 17) as f64 + 0.1 * j as f64
     });
-    let y = (0..60).map(|i| [2.0, 5.0, 9.0][(i * i) % 3]).collect();
+    let y = (0..60).map(|i| [2.0, 5.0, 9.0][(i + i / 5) % 3]).collect();
     (x, y)
 }
 
