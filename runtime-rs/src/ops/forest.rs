@@ -40,6 +40,11 @@ pub struct Params {
     pub class_weight: ForestClassWeight,
 }
 
+/// A plan count as `usize`; past `usize::MAX` it is as unreachable as that.
+fn saturating(value: u64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
 fn name(classifier: bool) -> &'static str {
     if classifier {
         "RandomForestClassifier"
@@ -80,7 +85,7 @@ impl Params {
     fn n_draws(&self, n_rows: usize, weights: Option<&[f64]>) -> usize {
         match self.max_samples {
             None => n_rows,
-            Some(Size::Count(c)) => super::count(c),
+            Some(Size::Count(c)) => saturating(c),
             Some(Size::Fraction(f)) => {
                 let total = weights.map_or(n_rows as f64, numpy_sum);
                 ((f * total) as usize).max(1)
@@ -106,7 +111,7 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], params: &Params) -> Result<Forest> {
         .then(|| balanced(&encoded, n_classes));
     let n_draws = params.n_draws(x.nrows(), class_weights.as_deref());
     let columns = Columns::new(x);
-    let seeds = tree_seeds(params.tree.random_state, super::count(params.n_estimators));
+    let seeds = tree_seeds(params.tree.random_state, saturating(params.n_estimators));
     let grow_one = |seed: u32| -> Result<Tree> {
         let weights = match (params.bootstrap, &class_weights) {
             (false, w) => w.clone(),
