@@ -1,4 +1,4 @@
-"""Trees: the native decision tree against scikit-learn's, one thread each.
+"""Trees: the native decision trees and forests against scikit-learn's, one thread each.
 
 For each estimator configuration, times ``aml.evaluate(..., threads=1)``
 (native tree, no cache) and sequential ``cross_val_score`` on the same
@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.model_selection import cross_val_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -63,6 +64,8 @@ def main() -> None:
         ("regressor 64 leaves", DecisionTreeRegressor(max_leaf_nodes=64, random_state=0), y_reg),
         ("classifier gini", DecisionTreeClassifier(random_state=0), y_clf),
         ("classifier entropy", DecisionTreeClassifier(criterion="entropy", random_state=0), y_clf),
+        ("forest regressor 20", RandomForestRegressor(n_estimators=20, random_state=0), y_reg),
+        ("forest classifier 20", RandomForestClassifier(n_estimators=20, random_state=0), y_clf),
     ]
     print(f"{rows} rows x {x.shape[1]} features, 5 folds, best of {repeat}")
     print(f"{'case':24} {'sklearn s':>10} {'native s':>10} {'ratio':>7}  parity")

@@ -111,5 +111,12 @@ class PipelineIR:
 
 #: Runtime names of the native final models.
 MODELS = frozenset(
-    {"linear_regression", "ridge", "logistic_regression", "k_neighbors", "decision_tree"}
+    {
+        "linear_regression",
+        "ridge",
+        "logistic_regression",
+        "k_neighbors",
+        "decision_tree",
+        "random_forest",
+    }
 )

@@ -163,8 +163,8 @@ class _Lowerer:
                 stage = self.native(step, stage)
         if stage.kind != "num":
             raise ToPython
-        if stage.missing and self.ir.model and self.ir.model.estimator["name"] == "decision_tree":
-            # The native tree does not grow on NaN; scikit-learn's does.
+        if stage.missing and self.ir.model and self.ir.model.name in _GROWN_ON_NAN:
+            # The native trees do not grow on NaN; scikit-learn's do.
             raise ToPython
         folds = self.split(stage, "column selection")
         if self.ir.model is None:
@@ -435,6 +435,9 @@ class _Lowerer:
 
 
 _APPLY = ops.Apply(kind="apply")
+
+#: Native models whose scikit-learn counterparts fit on NaN.
+_GROWN_ON_NAN = frozenset({"decision_tree", "random_forest"})
 
 
 def _take(index: str) -> ops.TakeRows:

@@ -50,6 +50,8 @@ Weights = Literal["uniform", "distance"]
 TreeCriterion = Literal["squared_error", "gini", "entropy"]
 #: ``tree::ClassWeight``.
 TreeClassWeight = Literal["none", "balanced"]
+#: ``forest::ForestClassWeight``.
+ForestClassWeight = Literal["none", "balanced", "balanced_subsample"]
 #: ``tree::Size``: ``{"count": n}`` or ``{"fraction": f}``.
 TreeSize = dict[Literal["count", "fraction"], int | float]
 #: ``tree::MaxFeatures``: ``"all"``, ``"sqrt"``, ``"log2"``, or a ``TreeSize``.
@@ -180,10 +182,9 @@ class KNeighbors(TypedDict):
     classifier: bool
 
 
-class DecisionTree(TypedDict):
-    """A CART tree grown like scikit-learn's ``splitter="best"``."""
+class TreeParams(TypedDict):
+    """A CART tree grown like scikit-learn's ``splitter="best"`` (``tree::Params``)."""
 
-    name: Literal["decision_tree"]
     classifier: bool
     criterion: TreeCriterion
     max_depth: int | None
@@ -195,6 +196,23 @@ class DecisionTree(TypedDict):
     min_impurity_decrease: float
     class_weight: TreeClassWeight
     random_state: int
+
+
+class DecisionTree(TreeParams):
+    """A decision tree."""
+
+    name: Literal["decision_tree"]
+
+
+class RandomForest(TypedDict):
+    """A random forest: ``tree`` is what every tree is given (``class_weight`` ``"none"``)."""
+
+    name: Literal["random_forest"]
+    tree: TreeParams
+    n_estimators: int
+    bootstrap: bool
+    max_samples: TreeSize | None
+    class_weight: ForestClassWeight
 
 
 Estimator = (
@@ -212,6 +230,7 @@ Estimator = (
     | LogisticRegression
     | KNeighbors
     | DecisionTree
+    | RandomForest
 )
 
 

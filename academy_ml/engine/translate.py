@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -290,6 +291,8 @@ def _model(path: str, model: Any) -> NativeStep | None:
         spec = _knn(model)
     elif type(model) in (DecisionTreeClassifier, DecisionTreeRegressor):
         spec = _tree(model)
+    elif type(model) in (RandomForestClassifier, RandomForestRegressor):
+        spec = _forest(model)
     return None if spec is None else NativeStep(path, label, spec)
 
 
@@ -338,16 +341,70 @@ def _tree(m: DecisionTreeClassifier | DecisionTreeRegressor) -> Params | None:
 
     Values scikit-learn would refuse stay foreign too, so it names them itself.
     """
-    classifier = isinstance(m, DecisionTreeClassifier)
+    class_weight = getattr(m, "class_weight", None)
+    if m.splitter != "best" or class_weight not in (None, "balanced"):
+        return None
+    params = _tree_params(m, isinstance(m, DecisionTreeClassifier))
+    if params is None:
+        return None
+    return {
+        "name": "decision_tree",
+        **params,
+        "class_weight": "none" if class_weight is None else "balanced",
+    }
+
+
+#: Forest parameters the runtime reproduces, beside the trees' own.
+_FOREST_PLAIN = {"oob_score": False, "warm_start": False}
+
+
+def _forest(m: RandomForestClassifier | RandomForestRegressor) -> Params | None:
+    """A random forest with an integer seed; out-of-bag scores and the rest stay foreign.
+
+    ``n_jobs`` and ``verbose`` do not change what scikit-learn computes.
+    """
+    if any(getattr(m, key) is not value for key, value in _FOREST_PLAIN.items()):
+        return None
+    class_weight = getattr(m, "class_weight", None)
+    if class_weight not in (None, "balanced", "balanced_subsample"):
+        return None
+    tree = _tree_params(m, isinstance(m, RandomForestClassifier))
+    n_estimators, max_samples = _count(m.n_estimators), m.max_samples
+    if tree is None or not isinstance(m.bootstrap, bool) or not n_estimators:
+        return None
+    if max_samples is not None:
+        if not m.bootstrap or isinstance(max_samples, bool):
+            return None
+        count, fraction = _count(max_samples), _float(max_samples)
+        # A count past 2**32 draws takes scikit-learn as long; it keeps those.
+        if count is not None and 1 <= count < 2**32:
+            max_samples = {"count": count}
+        elif count is None and fraction is not None and 0.0 < fraction < math.inf:
+            max_samples = {"fraction": fraction}
+        else:
+            return None
+    return {
+        "name": "random_forest",
+        "tree": {**tree, "class_weight": "none"},
+        "n_estimators": n_estimators,
+        "bootstrap": m.bootstrap,
+        "max_samples": max_samples,
+        "class_weight": "none" if class_weight is None else class_weight,
+    }
+
+
+def _tree_params(m: Any, classifier: bool) -> Params | None:
+    """The parameters trees and forests share, as ``tree::Params`` names them.
+
+    ``class_weight`` is left to the caller; None when the runtime does not grow
+    the tree exactly.
+    """
     criterion = (
         _TREE_CRITERIA[classifier].get(m.criterion) if isinstance(m.criterion, str) else None
     )
     seed = m.random_state
-    plain = m.splitter == "best" and _float(m.ccp_alpha) == 0.0 and m.monotonic_cst is None
+    plain = _float(m.ccp_alpha) == 0.0 and m.monotonic_cst is None
     if criterion is None or not plain or not (_int(seed) and int(seed) < 2**32):
-        return None
-    class_weight = getattr(m, "class_weight", None)
-    if class_weight not in (None, "balanced"):
         return None
     split = _tree_size(m.min_samples_split, min_count=2)
     leaf = _tree_size(m.min_samples_leaf, min_count=1, below_one=True)
@@ -363,7 +420,6 @@ def _tree(m: DecisionTreeClassifier | DecisionTreeRegressor) -> Params | None:
     if not (leaves is None or (_count(leaves) or 0) >= 2):
         return None
     return {
-        "name": "decision_tree",
         "classifier": classifier,
         "criterion": criterion,
         "max_depth": None if depth is None else int(depth),
@@ -373,7 +429,6 @@ def _tree(m: DecisionTreeClassifier | DecisionTreeRegressor) -> Params | None:
         "max_features": features,
         "max_leaf_nodes": None if leaves is None else int(leaves),
         "min_impurity_decrease": decrease,
-        "class_weight": "none" if class_weight is None else "balanced",
         "random_state": int(seed),
     }
 

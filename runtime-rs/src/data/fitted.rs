@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::matrix::Matrix;
 use super::neighbors::{Train, Weights};
-use super::tree::DecisionTree;
+use super::tree::{DecisionTree, Forest};
 
 /// What a fitted step remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +23,7 @@ pub enum Fitted {
     Logistic(Logistic),
     Knn(Knn),
     DecisionTree(DecisionTree),
+    Forest(Forest),
 }
 
 impl Fitted {
@@ -40,6 +41,7 @@ impl Fitted {
             Fitted::Logistic(_) => "logistic_regression",
             Fitted::Knn(_) => "k_neighbors",
             Fitted::DecisionTree(_) => "decision_tree",
+            Fitted::Forest(_) => "random_forest",
         }
     }
 
@@ -47,7 +49,11 @@ impl Fitted {
     pub fn is_model(&self) -> bool {
         matches!(
             self,
-            Fitted::Linear(_) | Fitted::Logistic(_) | Fitted::Knn(_) | Fitted::DecisionTree(_)
+            Fitted::Linear(_)
+                | Fitted::Logistic(_)
+                | Fitted::Knn(_)
+                | Fitted::DecisionTree(_)
+                | Fitted::Forest(_)
         )
     }
 }

@@ -64,3 +64,13 @@ pub struct DecisionTree {
     /// regressors.
     pub classes: Vec<f64>,
 }
+
+/// A fitted `RandomForestRegressor` / `RandomForestClassifier`: its trees in
+/// the order scikit-learn grows them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+    /// Classifiers: the class codes seen while fitting, ascending; empty for
+    /// regressors.
+    pub classes: Vec<f64>,
+}

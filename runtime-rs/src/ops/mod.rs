@@ -1,5 +1,6 @@
 //! Native steps: what each estimator learns (`fit`) and how it is applied.
 
+pub mod forest;
 pub mod impute;
 pub mod knn;
 mod lbfgsb;
@@ -71,6 +72,7 @@ pub enum Estimator {
         classifier: bool,
     },
     DecisionTree(Box<tree::Params>),
+    RandomForest(Box<forest::Params>),
 }
 
 /// A count from the plan as a `usize`, saturating where `usize` is narrower:
@@ -91,6 +93,7 @@ impl Estimator {
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
                 | Estimator::DecisionTree(_)
+                | Estimator::RandomForest(_)
         )
     }
 
@@ -111,6 +114,7 @@ impl Estimator {
             Estimator::LogisticRegression { .. } => "logistic_regression",
             Estimator::KNeighbors { .. } => "k_neighbors",
             Estimator::DecisionTree(_) => "decision_tree",
+            Estimator::RandomForest(_) => "random_forest",
         }
     }
 
@@ -124,6 +128,7 @@ impl Estimator {
                 | Estimator::LogisticRegression { .. }
                 | Estimator::KNeighbors { .. }
                 | Estimator::DecisionTree(_)
+                | Estimator::RandomForest(_)
         )
     }
 
@@ -195,6 +200,7 @@ impl Estimator {
             Estimator::DecisionTree(params) => {
                 Fitted::DecisionTree(tree::fit(x, target()?, params)?)
             }
+            Estimator::RandomForest(params) => Fitted::Forest(forest::fit(x, target()?, params)?),
         })
     }
 }
@@ -216,6 +222,7 @@ impl Fitted {
             Fitted::Logistic(s) => prediction(s.predict(x)?),
             Fitted::Knn(s) => prediction(s.predict(x)?),
             Fitted::DecisionTree(s) => prediction(s.predict(x)?),
+            Fitted::Forest(s) => prediction(s.predict(x)?),
         })
     }
 }

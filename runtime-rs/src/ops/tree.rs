@@ -72,7 +72,12 @@ fn name(classifier: bool) -> &'static str {
 }
 
 impl Params {
-    fn limits(&self, n_samples: usize, n_features: usize, total_weight: f64) -> Result<Limits> {
+    pub(crate) fn limits(
+        &self,
+        n_samples: usize,
+        n_features: usize,
+        total_weight: f64,
+    ) -> Result<Limits> {
         let bad = |what: &str| {
             RuntimeError::parameter(format!("{}: invalid {what}", name(self.classifier)))
         };
@@ -154,7 +159,7 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], params: &Params) -> Result<DecisionTre
 }
 
 /// Class codes to indices `0..k` over the sorted distinct codes.
-fn encode(y: &[f64]) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn encode(y: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut classes = y.to_vec();
     classes.sort_by(f64::total_cmp);
     classes.dedup();
@@ -166,7 +171,7 @@ fn encode(y: &[f64]) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// `compute_sample_weight("balanced", y)`: `n / (k * count[class])`.
-fn balanced(encoded: &[f64], k: usize) -> Vec<f64> {
+pub(crate) fn balanced(encoded: &[f64], k: usize) -> Vec<f64> {
     let mut counts = vec![0usize; k];
     for &c in encoded {
         counts[c as usize] += 1;
@@ -176,6 +181,14 @@ fn balanced(encoded: &[f64], k: usize) -> Vec<f64> {
         .iter()
         .map(|&c| n / (k as f64 * counts[c as usize] as f64))
         .collect()
+}
+
+/// A leaf's class fractions as `predict_proba` returns them: divided by
+/// their sum (left as they are when it is zero).
+pub(crate) fn leaf_proba(v: &[f64]) -> impl Iterator<Item = f64> + '_ {
+    let total = v.iter().fold(0.0, |sum, &p| sum + p);
+    let total = if total == 0.0 { 1.0 } else { total };
+    v.iter().map(move |&p| p / total)
 }
 
 impl DecisionTree {
@@ -211,13 +224,8 @@ impl DecisionTree {
             // argmax keeps the first maximum, like numpy.
             let best = (0..k).fold(0, |b, c| if v[c] > v[b] { c } else { b });
             values.push(self.classes[best]);
-            let mut total = 0.0;
-            for &p in v {
-                total += p;
-            }
-            let total = if total == 0.0 { 1.0 } else { total };
-            for (c, &p) in v.iter().enumerate() {
-                proba[(i, c)] = p / total;
+            for (c, p) in leaf_proba(v).enumerate() {
+                proba[(i, c)] = p;
             }
         }
         Ok(Prediction {

@@ -15,6 +15,7 @@ import msgpack
 import pytest
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.feature_selection import SelectKBest, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -121,6 +122,21 @@ def _tree_fit(**fields: Any) -> dict[str, Any]:
     return {"kind": "fit", "estimator": {**spec, **fields}}
 
 
+def _forest_fit(**fields: Any) -> dict[str, Any]:
+    """A fit op of a random forest, ``fields`` replacing its defaults."""
+    tree = _tree_fit()["estimator"]
+    del tree["name"]
+    spec = {
+        "name": "random_forest",
+        "tree": tree,
+        "n_estimators": 3,
+        "bootstrap": True,
+        "max_samples": None,
+        "class_weight": "none",
+    }
+    return {"kind": "fit", "estimator": {**spec, **fields}}
+
+
 @pytest.mark.parametrize(
     ("alias", "op"),
     [
@@ -142,8 +158,17 @@ def _tree_fit(**fields: Any) -> dict[str, Any]:
         ),
         (ops.TreeCriterion, lambda v: _tree_fit(criterion=v)),
         (ops.TreeClassWeight, lambda v: _tree_fit(class_weight=v)),
+        (ops.ForestClassWeight, lambda v: _forest_fit(class_weight=v)),
     ],
-    ids=["metric", "weights", "strategy", "score_func", "tree_criterion", "tree_class_weight"],
+    ids=[
+        "metric",
+        "weights",
+        "strategy",
+        "score_func",
+        "tree_criterion",
+        "tree_class_weight",
+        "forest_class_weight",
+    ],
 )
 def test_enumerated_values_match(alias: Any, op: Any) -> None:
     assert expected(refusal(op("no_such_value"))) == literal_values(alias)
@@ -194,6 +219,7 @@ def test_the_lowering_writes_every_op_and_estimator_and_the_runtime_reads_them(
             ),
             DecisionTreeRegressor(random_state=0),
         ),
+        make_pipeline(imputed, RandomForestRegressor(n_estimators=3, random_state=0)),
     ]
     classification = [
         make_pipeline(imputed, LogisticRegression()),
@@ -201,6 +227,12 @@ def test_the_lowering_writes_every_op_and_estimator_and_the_runtime_reads_them(
         make_pipeline(
             imputed,
             DecisionTreeClassifier(random_state=0, max_features="sqrt", class_weight="balanced"),
+        ),
+        make_pipeline(
+            imputed,
+            RandomForestClassifier(
+                n_estimators=3, max_samples=0.5, class_weight="balanced_subsample", random_state=0
+            ),
         ),
     ]
     kinds: set[str] = set()

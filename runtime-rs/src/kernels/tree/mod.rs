@@ -2,6 +2,7 @@
 //! it, from a column-major `f32` matrix, targets, optional sample weights and
 //! the splitter's seed. Forests reuse [`grow`] once per tree.
 
+pub mod bootstrap;
 mod builder;
 pub mod criterion;
 pub mod rng;
