@@ -27,9 +27,9 @@ build: | $(BIN)/python
 	$(BIN)/maturin develop
 	$(BIN)/python -c "import academy_ml._runtime"
 
-## make wheel: one abi3 wheel (CPython 3.11+, manylinux) in dist/; a release build (33 min on
-## 2 busy cores); installing it needs no Rust. A toolchain on glibc 2.34+ links symbols of 2.34 (pthread_*):
-## on an older build machine pass MANYLINUX=manylinux_2_28 (say), the oldest glibc it reaches.
+## make wheel: one abi3 wheel (CPython 3.11+, manylinux) in dist/; a release build (33 min
+## on 2 busy cores); installing it needs no Rust. A toolchain on glibc 2.34+ links 2.34's
+## pthread_* symbols: on an older build machine pass MANYLINUX=manylinux_2_28 (say).
 WHEEL_DIR ?= dist
 MANYLINUX ?= manylinux_2_34
 wheel: $(VENV)/.deps
