@@ -23,7 +23,10 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 ## make dev: venv in .venv, dependencies, the Rust extension built in place.
 dev: $(VENV)/.deps build
 
+# The extension is abi3 (_runtime.abi3.so): Python would load a version-specific
+# _runtime.cpython-*.so left by an older build before it.
 build: | $(BIN)/python
+	rm -f academy_ml/_runtime.cpython-*.so
 	$(BIN)/maturin develop
 	$(BIN)/python -c "import academy_ml._runtime"
 
