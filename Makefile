@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: dev build test lint bench demo soak redis slurm clean
+.PHONY: dev build wheel test lint bench demo soak redis slurm clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,20 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 ## make dev: venv in .venv, dependencies, the Rust extension built in place.
 dev: $(VENV)/.deps build
 
+# The extension is abi3 (_runtime.abi3.so): Python would load a version-specific
+# _runtime.cpython-*.so left by an older build before it.
 build: | $(BIN)/python
+	rm -f academy_ml/_runtime.cpython-*.so
 	$(BIN)/maturin develop
 	$(BIN)/python -c "import academy_ml._runtime"
+
+## make wheel: one abi3 wheel (CPython 3.11+, manylinux) in dist/; a release build (33 min
+## on 2 busy cores); installing it needs no Rust. A toolchain on glibc 2.34+ links 2.34's
+## pthread_* symbols: on an older build machine pass MANYLINUX=manylinux_2_28 (say).
+WHEEL_DIR ?= dist
+MANYLINUX ?= manylinux_2_34
+wheel: $(VENV)/.deps
+	$(BIN)/maturin build --release --compatibility $(MANYLINUX) --out $(WHEEL_DIR)
 
 ## make test: everything CI runs.
 test: redis slurm dev
