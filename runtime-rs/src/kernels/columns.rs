@@ -152,6 +152,18 @@ pub(crate) mod test_util {
         Mat::from_fn(rows.len(), p, |i, j| rows[i][j])
     }
 
+    /// Two categorical columns as the encoders' tests fit them: repeated codes,
+    /// a NaN, and `-0.0` beside `0.0` (one category).
+    pub(crate) fn categorical_train() -> Matrix {
+        mat(&[
+            &[3.0, 1.0],
+            &[1.0, f64::NAN],
+            &[2.0, 1.0],
+            &[3.0, -0.0],
+            &[1.0, 0.0],
+        ])
+    }
+
     /// Deterministic data that the Python reference scripts rebuild bit for
     /// bit: `((i*37 + j*101) % 97) / 13.0 + offset[j]`, NaN where
     /// `(i*(j+1)) % nan_mod == 3`.

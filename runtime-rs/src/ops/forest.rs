@@ -7,7 +7,7 @@ use faer::MatRef;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::tree::{self, balanced, encode, leaf_proba, ClassWeight, Size};
+use super::tree::{self, balanced, count, encode, leaf_proba, ClassWeight, Size};
 use crate::data::tree::{Forest, Tree};
 use crate::data::{Matrix, Prediction};
 use crate::error::{Result, RuntimeError};
@@ -38,11 +38,6 @@ pub struct Params {
     /// Rows drawn per tree (all rows when `None`); only with `bootstrap`.
     pub max_samples: Option<Size>,
     pub class_weight: ForestClassWeight,
-}
-
-/// A plan count as `usize`; past `usize::MAX` it is as unreachable as that.
-fn saturating(value: u64) -> usize {
-    usize::try_from(value).unwrap_or(usize::MAX)
 }
 
 fn name(classifier: bool) -> &'static str {
@@ -85,7 +80,7 @@ impl Params {
     fn n_draws(&self, n_rows: usize, weights: Option<&[f64]>) -> usize {
         match self.max_samples {
             None => n_rows,
-            Some(Size::Count(c)) => saturating(c),
+            Some(Size::Count(c)) => count(c),
             Some(Size::Fraction(f)) => {
                 let total = weights.map_or(n_rows as f64, numpy_sum);
                 ((f * total) as usize).max(1)
@@ -111,7 +106,7 @@ pub fn fit(x: MatRef<'_, f64>, y: &[f64], params: &Params) -> Result<Forest> {
         .then(|| balanced(&encoded, n_classes));
     let n_draws = params.n_draws(x.nrows(), class_weights.as_deref());
     let columns = Columns::new(x);
-    let seeds = tree_seeds(params.tree.random_state, saturating(params.n_estimators));
+    let seeds = tree_seeds(params.tree.random_state, count(params.n_estimators));
     let grow_one = |seed: u32| -> Result<Tree> {
         let weights = match (params.bootstrap, &class_weights) {
             (false, w) => w.clone(),

@@ -124,20 +124,10 @@ mod tests {
 
     use super::*;
     use crate::kernels::columns::test_util::{
-        assert_close, assert_rejects_shapes, flat, mat, synth,
+        assert_close, assert_rejects_shapes, categorical_train as train, flat, mat, synth,
     };
 
     const NAN: f64 = f64::NAN;
-
-    fn train() -> Matrix {
-        mat(&[
-            &[3.0, 1.0],
-            &[1.0, NAN],
-            &[2.0, 1.0],
-            &[3.0, -0.0],
-            &[1.0, 0.0],
-        ])
-    }
 
     /// `OT`, encoded by an encoder fitted on `O` (column-major, 4 x 6); fitted
     /// without O's NaN row, the last (NaN) block is absent.

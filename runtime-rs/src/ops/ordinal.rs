@@ -202,19 +202,11 @@ mod tests {
     use faer::Mat;
 
     use super::*;
-    use crate::kernels::columns::test_util::{assert_close, assert_rejects_shapes, flat, mat};
+    use crate::kernels::columns::test_util::{
+        assert_close, assert_rejects_shapes, categorical_train as train, flat, mat,
+    };
 
     const NAN: f64 = f64::NAN;
-
-    fn train() -> Matrix {
-        mat(&[
-            &[3.0, 1.0],
-            &[1.0, NAN],
-            &[2.0, 1.0],
-            &[3.0, -0.0],
-            &[1.0, 0.0],
-        ])
-    }
 
     fn test_rows() -> Matrix {
         mat(&[&[2.0, NAN], &[5.0, 0.0], &[1.0, 7.0], &[NAN, -0.0]])

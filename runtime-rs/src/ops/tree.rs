@@ -59,7 +59,7 @@ pub struct Params {
 
 /// A plan count as `usize`, saturating where `usize` is narrower (every
 /// count bounds a comparison with a data size).
-fn count(value: u64) -> usize {
+pub(crate) fn count(value: u64) -> usize {
     usize::try_from(value).unwrap_or(usize::MAX)
 }
 
