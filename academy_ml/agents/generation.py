@@ -13,6 +13,10 @@ samples no more until a retrain, :meth:`GenerationAgent.resume` or
 :meth:`GenerationAgent.finish`. The default strategy finishes generation on
 that event (the planner sees it and stops once the ledger drains); a spec's
 ``[[strategies]]`` may choose otherwise, e.g. ``then = [{ call = "retrain" }]``.
+
+A finished agent samples nothing more, but its loop idles rather than ends:
+:meth:`GenerationAgent.reopen` (the planner's, when a run finished at its
+budget is resumed with a larger one) makes it sample again.
 """
 
 from __future__ import annotations
@@ -157,17 +161,17 @@ class GenerationAgent(StrategicAgent):
 
     @loop
     async def generate(self, shutdown: asyncio.Event) -> None:
-        """Sample, record and hand over batches until shutdown or :meth:`finish`."""
+        """Sample, record and hand over batches until shutdown; idle while paused or finished."""
 
         async def step() -> None:
             idle = self.state["paused"] or self.state["exhausted"]
-            if idle and not self._unrecorded:
+            if self.state["finished"] or (idle and not self._unrecorded):
                 self._resumed.clear()
                 await wait_any(shutdown, self._resumed)
             else:
                 await self._generate_batch()
 
-        await self.keep_stepping("generate", shutdown, step, done=lambda: self.state["finished"])
+        await self.keep_stepping("generate", shutdown, step)
 
     async def _generate_batch(self) -> None:
         """Sample a batch, record it and hand it over; raise the event if the generator ran dry.
@@ -223,8 +227,18 @@ class GenerationAgent(StrategicAgent):
 
     @strategic_action
     async def finish(self) -> None:
-        """Stop sampling for good (the generation loop ends)."""
+        """Stop sampling (for the rest of the run unless :meth:`reopen` is called)."""
         self.state["finished"] = True
+
+    @strategic_action
+    async def reopen(self) -> None:
+        """Sample again after :meth:`finish` (a budget raised on a resumed run).
+
+        A generator that had run dry is tried again: if it still finds nothing,
+        generation finishes again on its own (``generator_exhausted``).
+        """
+        self.state["finished"] = False
+        self.state["exhausted"] = False
         self._resumed.set()
 
     @strategic_action

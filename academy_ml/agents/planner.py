@@ -10,11 +10,18 @@ counts nothing twice.
 The planner also stops when the generation agent has finished on its own
 (its generator ran out of candidates): no budget is then reachable, and the
 deployment ends once the ledger drains.
+
+A planner that stopped at its budget and is started again with a larger one
+(``up --resume --set planner.budget=N``) continues: it clears its stop at
+startup, and its next review reopens the generation agent. One that stopped
+because generation finished on its own, or whose budget is still spent,
+stays stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +46,8 @@ if TYPE_CHECKING:
     from academy_ml.agents.generation import GenerationAgent
 
 __all__ = ["PlannerAgent"]
+
+logger = logging.getLogger(__name__)
 
 #: How long the review asks another agent for its queue or state.
 REVIEW_CALL_TIMEOUT_S = 5.0
@@ -94,15 +103,29 @@ class PlannerAgent(StrategicAgent):
         self.review_interval_s = review_interval_s
         self.call_timeout_s = call_timeout_s
         self.state.update(
-            model_version=0, results=0, queue_depth=0, paused=False, generation_finished=False
+            model_version=0,
+            results=0,
+            queue_depth=0,
+            paused=False,
+            generation_finished=False,
+            # The budget at which this planner finished generation (None: it did not).
+            finished_at_budget=None,
+            # Generation is to be reopened (the budget was raised after it finished).
+            reopening=False,
         )
         self._observed: datetime | None = None
 
     def strategies(self) -> Sequence[Strategy]:
-        """Backpressure (pause, resume), retrain, budget, generation finished; in that order."""
+        """Reopen, backpressure (pause, resume), retrain, budget, generation finished; in order."""
         review = OnCall("record_result") | Interval(self.review_interval_s)
         on_queue = review | OnCall("report_queue")
         return (
+            Strategy(
+                "reopen",
+                when=review,
+                if_=Predicate(self.reopening, "budget raised after generation finished"),
+                then=[Call("reopen_generation")],
+            ),
             Strategy(
                 "backpressure-pause",
                 when=on_queue,
@@ -140,9 +163,29 @@ class PlannerAgent(StrategicAgent):
         )
 
     async def agent_on_startup(self) -> None:
-        """Restore the checkpoint, then catch up with the knowledge base."""
+        """Restore the checkpoint, catch up with the knowledge base, continue past an old budget."""
         await super().agent_on_startup()
         await self.refresh()
+        self._continue_if_budget_raised()
+
+    def _continue_if_budget_raised(self) -> None:
+        """Clear a stop the budget caused if the (new) budget is above the results.
+
+        Done before the agent answers anything, so ``up`` never sees the run as
+        stopped; the generation agent may not be up yet, so the review reopens it.
+        """
+        old = self.state["finished_at_budget"]
+        if not self.runner.stop_requested or old is None or self.state["results"] >= self.budget:
+            return
+        logger.info(
+            "%s: budget raised from %d to %d with %d results: continuing",
+            self.name,
+            old,
+            self.budget,
+            self.state["results"],
+        )
+        self.runner.context.stop_requested = False
+        self.state.update(strategies_stopped=False, finished_at_budget=None, reopening=True)
 
     async def refresh(self) -> None:
         """Read the result count and the latest model version from the knowledge base."""
@@ -178,9 +221,16 @@ class PlannerAgent(StrategicAgent):
         return bool(context.state["paused"]) and context.state["queue_depth"] <= self.low_water
 
     async def generation_finished(self, context: StrategyContext) -> bool:
-        """The generation agent reports it has finished (e.g. its generator is exhausted)."""
+        """The generation agent reports it has finished (e.g. its generator is exhausted).
+
+        Not while it is still to be reopened: it then reports the finish of the last run.
+        """
         await self._observe(context)
-        return bool(context.state["generation_finished"])
+        return not context.state["reopening"] and bool(context.state["generation_finished"])
+
+    async def reopening(self, context: StrategyContext) -> bool:
+        """The budget was raised on a restart and generation is not reopened yet."""
+        return bool(context.state["reopening"])
 
     async def budget_spent(self, context: StrategyContext) -> bool:
         """The knowledge base holds at least ``budget`` results."""
@@ -214,5 +264,11 @@ class PlannerAgent(StrategicAgent):
         return version
 
     async def finish_generation(self) -> None:
-        """Tell the generation agent to stop for good (the budget is spent)."""
+        """Tell the generation agent to stop (the budget is spent)."""
         await call_with_timeout(self.generation.finish(), self.call_timeout_s)
+        self.state["finished_at_budget"] = self.budget
+
+    async def reopen_generation(self) -> None:
+        """Tell the generation agent to sample again (the budget was raised)."""
+        await call_with_timeout(self.generation.reopen(), self.call_timeout_s)
+        self.state.update(reopening=False, generation_finished=False)

@@ -64,6 +64,16 @@ class Analysis:
         return len(ids)
 
 
+async def generate_until_finished(agent: GenerationAgent) -> None:
+    """Run the generation loop until the agent has finished; then shut the loop down."""
+    shutdown = asyncio.Event()
+    loop = asyncio.create_task(agent.generate(shutdown))
+    await poll(lambda: bool(agent.state["finished"]))
+    assert not loop.done()  # a finished agent idles (until reopened), its loop goes on
+    shutdown.set()
+    await asyncio.wait_for(loop, 10.0)
+
+
 async def payloads(kb: InMemoryKnowledgeBase) -> list[int]:
     pending = await kb.pending()
     records = [await kb.candidate(cid) for cid in pending]
@@ -76,9 +86,8 @@ def test_an_exhausted_generator_delivers_its_partial_batch_and_finishes() -> Non
         analysis = Analysis()
         agent = GenerationAgent(Finite(11), analysis, InMemoryKnowledge(kb), batch_size=4)  # type: ignore[arg-type]
         await agent.agent_on_startup()
-        shutdown = asyncio.Event()
-        # The loop ends by itself: the default strategy finishes generation.
-        await asyncio.wait_for(agent.generate(shutdown), 20.0)
+        # The default strategy finishes generation.
+        await generate_until_finished(agent)
         assert [len(batch) for batch in analysis.batches] == [4, 4, 3]
         assert await payloads(kb) == list(range(11))
         assert agent.state["finished"]
@@ -107,8 +116,7 @@ def test_an_empty_sample_counts_as_exhausted_rather_than_spinning() -> None:
         kb = InMemoryKnowledgeBase()
         agent = GenerationAgent(Silent(), Analysis(), InMemoryKnowledge(kb))  # type: ignore[arg-type]
         await agent.agent_on_startup()
-        await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
-        assert agent.state["finished"]
+        await generate_until_finished(agent)
         assert [f.fired for f in await kb.firings(strategy="finish-when-exhausted")] == [True]
 
     run(main)
@@ -199,10 +207,9 @@ def test_a_step_that_raises_is_counted_and_the_loop_goes_on() -> None:
             batch_size=4,
         )
         await agent.agent_on_startup()
-        await asyncio.wait_for(agent.generate(asyncio.Event()), 20.0)
+        await generate_until_finished(agent)
         assert agent.state["loop_errors"] == {"generate": 3}
         assert (await agent.status())["failures"] == {"generate": 3}
-        assert agent.state["finished"]
         # The batch whose recording failed was recorded by a later step, once.
         assert await payloads(kb) == list(range(10))
 
@@ -259,10 +266,9 @@ def test_the_planner_stops_when_generation_finishes_on_its_own() -> None:
             review_interval_s=0.05,
         )
         await planner.agent_on_startup()
-        shutdown = asyncio.Event()
-        await asyncio.wait_for(generation.generate(shutdown), 20.0)
+        await generate_until_finished(generation)
         # Far from its budget, the planner stops once its review sees generation finished.
-        await asyncio.wait_for(planner.run_strategies(shutdown), 20.0)
+        await asyncio.wait_for(planner.run_strategies(asyncio.Event()), 20.0)
         assert planner.runner.stop_requested
         assert [f.fired for f in await kb.firings(strategy="generation-finished")] == [True]
         assert not any(f.fired for f in await kb.firings(strategy="budget"))
