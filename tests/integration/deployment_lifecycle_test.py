@@ -6,8 +6,9 @@ directory (``runinfo/<name>/knowledge.sqlite`` beside the config). Once the
 process has exited, ``academy-ml status`` shows the results and the agents'
 last checkpoints, and the file holds every result. A second ``up`` refuses
 in one line (exit status 2) naming ``--resume`` and ``reset``; ``up
---resume`` starts it and reports the same finished run; ``results --format
-json`` lists every result the evaluator produced; ``reset --yes`` forgets the
+--resume`` with a larger budget continues it to that budget (the planner had
+stopped at the old one), evaluating nothing twice; ``results --format json``
+lists every result the evaluator produced; ``reset --yes`` forgets the
 file, and the next ``up`` runs the loop again from nothing. With host
 processes (the Redis exchange), every agent process opens the same file, and
 ``down`` has the supervising ``up`` stop the run; every agent checkpoints;
@@ -82,10 +83,15 @@ def test_a_finished_deployment_keeps_refuses_lists_its_results_and_resets(
         f"`academy-ml up --resume {config}` continues it, `academy-ml reset {config}` forgets it"
     ]
 
-    resumed = cli("up", config, "--resume", "--timeout", "240", env=env)
+    raised = len(evaluated) + 4
+    resumed = cli(
+        "up", config, "--resume", "--timeout", "240", f"--set=planner.budget={raised}", env=env
+    )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "cycle: done" in resumed.stderr
+    evaluated = sorted(float(x) for x in log.read_text().split())
+    assert len(set(evaluated)) == len(evaluated) >= raised  # continued, nothing twice
     assert f"{len(evaluated)} results, 0 pending" in resumed.stderr
-    assert sorted(float(x) for x in log.read_text().split()) == evaluated  # nothing evaluated
 
     listed = cli("results", config, "--format", "json", env=env)
     assert listed.returncode == 0, listed.stderr
