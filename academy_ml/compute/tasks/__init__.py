@@ -31,7 +31,7 @@ from academy_ml.engine.cache import Cache
 from academy_ml.engine.data import Table, Target, prepare_features, prepare_target
 from academy_ml.engine.plan import Plan
 from academy_ml.engine.run import run
-from academy_ml.exceptions import PlanError, WireError
+from academy_ml.exceptions import PlanError
 
 __all__ = [
     "BatchRequest",
@@ -56,7 +56,8 @@ def run_batch(request: bytes) -> bytes:
 
     Raises:
         WireError: The request is malformed or out of bounds (more threads than
-            this node has cores, more folds than the dataset has rows...).
+            this node has cores, more folds than the dataset has rows, a split
+            holding rows beyond it...).
         DataError: The dataset is not in this endpoint's store.
         PlanError: This endpoint compiles another plan than the client did
             (different academy_ml or scikit-learn versions).
@@ -64,8 +65,6 @@ def run_batch(request: bytes) -> bytes:
     start = time.perf_counter()
     task = BatchRequest.from_bytes(request)
     table, y = _dataset(str(DatasetStore().root), task.dataset)
-    if task.cv > table.n_rows:
-        raise WireError(f"a request asks for {task.cv} folds of a dataset of {table.n_rows} rows")
     compiled = _PLANS.compiled(task, table, y)
     scores = {
         i: PipelineScores(index=i, fold_scores=[], error=error)

@@ -75,7 +75,8 @@ class PlanCache:
         """The plan of ``task``'s batch on its dataset (``X``, ``y``), compiled once.
 
         Raises:
-            WireError: The specs as a whole are malformed, too large or deep.
+            WireError: The specs as a whole are malformed, too large or deep,
+                or the folds do not fit the dataset.
         """
         trust = Trust.from_env()
         key = _key(task, trust)
@@ -103,10 +104,12 @@ class PlanCache:
 
 def _key(task: BatchRequest, trust: Trust) -> tuple[Any, ...]:
     specs_digest = hashlib.blake2b(task.pipelines, digest_size=16).digest()
-    return (specs_digest, len(task.pipelines), task.cv, task.scoring, task.dataset, trust)
+    return (specs_digest, len(task.pipelines), task.folds_key(), task.scoring, task.dataset, trust)
 
 
 def _compile(task: BatchRequest, X: Table, y: Target, trust: Trust) -> Compiled:
+    # The folds are checked against the dataset's rows before anything is decoded.
+    cv = task.folds(X.n_rows)
     decoded = specs.decode_each(task.pipelines, trust)
     runnable = tuple(i for i, p in enumerate(decoded) if not isinstance(p, WireError))
     refused = {i: f"WireError: {p}" for i, p in enumerate(decoded) if isinstance(p, WireError)}
@@ -114,5 +117,5 @@ def _compile(task: BatchRequest, X: Table, y: Target, trust: Trust) -> Compiled:
         return Compiled(None, runnable, refused)
     # The endpoint compiles its own plan from the specs it decoded under its
     # allow-lists: a plan handed to it is never run.
-    plan = compile_batch([decoded[i] for i in runnable], cv=task.cv, X=X, y=y, scoring=task.scoring)
+    plan = compile_batch([decoded[i] for i in runnable], cv=cv, X=X, y=y, scoring=task.scoring)
     return Compiled(plan, runnable, refused)

@@ -5,7 +5,9 @@ ColumnTransformers, functions, types, kernels, arrays; whole requests and
 results) and hostile shapes: spec-like maps naming issue 14's paths and
 other untrusted names, bad dtypes, extensions nested hundreds deep,
 containers nested past msgpack's stack. :mod:`fuzz_support` mutates each
-and fails on a crash or on any exception but :class:`WireError`.
+and fails on a crash or on any exception but :class:`WireError`. Explicit
+splits (any size, byte length, index, fold count) are checked as an endpoint
+checks them against a dataset of :data:`ROWS` rows.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 from academy_ml.agents.search_space import explored_batch
 from academy_ml.compute.tasks.request import (
     MESSAGE_VERSION,
+    SPLIT_DTYPE,
     BatchRequest,
     BatchResult,
     PipelineScores,
@@ -143,6 +146,45 @@ _requests = st.builds(
     _keys,
     st.sampled_from([None, 1, 2]),
 )
+#: Rows of the dataset a fuzzed request's splits are checked against.
+ROWS = 100
+_indices = st.one_of(
+    st.lists(st.integers(0, 2 * ROWS), max_size=6).map(
+        lambda v: np.array(v, dtype=SPLIT_DTYPE).tobytes()
+    ),
+    st.sampled_from([np.array([2**32 - 1], dtype=SPLIT_DTYPE).tobytes(), b"\x00" * 4 * 5000]),
+    st.binary(max_size=9),
+)
+_split_fields = st.one_of(
+    st.fixed_dictionaries({"train": _indices, "test": _indices}),
+    st.dictionaries(
+        st.sampled_from(["train", "test", "rows"]), _indices | _spec_values, max_size=3
+    ),
+    _spec_values,
+)
+#: Requests whose other fields are sound, with splits of every shape (cv agreeing or not);
+#: splits that are not a list at all come from ``_envelopes``.
+_split_requests = st.builds(
+    lambda splits, cv, specs: ValueEncoder().pack(
+        [
+            MESSAGE_VERSION,
+            "BatchRequest",
+            {
+                "plan_key": "a" * 32,
+                "node_keys": ["b" * 32],
+                "pipelines": specs,
+                "cv": len(splits) if cv is None else cv,
+                "splits": splits,
+                "scoring": None,
+                "dataset": "c" * 32,
+                "threads": None,
+            },
+        ]
+    ),
+    st.lists(_split_fields, min_size=1, max_size=5),
+    st.none() | st.integers(-1, 102),
+    st.sampled_from(CORPUS),
+)
 _results = st.builds(
     lambda plan, scores, error: BatchResult(
         plan_key=plan,
@@ -171,21 +213,30 @@ def decode_request(data: bytes) -> None:
     """What an endpoint does with request bytes before compiling (and a client with results)."""
     with contextlib.suppress(WireError):
         BatchResult.from_bytes(data)
-    decode_pipelines(BatchRequest.from_bytes(data).pipelines)
+    request = BatchRequest.from_bytes(data)
+    request.folds(ROWS)
+    decode_pipelines(request.pipelines)
 
 
 SPECS = FuzzTarget(decode=decode_pipelines, inputs=spec_inputs, expected=(WireError,))
 REQUEST = FuzzTarget(
     decode=decode_request,
-    inputs=st.one_of(_requests, _results, _envelopes, spec_inputs),
+    inputs=st.one_of(_requests, _split_requests, _results, _envelopes, spec_inputs),
     expected=(WireError,),
 )
 
+#: Splits alone: both an endpoint's acceptance and its refusals must be reached.
+SPLITS = FuzzTarget(decode=decode_request, inputs=_split_requests, expected=(WireError,))
 
-SEEN = {"SPECS": ("accepted",), "REQUEST": ("accepted", "EnvelopeError")}
+
+SEEN = {
+    "SPECS": ("accepted",),
+    "REQUEST": ("accepted", "EnvelopeError"),
+    "SPLITS": ("accepted", "WireError"),
+}
 
 
-@pytest.mark.parametrize("target", ["SPECS", "REQUEST"])
+@pytest.mark.parametrize("target", ["SPECS", "REQUEST", "SPLITS"])
 def test_request_decoders_survive_fuzzing(target: str) -> None:
     # Both halves are exercised: inputs that decode and inputs refused (by the
     # envelope, too, for another kind or version).
@@ -195,6 +246,6 @@ def test_request_decoders_survive_fuzzing(target: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(SOAK_TIMEOUT)
-@pytest.mark.parametrize("target", ["SPECS", "REQUEST"])
+@pytest.mark.parametrize("target", ["SPECS", "REQUEST", "SPLITS"])
 def test_request_decoders_soak(target: str) -> None:
     run_campaign(__file__, target, soak=True)

@@ -8,12 +8,12 @@ import msgpack
 import numpy as np
 import pandas as pd
 import pytest
-from hostile_specs import ATTACK_PATHS, rename
+from hostile_specs import ATTACK_PATHS, rename, request_fields
 from sklearn.base import clone
-from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVR
 
 import academy_ml as aml
 import academy_ml.compute.tasks as tasks
@@ -21,8 +21,8 @@ from academy_ml.agents.search_space import explored_batch
 from academy_ml.compute.tasks import BatchRequest, BatchResult, make_request, put_dataset, run_batch
 from academy_ml.compute.tasks.datasets import ENV_VAR, to_arrow, to_bytes
 from academy_ml.compute.tasks.plans import PlanCache
-from academy_ml.compute.tasks.request import MAX_FOLDS, MAX_NODE_KEYS, MESSAGE_VERSION
-from academy_ml.compute.tasks.specs import MAX_SPEC_BYTES, TRUSTED_NAMES_ENV, encode_pipelines
+from academy_ml.compute.tasks.request import MAX_FOLDS, MAX_NODE_KEYS
+from academy_ml.compute.tasks.specs import MAX_SPEC_BYTES, TRUSTED_NAMES_ENV
 from academy_ml.engine import lower as lower_module
 from academy_ml.engine import plan as plan_module
 from academy_ml.exceptions import DataError, ParameterError, PlanError, WireError
@@ -41,9 +41,9 @@ def test_a_batch_scores_as_evaluate_does_and_reruns_from_the_cache(
     endpoint_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     X, y, pipelines = explored_batch(12, 600)
-    forest = clone(pipelines[0])
-    forest.steps[-1] = ("forest", RandomForestRegressor(5, random_state=0))  # Python backend
-    pipelines.append(forest)
+    foreign = clone(pipelines[0])
+    foreign.steps[-1] = ("svr", SVR())  # Python backend
+    pipelines.append(foreign)
     request = make_request(
         pipelines, X, y, cv=3, scoring="r2", dataset_dir=str(tmp_path / "client")
     )
@@ -63,7 +63,7 @@ def test_a_batch_scores_as_evaluate_does_and_reruns_from_the_cache(
     assert again.executed == 0
     assert again.cache_hits > 0
     assert first.results[-1].error is None
-    assert first.results[-1].backends["forest"] == "python"
+    assert first.results[-1].backends["svr"] == "python"
     np.testing.assert_array_equal(
         [r.fold_scores for r in again.results], [r.fold_scores for r in first.results]
     )
@@ -158,20 +158,6 @@ def test_a_forged_batch_with_refused_pipelines_still_checks_the_plan(
     forged = request.model_copy(update={"node_keys": ["0" * 32]})
     with pytest.raises(PlanError, match="same versions"):
         run_batch(forged.to_bytes())
-
-
-def request_fields(**changes: Any) -> bytes:
-    fields: dict[str, Any] = {
-        "plan_key": "a" * 32,
-        "node_keys": ["b" * 32],
-        "pipelines": encode_pipelines([Ridge()]),
-        "cv": 5,
-        "scoring": None,
-        "dataset": "c" * 32,
-        "threads": None,
-    }
-    fields.update(changes)
-    return bytes(msgpack.packb([MESSAGE_VERSION, "BatchRequest", fields], use_bin_type=True))
 
 
 @pytest.mark.parametrize(
