@@ -4,7 +4,8 @@ A deployment is *finished* when its ``stop_with`` agent's last checkpoint
 says its strategies stopped (the planner's budget strategy fired, or its
 generator ran out) and the ledger holds nothing pending: that is what ``up``
 waits for before it reports "done". Starting it again would only report the
-old results at once, so ``up`` refuses unless told ``--resume``. A run
+old results at once, so ``up`` refuses unless told ``--resume`` (with which a
+larger budget continues it: the planner clears its stop at startup). A run
 stopped early (a signal, ``--timeout``, a crash) left its checkpoint with
 strategies running or candidates pending, and resumes as before. A
 deployment without ``stop_with`` never finishes.
