@@ -18,34 +18,12 @@ from academy_ml.deploy.launch.logs import LOG_LEVELS
 from academy_ml.engine.cache import clear, default_cache_dir, summarize
 from academy_ml.exceptions import AcademyMLError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Dispatches to a subcommand."""
-    parser = argparse.ArgumentParser(prog="academy-ml", description="academy_ml command line")
-    parser.add_argument("--version", action="version", version=f"academy-ml {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser(
-        "demo",
-        help="evaluate a generated batch of pipelines and print a leaderboard",
-        add_help=False,
-    )
-    cache = sub.add_parser("cache", help="inspect or empty the node-local cache")
-    cache_sub = cache.add_subparsers(dest="action", required=True)
-    for action, text in (
-        ("stats", "entries, bytes and hit counters of every process"),
-        ("clear", "remove every entry and reset the counters"),
-    ):
-        cmd = cache_sub.add_parser(action, help=text)
-        cmd.add_argument(
-            "--dir",
-            type=Path,
-            default=None,
-            help=f"cache directory (default: $ACADEMY_ML_CACHE_DIR or {default_cache_dir()})",
-        )
-    _add_endpoint(sub)
-    _add_launch(sub)
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         from academy_ml.deploy import demo  # scikit-learn: seconds that other verbs need not wait
@@ -82,6 +60,34 @@ def main(argv: list[str] | None = None) -> None:
         _cache_stats(args.dir)
     else:
         _cache_clear(args.dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``academy-ml`` argument parser (``demo`` leaves its arguments to ``demo.main``)."""
+    parser = argparse.ArgumentParser(prog="academy-ml", description="academy_ml command line")
+    parser.add_argument("--version", action="version", version=f"academy-ml {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "demo",
+        help="evaluate a generated batch of pipelines and print a leaderboard",
+        add_help=False,
+    )
+    cache = sub.add_parser("cache", help="inspect or empty the node-local cache")
+    cache_sub = cache.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("stats", "entries, bytes and hit counters of every process"),
+        ("clear", "remove every entry and reset the counters"),
+    ):
+        cmd = cache_sub.add_parser(action, help=text)
+        cmd.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help=f"cache directory (default: $ACADEMY_ML_CACHE_DIR or {default_cache_dir()})",
+        )
+    _add_endpoint(sub)
+    _add_launch(sub)
+    return parser
 
 
 #: Seconds between collections of ``status --watch`` without a value.

@@ -14,18 +14,23 @@ from rich.table import Table
 import academy_ml as aml
 from academy_ml.agents.search_space import explored_batch
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Evaluates an explored batch and prints a leaderboard and op counts."""
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of ``academy-ml demo``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pipelines", type=int, default=64)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--cv", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top", type=int, default=10)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Evaluates an explored batch and prints a leaderboard and op counts."""
+    args = build_parser().parse_args(argv)
     console = Console()
     X, y, pipelines = explored_batch(args.pipelines, args.rows, seed=args.seed)
     categorical = [c for c in X.columns if c.startswith("cat")]
