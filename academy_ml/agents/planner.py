@@ -117,12 +117,13 @@ class PlannerAgent(StrategicAgent):
 
     def strategies(self) -> Sequence[Strategy]:
         """Reopen, backpressure (pause, resume), retrain, budget, generation finished; in order."""
-        review = OnCall("record_result") | Interval(self.review_interval_s)
+        tick = Interval(self.review_interval_s)
+        review = OnCall("record_result") | tick
         on_queue = review | OnCall("report_queue")
         return (
             Strategy(
                 "reopen",
-                when=review,
+                when=tick,  # a catch-up after a restart: not worth an evaluation per result
                 if_=Predicate(self.reopening, "budget raised after generation finished"),
                 then=[Call("reopen_generation")],
             ),
