@@ -51,6 +51,7 @@ def test_an_embedded_run_logs_its_decisions_and_status_watches_it(tmp_path: Path
     done = up(config, "--log-level", "INFO")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"logs in {run_dir}" in " ".join(done.stderr.split())
+    assert "strategy 'budget' fired" not in done.stderr  # firings stay off the terminal
     log = (run_dir / "up.log").read_text()
     assert "planner started: strategies backpressure-pause" in log
     assert "planner: strategy 'budget' fired (on " in log
@@ -102,6 +103,7 @@ def test_host_processes_start_without_a_status_warning(
     assert "did not answer" not in done.stderr
     assert "Traceback" not in done.stderr
     planner = (tmp_path / "runinfo" / "hosted" / "planner.log").read_text()
-    assert "planner INFO academy_ml.agents.strategies.strategy: planner: strategy 'budget'" in (
-        planner
-    )
+    assert (
+        "planner WARNING academy_ml.agents.strategies.strategy.firings: "
+        "planner: strategy 'budget' fired (on "
+    ) in planner

@@ -16,10 +16,13 @@ feeds it signals from its Academy actions and events, and time from one
 
 Every evaluation in which a strategy's trigger is satisfied is logged,
 whether its constraint let it fire or not: to the knowledge base's strategy
-log (what ``academy-ml status`` shows) and, at INFO, to this module's logger
-(``academy_ml.agents.strategies.strategy``), one line per evaluation naming
-the agent, the strategy, the trigger leaves seen, the constraint's answer
-and, when it acted, the actions and their outcomes.
+log (what ``academy-ml status`` shows) and to the logs, one line per
+evaluation naming the agent, the strategy, the trigger leaves seen, the
+constraint's answer and, when it acted, the actions and their outcomes.
+An evaluation that held is INFO on this module's logger
+(``academy_ml.agents.strategies.strategy``); a firing that acted is WARNING
+on its child :data:`FIRINGS` (``...strategy.firings``), which a terminal
+showing warnings leaves to the log files: a long run acts often.
 """
 
 from __future__ import annotations
@@ -41,9 +44,12 @@ from academy_ml.agents.strategies.triggers import (
 )
 from academy_ml.exceptions import StrategyError
 
-__all__ = ["FiringLog", "FiringRecord", "Strategy", "StrategyRunner"]
+__all__ = ["FIRINGS", "FiringLog", "FiringRecord", "Strategy", "StrategyRunner"]
 
 logger = logging.getLogger(__name__)
+#: The logger of firings that acted (WARNING).
+FIRINGS = f"{__name__}.firings"
+_firings = logging.getLogger(FIRINGS)
 
 
 class FiringRecord(TypedDict):
@@ -288,9 +294,9 @@ class StrategyRunner:
 
 
 def _log_evaluation(record: FiringRecord) -> None:
-    """One INFO line per evaluation: fired (with actions and outcomes) or held, and why."""
+    """One line per evaluation: fired (WARNING, with actions and outcomes) or held (INFO), why."""
     if record["fired"]:
-        logger.info(
+        _firings.warning(
             "%s: strategy %r fired (%s) -> %s: %s",
             record["agent"],
             record["strategy"],

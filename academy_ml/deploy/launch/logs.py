@@ -6,9 +6,11 @@ deployment's log directory (``logs``, by default ``runinfo/<name>/`` beside
 the config); each host process writes ``<agent>.log`` there. The level is
 the config's ``log_level`` (INFO by default), which ``--log-level``
 overrides: at INFO every strategy evaluation is a line (which strategy, the
-trigger seen, what the constraint said, the actions and their outcomes). The
-terminal shows warnings and errors only, above the progress bar, one line
-each (their tracebacks are in the file).
+trigger seen, what the constraint said, the actions and their outcomes;
+firings that acted are WARNING). The terminal shows warnings and errors
+only, above the progress bar, one line each (their tracebacks are in the
+file), but for strategy firings: a long run acts often, and the progress
+bar and ``status`` show what came of it.
 
 Parsl endpoints built for the deployment keep Parsl's own log in their run
 directory (``<logs>/parsl/NNN/parsl.log``, with the interchange's and the
@@ -51,6 +53,16 @@ def log_overrides(level: str | None, logs: Path | None) -> list[str]:
     if logs is not None:
         overrides.append(f"deployment.logs={logs.expanduser().absolute()}")
     return overrides
+
+
+#: Loggers whose records stay off the terminal: strategy firings that acted
+#: (``academy_ml.agents.strategies.strategy.FIRINGS``, named here so that
+#: every verb need not import the strategies).
+_FILES_ONLY: Final = frozenset({"academy_ml.agents.strategies.strategy.firings"})
+
+
+def _off_terminal(record: logging.LogRecord) -> bool:
+    return record.name not in _FILES_ONLY
 
 
 def _quiet_parsl(record: logging.LogRecord) -> bool:
@@ -100,6 +112,7 @@ def console_logging(level: str, console: Console) -> contextlib.AbstractContextM
 def _console_handler(console: Console, level: int) -> logging.Handler:
     handler = RichHandler(console=console, show_path=False)
     handler.setLevel(level)
+    handler.addFilter(_off_terminal)
     return handler
 
 

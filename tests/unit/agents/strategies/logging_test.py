@@ -1,4 +1,4 @@
-"""Every strategy evaluation reaches the logs at INFO: trigger, constraint, actions, outcome."""
+"""Every strategy evaluation reaches the logs: held at INFO, acted at WARNING, and why."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from academy_ml.agents.strategies import (
     Strategy,
     StrategyRunner,
 )
+from academy_ml.agents.strategies.strategy import FIRINGS
 
 LOGGER = "academy_ml.agents.strategies.strategy"
 NOW = datetime(2025, 3, 1, 11, 0, tzinfo=UTC)
@@ -42,10 +43,12 @@ def runner(*strategies: Strategy, state: dict[str, Any]) -> StrategyRunner:
 
 
 def messages(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
-    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name == LOGGER]
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name in (LOGGER, FIRINGS)]
 
 
-def test_held_and_fired_evaluations_are_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+def test_held_evaluations_are_info_and_firings_that_act_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     state: dict[str, Any] = {"queue": 3}
     pause = Strategy(
         "pause",
@@ -64,11 +67,13 @@ def test_held_and_fired_evaluations_are_logged_at_info(caplog: pytest.LogCapture
             "planner: strategy 'pause' held (on event queued: queue = 3 (at least 10 needed))",
         ),
         (
-            logging.INFO,
+            logging.WARNING,
             "planner: strategy 'pause' fired (on event queued: queue = 12 (at least 10 needed))"
             " -> set paused: paused = True",
         ),
     ]
+    # Under the module's logger: configuring it configures both.
+    assert logging.getLogger(FIRINGS).parent is logging.getLogger(LOGGER)
 
 
 def test_an_action_that_raised_is_in_the_evaluation_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -78,7 +83,7 @@ def test_an_action_that_raised_is_in_the_evaluation_line(caplog: pytest.LogCaptu
     found = messages(caplog)
     assert (logging.WARNING, "action 'explode' of strategy 'explode' raised") in found
     assert found[-1] == (
-        logging.INFO,
+        logging.WARNING,
         "planner: strategy 'explode' fired (on event go: no constraint) -> explode: "
         "explode failed: RuntimeError: boom",
     )

@@ -6,12 +6,23 @@ import asyncio
 import io
 import logging
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
+from academy_ml.agents.strategies import (
+    FiringRecord,
+    OnEvent,
+    SetState,
+    Signal,
+    StateAtLeast,
+    Strategy,
+    StrategyRunner,
+)
+from academy_ml.agents.strategies.strategy import FIRINGS
 from academy_ml.deploy.cli import main
 from academy_ml.deploy.launch import run
 from academy_ml.deploy.launch.config import DeploymentSection, load_deployment
@@ -99,6 +110,39 @@ def test_the_terminal_gets_one_line_the_file_the_traceback(tmp_path: Path) -> No
     )
     assert "Traceback" not in shown
     assert "Traceback (most recent call last)" in file.read_text()
+
+
+class NoKnowledge:
+    async def count_since(self, model_version: int, *, flag: str | None = None) -> int:
+        return 0
+
+
+def test_strategy_firings_are_warnings_in_the_file_not_on_the_terminal(tmp_path: Path) -> None:
+    async def log(record: FiringRecord) -> None:
+        return None
+
+    state: dict[str, Any] = {"queue": 3}
+    pause = Strategy(
+        "pause",
+        when=OnEvent("queued"),
+        if_=StateAtLeast("queue", 10),
+        then=[SetState("paused", True)],
+    )
+    runner = StrategyRunner([pause], object(), state, NoKnowledge(), log, agent="planner")
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    file = tmp_path / "up.log"
+    out = io.StringIO()
+    with deployment_logging("INFO", file, Console(file=out, width=400)):
+        asyncio.run(runner.on_signal(Signal("event", "queued"), now))
+        state["queue"] = 12
+        for _ in range(3):  # a long run acts again and again
+            asyncio.run(runner.on_signal(Signal("event", "queued"), now))
+        logging.getLogger("academy_ml.test").warning("a restart")
+    text = file.read_text()
+    assert "INFO academy_ml.agents.strategies.strategy: planner: strategy 'pause' held" in text
+    assert text.count(f"WARNING {FIRINGS}: planner: strategy 'pause' fired") == 3
+    assert "strategy" not in out.getvalue()
+    assert "a restart" in out.getvalue()
 
 
 def test_debug_reaches_the_file(tmp_path: Path) -> None:
