@@ -93,7 +93,7 @@ def test_python_block_runs(
         (work / name).symlink_to(ROOT / name)
     python_path = [str(ROOT / "examples"), os.environ.get("PYTHONPATH", "")]
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "ACADEMY_ML_DATASET_DIR"},
         "PYTHONPATH": os.pathsep.join(filter(None, python_path)),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         "ACADEMY_ML_CACHE_DIR": str(tmp_path / "cache"),
