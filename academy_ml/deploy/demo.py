@@ -1,6 +1,7 @@
 """Pipeline-search demo: a generated batch of pipelines, evaluated as one plan.
 
-Run with ``make demo`` or ``python -m academy_ml.deploy.demo``.
+Run with ``academy-ml demo`` or ``python -m academy_ml.deploy.demo`` (``make demo`` runs
+the MOFA loop instead).
 """
 
 from __future__ import annotations
