@@ -28,11 +28,16 @@ with a secret only its owner can read (``secret``, mode 0600), so an entry
 planted by anyone else is a miss; temporary files get unpredictable names and
 are never opened through a planted link, and anything at an entry's path that
 is not a regular file (a link, a FIFO) is removed unread.
+
+The process that creates the default directory says so, once, at INFO on this
+module's logger: where it is, its disk budget and the command that empties it
+(:func:`first_use_notice`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import weakref
 from dataclasses import dataclass, fields
@@ -51,10 +56,15 @@ __all__ = [
     "Cache",
     "CacheStats",
     "CacheSummary",
+    "cache_advice",
     "clear",
     "default_cache_dir",
+    "first_use_notice",
+    "human_size",
     "summarize",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable naming the cache directory (endpoints point it at
 #: node-local disk).
@@ -71,6 +81,41 @@ def default_cache_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     return Path(platformdirs.user_cache_dir("academy_ml", appauthor=False))
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes for people (B, KiB, MiB, GiB)."""
+    if n < 1024:
+        return f"{n:,} B"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GiB"
+
+
+def cache_advice(path: Path | None, disk_bytes: int | None = None) -> str:
+    """How to empty the cache at ``path`` (None: the default) and what it keeps at most.
+
+    ``disk_bytes`` is its budget (None: the default budget, said as such).
+    """
+    clear = "academy-ml cache clear" + ("" if path is None else f" --dir {path}")
+    budget = (
+        f"{human_size(DEFAULT_DISK_BYTES)} by default"
+        if disk_bytes is None
+        else human_size(disk_bytes)
+    )
+    return (
+        f"`{clear}` empties it. It keeps at most {budget} (Cache(disk_bytes=...)), "
+        "least recently used out first"
+    )
+
+
+def first_use_notice(path: Path | None, disk_bytes: int | None = None) -> str:
+    """What is said when the cache at ``path`` (None: the default) was created."""
+    where = default_cache_dir() if path is None else path
+    return f"created the node cache {where}; {cache_advice(path, disk_bytes)}"
 
 
 @dataclass(frozen=True)
@@ -171,7 +216,13 @@ class Cache:
         self.path = Path(path).expanduser() if path is not None else default_cache_dir()
         self.memory_bytes = _budget("memory_bytes", memory_bytes)
         self.disk_bytes = _budget("disk_bytes", disk_bytes)
+        # The default directory's absence marks its first use, worth a line.
+        first_use = (
+            self.disk_bytes > 0 and self.path == default_cache_dir() and not self.path.exists()
+        )
         self.native = _runtime.NodeCache(str(self.path), self.memory_bytes, self.disk_bytes)
+        if first_use:
+            logger.info("%s", first_use_notice(None, self.disk_bytes))
         # Entries still being written reach the disk before the interpreter
         # exits, even when this cache is still referenced then.
         weakref.finalize(self, _flush_quietly, self.native)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -25,6 +26,27 @@ def test_directory_comes_from_the_environment_or_the_platform(
     assert aml.Cache().path == tmp_path / "node-local"
     monkeypatch.delenv(ENV_VAR)
     assert default_cache_dir().name == "academy_ml"
+
+
+def test_the_first_use_of_the_default_cache_says_where_and_its_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    default = tmp_path / "default"
+    monkeypatch.setenv(ENV_VAR, str(default))
+    with caplog.at_level(logging.INFO, logger="academy_ml.engine.cache"):
+        aml.Cache(memory_bytes=0, disk_bytes=0)  # no disk tier: nothing created, nothing said
+        aml.Cache(tmp_path / "elsewhere")  # not the default
+        aml.Cache(disk_bytes=2**30)
+        aml.Cache()  # the directory exists: said once only
+        aml.Cache(str(default))
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (
+            logging.INFO,
+            f"created the node cache {default}; `academy-ml cache clear` empties it. "
+            "It keeps at most 1.0 GiB (Cache(disk_bytes=...)), least recently used out first",
+        )
+    ]
+    assert default.is_dir()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A node cache past the notice size is named, once, with the command that empties it."""
+"""A node cache that is new or past the notice size is named once, with how to empty it."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_a_cache_past_the_size_is_named_with_the_command(tmp_path: Path) -> None
     assert notice == (
         f"the node cache {tmp_path} holds 3.0 GiB (more than 1.0 GiB); "
         f"`academy-ml cache clear --dir {tmp_path}` empties it. It keeps at most "
-        "Cache(disk_bytes=...), 20.0 GiB by default, least recently used out first"
+        "20.0 GiB by default (Cache(disk_bytes=...)), least recently used out first"
     )
 
 
@@ -103,6 +103,32 @@ def test_up_looks_at_its_caches_in_the_background_once_each(
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"academy-ml: the node cache {large} holds ")
+
+
+def test_up_names_the_caches_its_run_created_once_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default, endpoint, kept, unused = (tmp_path / n for n in ("default", "ep", "kept", "unused"))
+    monkeypatch.setenv(ENV_VAR, str(default))
+    _cache(kept)
+    out = io.StringIO()
+    notice = cache_notice(Console(file=out, width=400), [None, endpoint, kept, unused])
+    Cache()  # what the run does: the default cache and an endpoint's are created
+    Cache(endpoint)
+    notice.join()
+    notice.join()
+    assert out.getvalue().splitlines() == [
+        f"academy-ml: created the node cache {default}; `academy-ml cache clear` empties it. "
+        "It keeps at most 20.0 GiB by default (Cache(disk_bytes=...)), least recently used "
+        "out first",
+        f"academy-ml: created the node cache {endpoint}; `academy-ml cache clear --dir "
+        f"{endpoint}` empties it. It keeps at most 20.0 GiB by default (Cache(disk_bytes=...)), "
+        "least recently used out first",
+    ]
+    # The next run finds them: not a word.
+    again = io.StringIO()
+    cache_notice(Console(file=again, width=400), [None, endpoint, kept]).join()
+    assert again.getvalue() == ""
 
 
 def test_a_deployments_caches_are_the_default_and_its_endpoints(tmp_path: Path) -> None:
