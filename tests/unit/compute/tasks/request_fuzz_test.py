@@ -148,7 +148,11 @@ _requests = st.builds(
 )
 #: Rows of the dataset a fuzzed request's splits are checked against.
 ROWS = 100
+_in_range = st.lists(st.integers(0, ROWS - 1), min_size=1, max_size=6).map(
+    lambda v: np.array(v, dtype=SPLIT_DTYPE).tobytes()
+)
 _indices = st.one_of(
+    _in_range,
     st.lists(st.integers(0, 2 * ROWS), max_size=6).map(
         lambda v: np.array(v, dtype=SPLIT_DTYPE).tobytes()
     ),
@@ -161,6 +165,9 @@ _split_fields = st.one_of(
         st.sampled_from(["train", "test", "rows"]), _indices | _spec_values, max_size=3
     ),
     _spec_values,
+)
+_sound_splits = st.lists(
+    st.fixed_dictionaries({"train": _in_range, "test": _in_range}), min_size=1, max_size=5
 )
 #: Requests whose other fields are sound, with splits of every shape (cv agreeing or not);
 #: splits that are not a list at all come from ``_envelopes``.
@@ -181,7 +188,7 @@ _split_requests = st.builds(
             },
         ]
     ),
-    st.lists(_split_fields, min_size=1, max_size=5),
+    _sound_splits | st.lists(_split_fields, min_size=1, max_size=5),
     st.none() | st.integers(-1, 102),
     st.sampled_from(CORPUS),
 )
