@@ -20,7 +20,7 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin, is_classifier
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
@@ -937,9 +937,9 @@ CASES = [
             lambda: [
                 (
                     make_pipeline(
-                        _ct_impute_onehot(), RandomForestRegressor(random_state=0, n_estimators=20)
+                        _ct_impute_onehot(), ExtraTreesRegressor(random_state=0, n_estimators=20)
                     ),
-                    {**CT_BACKENDS, **python("randomforestregressor")},
+                    {**CT_BACKENDS, **python("extratreesregressor")},
                 ),
                 _ct_ridge_on_rust(),
                 _ct_ridge_on_python(),

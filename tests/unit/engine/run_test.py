@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
 from sklearn.neighbors import KNeighborsRegressor
@@ -140,8 +140,8 @@ def test_tiers_alone_and_under_tiny_budgets_give_the_same_scores(
 
 def test_deterministic_foreign_scores_are_cached(diabetes: Any, tmp_path: Path) -> None:
     X, y = diabetes
-    pinned = make_pipeline(StandardScaler(), RandomForestRegressor(5, random_state=0))
-    unpinned = make_pipeline(StandardScaler(), RandomForestRegressor(5))
+    pinned = make_pipeline(StandardScaler(), ExtraTreesRegressor(5, random_state=0))
+    unpinned = make_pipeline(StandardScaler(), ExtraTreesRegressor(5))
     plan = aml.compile([pinned, unpinned], cv=CV, X=X, y=y)
     cache = aml.Cache(tmp_path)
 
