@@ -53,7 +53,7 @@ def test_an_embedded_run_logs_its_decisions_and_status_watches_it(tmp_path: Path
     assert f"logs in {run_dir}" in " ".join(done.stderr.split())
     assert "strategy 'budget' fired" not in done.stderr  # firings stay off the terminal
     log = (run_dir / "up.log").read_text()
-    assert "planner started: strategies backpressure-pause" in log
+    assert "planner started: strategies reopen, backpressure-pause" in log
     assert "planner: strategy 'budget' fired (on " in log
     assert f"at least {BUDGET} results: yes) -> finish_generation, stop: " in log
     assert "planner: strategy 'retrain' held (on " in log
